@@ -1,0 +1,253 @@
+"""A real Apache Kafka broker (KRaft, one node) as a JVM child process on 127.0.0.1.
+
+The broker is what Strimzi deploys, not a fake: transactions, KIP-848 groups and read_committed
+offsets behave as on the cluster. Ports are picked before the storage is formatted (the
+controller's address is recorded then) and kept in the data dir, so a restart on the same data dir
+comes back at the same address with its data.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from medpubsub.kafka_clients import common_config
+from medpubsub.settings import KafkaSettings
+from pytest_medpubsub import processes, progress
+from pytest_medpubsub.kafka.jars import KAFKA_VERSION, java_executable, libs_dir
+from pytest_medpubsub.waiting import WaitTimeout, wait_for
+
+HOST = "127.0.0.1"
+_STATE_FILE = "embedded.json"
+
+# The defaults assume three brokers and 50-partition internal topics; a single node wants 1 and 1.
+# Group and transaction timings are shortened so that joins and a killed maker's open transaction
+# resolve in about a second rather than in tens of seconds.
+_SERVER_SETTINGS = {
+    "process.roles": "broker,controller",
+    "node.id": "1",
+    "controller.listener.names": "CONTROLLER",
+    "inter.broker.listener.name": "PLAINTEXT",
+    "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    "num.partitions": "1",
+    "auto.create.topics.enable": "false",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "1",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "share.coordinator.state.topic.num.partitions": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    "group.consumer.heartbeat.interval.ms": "500",
+    "group.consumer.min.heartbeat.interval.ms": "500",
+    "group.consumer.session.timeout.ms": "6000",
+    "group.consumer.min.session.timeout.ms": "6000",
+    "group.consumer.assignment.interval.ms": "0",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
+    "log.segment.bytes": str(16 * 1024 * 1024),
+}
+
+# A small heap, a single-threaded collector and the C1 compiler: the broker carries a few hundred
+# messages a second here, and on two cores its start-up time matters more than its peak speed.
+_JVM_OPTIONS = (
+    "-Xms128m",
+    "-Xmx768m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Djava.awt.headless=true",
+)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What is fixed at format time and must be the same at every restart."""
+
+    cluster_id: str
+    port: int
+    controller_port: int
+    version: str
+
+
+class EmbeddedKafka:
+    """One broker on its data dir: `start()`, `stop()`, `kill()` (SIGKILL), `restart()`."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, version: str = KAFKA_VERSION):
+        self.data_dir = data_dir.resolve()
+        self.version = version
+        self._wanted_port = port
+        self._process: subprocess.Popen[bytes] | None = None
+        self._layout: _Layout | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{HOST}:{self._require_layout().port}"
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings(kafka_bootstrap=self.bootstrap_servers)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process and self._process.poll() is None else None
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "logs" / "server.log"
+
+    def start(self, timeout_s: float = 120.0) -> str:
+        """Format the data dir if new, start the JVM, return the bootstrap once clients connect."""
+        if self.pid is not None:
+            return self.bootstrap_servers
+        java = java_executable()
+        classpath = f"{libs_dir(self.version)}/*"
+        layout = self._load_or_format(java, classpath)
+        self._process = processes.spawn(
+            [java, *self._jvm_options(), "-cp", classpath, "kafka.Kafka", str(self._config())],
+            log_path=self.data_dir / "logs" / "java.out",
+        )
+        with progress.step(f"Starting Apache Kafka {self.version} on {HOST}:{layout.port}"):
+            self._wait_ready(timeout_s)
+        return self.bootstrap_servers
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        """SIGTERM (a clean shutdown keeps the restart fast), then SIGKILL after `grace_s`."""
+        if self._process is not None:
+            processes.stop(self._process, grace_s)
+            self._process = None
+
+    def kill(self) -> None:
+        """SIGKILL: the broker dies as in a crash; the data dir stays for `start()`."""
+        if self._process is not None:
+            processes.kill(self._process)
+            self._process = None
+
+    def restart(self, timeout_s: float = 120.0) -> str:
+        self.stop()
+        return self.start(timeout_s)
+
+    def __enter__(self) -> EmbeddedKafka:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- layout and configuration ------------------------------------------------------------
+
+    def _require_layout(self) -> _Layout:
+        if self._layout is None:
+            raise RuntimeError("the embedded broker has not been started")
+        return self._layout
+
+    def _load_or_format(self, java: str, classpath: str) -> _Layout:
+        state = self.data_dir / _STATE_FILE
+        if state.exists():
+            self._layout = _Layout(**json.loads(state.read_text()))
+            if self._layout.version != self.version:
+                raise RuntimeError(
+                    f"{self.data_dir} holds Kafka {self._layout.version} data; use another data "
+                    f"dir for Kafka {self.version}"
+                )
+            self._write_config()
+            return self._layout
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._layout = _Layout(
+            cluster_id=_new_cluster_id(),
+            port=self._wanted_port or _free_port(),
+            controller_port=_free_port(),
+            version=self.version,
+        )
+        self._write_config()
+        with progress.step("Formatting the embedded Kafka's storage"):
+            result = subprocess.run(
+                [java, *self._jvm_options(), "-cp", classpath, "kafka.tools.StorageTool", "format",
+                 "-t", self._layout.cluster_id, "-c", str(self._config())],
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"formatting {self.data_dir} failed: {result.stdout}{result.stderr}")
+        state.write_text(json.dumps(self._layout.__dict__))
+        return self._layout
+
+    def _config(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    def _write_config(self) -> None:
+        layout = self._require_layout()
+        settings = dict(_SERVER_SETTINGS)
+        settings.update(
+            {
+                "listeners": f"PLAINTEXT://{HOST}:{layout.port},"
+                f"CONTROLLER://{HOST}:{layout.controller_port}",
+                "advertised.listeners": f"PLAINTEXT://{HOST}:{layout.port}",
+                "controller.quorum.voters": f"1@{HOST}:{layout.controller_port}",
+                "log.dirs": str(self.data_dir / "log"),
+            }
+        )
+        self._config().write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+
+    def _jvm_options(self) -> list[str]:
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with resources.as_file(resources.files("pytest_medpubsub.kafka") / "log4j2.xml") as log4j:
+            return [
+                *_JVM_OPTIONS,
+                f"-Dkafka.logs.dir={logs}",
+                f"-Dlog4j2.configurationFile={log4j}",
+            ]
+
+    # -- readiness -----------------------------------------------------------------------------
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        """Ready means a metadata request answers, not only that the port accepts connections."""
+        port = self._require_layout().port
+        admins: list[AdminClient] = []  # made once the port is open: librdkafka logs refusals
+
+        def ready() -> bool:
+            if self._process is None or self._process.poll() is not None:
+                raise _BrokerExited(self._failure_detail())
+            with socket.create_connection((HOST, port), timeout=1):
+                pass
+            if not admins:
+                admins.append(AdminClient(common_config(self.kafka, "medpubsub-embedded-ready")))
+            return len(admins[0].list_topics(timeout=5).brokers) > 0
+
+        try:
+            wait_for(ready, timeout_s, f"the broker on {HOST}:{port} to answer metadata requests")
+        except (_BrokerExited, WaitTimeout) as error:
+            self.kill()
+            raise RuntimeError(f"the embedded Kafka did not start: {error}") from None
+
+    def _failure_detail(self) -> str:
+        code = self._process.returncode if self._process else None
+        lines = []
+        for path in (self.data_dir / "logs" / "java.out", self.log_file):
+            if path.exists():
+                lines += [line for line in path.read_text(errors="replace").splitlines() if line]
+        tail = " | ".join(lines[-3:]) or "no output"
+        return f"the JVM exited with status {code}: {tail} (logs in {self.data_dir / 'logs'})"
+
+
+class _BrokerExited(Exception):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+

@@ -1,0 +1,1 @@
+"""medpubsub: an on-demand medicine-tab factory on Kafka (patients order, makers make tabs)."""

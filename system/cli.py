@@ -1,0 +1,75 @@
+"""The `medpubsub` command.
+
+`patient` and `medicine` are what the service images run and need only this package. The harness
+commands (`kafka`, `up`, `status`, `down`, `demo`) are added by `pytest_medpubsub.cli` when the
+harness is installed, so an image stays free of the harness's dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from medpubsub.settings import ConfigError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _run_patient(_: argparse.Namespace) -> int:
+    from medpubsub.patient.service import run
+
+    return run()
+
+
+def _run_medicine(_: argparse.Namespace) -> int:
+    from medpubsub.medicine.service import run
+
+    return run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medpubsub",
+        description=(
+            "An on-demand medicine-tab factory on Kafka: patients order tabs, medicine makers "
+            "make them; and the harness that runs it locally and proves it under load and faults."
+        ),
+        epilog="Services read their settings from the environment (see README, 'Configuration').",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    patient = commands.add_parser(
+        "patient",
+        help="run one patient: an order of 1-30 tabs every ORBITAL_ORDER_PERIOD_SECONDS",
+        description="Publish one order per period to the orders topic until SIGTERM / SIGINT.",
+    )
+    patient.set_defaults(func=_run_patient)
+    medicine = commands.add_parser(
+        "medicine",
+        help="run one medicine job: take MEDICINE_MAX_ORDERS orders, make their tabs, exit",
+        description=(
+            "Take orders from the orders topic, make each order's tabs in parallel (one thread a "
+            "tab) and publish them exactly once; exit when MEDICINE_MAX_ORDERS are done or no "
+            "order came for MEDICINE_IDLE_TIMEOUT_SECONDS."
+        ),
+    )
+    medicine.set_defaults(func=_run_medicine)
+    try:
+        from pytest_medpubsub.cli import register
+    except ImportError:  # a service image: only the services are installed
+        pass
+    else:
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    command: Command = arguments.func
+    try:
+        return command(arguments)
+    except ConfigError as error:
+        print(f"medpubsub {arguments.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,97 @@
+"""The embedded broker: real readiness, data kept across a restart, nothing left running."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer
+
+from medpubsub.kafka_clients import common_config, producer_config, reader_config
+from medpubsub.settings import KafkaSettings
+from pytest_medpubsub import processes
+from pytest_medpubsub.kafka.embedded import EmbeddedKafka
+from pytest_medpubsub.kafka.jars import _java_major
+from pytest_medpubsub.kafka.topics import TopicSpec, ensure_topics
+
+
+def _read_all(kafka: KafkaSettings, topic: str, expected: int) -> list[bytes]:
+    consumer = Consumer(reader_config(kafka, "test-embedded"))
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    try:
+        for _ in range(200):  # bounded: at most ~20 s
+            message = consumer.poll(0.1)
+            if message is not None and message.error() is None and message.value() is not None:
+                values.append(message.value())
+            if len(values) >= expected:
+                break
+    finally:
+        consumer.close()
+    return values
+
+
+def test_a_restart_on_the_same_data_dir_keeps_address_and_data(tmp_path: Path) -> None:
+    broker = EmbeddedKafka(tmp_path / "data")
+    try:
+        bootstrap = broker.start()
+        ensure_topics(broker.kafka, [TopicSpec("restart.check", 2)])
+        producer = Producer(producer_config(broker.kafka, "test-embedded"))
+        for index in range(10):
+            producer.produce("restart.check", value=f"m{index}".encode())
+        assert producer.flush(15) == 0
+        broker.kill()  # a crash, not a clean shutdown
+        assert broker.pid is None
+        assert broker.start() == bootstrap
+        values = _read_all(broker.kafka, "restart.check", 10)
+        assert sorted(values) == sorted(f"m{index}".encode() for index in range(10))
+        assert broker.log_file.exists()
+    finally:
+        broker.stop()
+    assert broker.pid is None
+
+
+def test_the_session_broker_has_the_system_topics(medpubsub_kafka: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    metadata = AdminClient(common_config(KafkaSettings(kafka_bootstrap=medpubsub_kafka), "t"))
+    topics = metadata.list_topics(timeout=10).topics
+    assert {"tabs.orders", "tabs.deliveries", "tabs.dlq"} <= set(topics)
+    assert len(topics["tabs.orders"].partitions) >= 12
+
+
+def test_medpubsub_kafka_prints_bootstrap_and_stops_on_sigterm(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "medpubsub", "kafka", "--data-dir", str(tmp_path / "d")]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode().strip()  # the JVM start bounds this: ~5-30 s
+        assert line.startswith("bootstrap=127.0.0.1:"), line
+        assert processes.stop(process, grace_s=30) == 0
+        state = (tmp_path / "d" / "embedded.json").read_text()
+        assert line.rpartition(":")[2] in state
+    finally:
+        processes.kill(process)
+
+
+def test_a_missing_java_is_one_sentence_with_exit_2(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path), "JAVA_HOME": str(tmp_path / "nojava")}
+    env.pop("KAFKA_HOME", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "medpubsub", "kafka"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "install Java 17+ with Maven, or set KAFKA_HOME" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_java_versions_are_read_from_both_version_schemes() -> None:
+    assert _java_major('openjdk version "17.0.15" 2025-04-15') == 17
+    assert _java_major('java version "1.8.0_392"') == 8
+    assert _java_major("garbage") is None
