@@ -33,7 +33,13 @@ class StopRequest:
         self._event.set()
 
     def set(self) -> None:
+        """Stop without a signal (the service itself decided to)."""
         self._event.set()
+
+    @property
+    def reason(self) -> str:
+        """`SIGTERM` / `SIGINT`, or `request` when stopped by `set()`."""
+        return self.signal.name if self.signal is not None else "request"
 
     def is_set(self) -> bool:
         return self._event.is_set()

@@ -8,10 +8,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from confluent_kafka import Producer
+from medpubsub.kafka_clients import producer_config
 from medpubsub.settings import KafkaSettings
+
 from pytest_medpubsub import progress, project
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
+from pytest_medpubsub.kafka.offsets import OffsetReader
 from pytest_medpubsub.kafka.topics import DEFAULT_TOPICS, TopicSpec, ensure_topics, read_topic_specs
+from pytest_medpubsub.waiting import wait_until
 
 
 def system_topics() -> list[TopicSpec]:
@@ -43,8 +48,23 @@ def running_broker(
     try:
         broker.start()
         ensure_topics(broker.kafka, system_topics())
+        warm_up_coordinators(broker.kafka)
         yield broker.kafka, broker
     finally:
         broker.stop()
         if temporary:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def warm_up_coordinators(kafka: KafkaSettings, timeout_s: float = 60.0) -> None:
+    """Load the group and transaction coordinators before anyone needs them.
+
+    A new broker creates `__consumer_offsets` and `__transaction_state` on first use and answers
+    "coordinator load in progress" meanwhile; doing it here keeps that out of the first maker's
+    latency and the scaler's first poll.
+    """
+    with progress.step("Loading the group and transaction coordinators"):
+        reader = OffsetReader(kafka, "medpubsub-warm-up", kafka.orders_topic)
+        wait_until(reader.partitions, bool, timeout_s, "the group coordinator to answer")
+        producer = Producer(producer_config(kafka, "medpubsub-warm-up", "medpubsub-warm-up"))
+        producer.init_transactions(timeout_s)

@@ -332,18 +332,18 @@ class ScalingStrategy:
     def __post_init__(self) -> None:
         if self.strategy not in get_args(Strategy):
             raise ScaledJobError(
-                "scalingStrategy.strategy must be one of default, custom, accurate, eager, "
+                "spec.scalingStrategy.strategy must be one of default, custom, accurate, eager, "
                 f"got {self.strategy!r}."
             )
         if self.multiple_scalers_calculation not in get_args(MultipleScalersCalculation):
             raise ScaledJobError(
-                "scalingStrategy.multipleScalersCalculation must be one of max, min, avg, sum, "
-                f"got {self.multiple_scalers_calculation!r}."
+                "spec.scalingStrategy.multipleScalersCalculation must be one of max, min, avg, "
+                f"sum, got {self.multiple_scalers_calculation!r}."
             )
         percentage = self.running_job_percentage
         if percentage is not None and not math.isfinite(percentage):
             raise ScaledJobError(
-                "scalingStrategy.customScalingRunningJobPercentage must be a finite number "
+                "spec.scalingStrategy.customScalingRunningJobPercentage must be a finite number "
                 f"(KEDA's result is undefined otherwise), got "
                 f"{self.custom_scaling_running_job_percentage!r}."
             )

@@ -12,11 +12,12 @@ import logging
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from medpubsub.kafka_clients import producer_config
+from medpubsub.kafka_clients import order_producer_config
 from medpubsub.messages import Order
 from medpubsub.patient.ordering import build_order, due_at, next_slot
 from medpubsub.settings import KafkaSettings, PatientSettings, load
@@ -35,9 +36,9 @@ class Deliveries:
     acknowledged: int = 0
     failed: int = 0
 
-    @property
-    def in_flight(self) -> int:
-        return self.sent - self.acknowledged - self.failed
+    def callback_for(self, order: Order) -> Callable[[KafkaError | None, Message], None]:
+        """The producer's delivery callback for `order` (it names the order when it fails)."""
+        return lambda error, _message: self.report(order, error)
 
     def report(self, order: Order, error: KafkaError | None) -> None:
         if error is None:
@@ -58,14 +59,15 @@ def run() -> int:
     fatal: list[KafkaError] = []
 
     def on_error(error: KafkaError) -> None:
-        # Idempotence guarantees end with a fatal error; nothing sent afterwards would be safe.
+        # Idempotence guarantees end with a fatal error: nothing sent afterwards would be safe.
+        # Other errors (a broker away for a while) librdkafka logs and retries by itself.
         if error.fatal():
             fatal.append(error)
             stop.set()
-        log.warning("kafka: %s", error)
 
     producer = Producer(
-        producer_config(kafka, client_id=f"patient-{patient.patient_id}") | {"error_cb": on_error}
+        order_producer_config(kafka, client_id=f"patient-{patient.patient_id}")
+        | {"error_cb": on_error}
     )
     deliveries = Deliveries()
     print(
@@ -77,7 +79,7 @@ def run() -> int:
     order_until_stopped(producer, kafka.orders_topic, patient, deliveries, stop)
     unacknowledged = producer.flush(FLUSH_TIMEOUT_S)
     print(
-        f"patient {patient.patient_id}: stopped after {deliveries.sent} orders:"
+        f"patient {patient.patient_id}: stopped by {stop.reason} after {deliveries.sent} orders:"
         f" {deliveries.acknowledged} acknowledged, {deliveries.failed} failed,"
         f" {unacknowledged} unacknowledged",
         flush=True,
@@ -110,7 +112,7 @@ def order_until_stopped(
                 topic,
                 order.to_bytes(),
                 key=patient.patient_id,
-                on_delivery=lambda error, _message, order=order: deliveries.report(order, error),
+                on_delivery=deliveries.callback_for(order),
             )
         except BufferError:  # the local queue is full: Kafka has been away for a long time
             deliveries.sent += 1
@@ -119,6 +121,3 @@ def order_until_stopped(
             deliveries.sent += 1
         producer.poll(0)  # serve delivery reports
         slot = next_slot(slot, start, period, time.monotonic())
-
-
-_ = Message  # the delivery callback's second argument; imported for readers of the lambda above

@@ -1,0 +1,98 @@
+"""All offline checks of the Kubernetes side, as one function and a command.
+
+`check_project` renders every overlay and returns the findings of every rule: schemas (built-in
+kinds and, when the CRD folder is there, Strimzi / KEDA kinds), the security policy, the wiring
+between Strimzi, KEDA and the services, the host's way into Kafka, and the Dockerfiles. An empty
+list is the proof `make test` gives without a cluster.
+
+    python -m pytest_medpubsub.k8s.check      # prints the findings, exit status 1 if any
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pytest_medpubsub.k8s.dockerfiles import SERVICES, dockerfile_findings
+from pytest_medpubsub.k8s.findings import Finding
+from pytest_medpubsub.k8s.objects import Manifest, load_documents
+from pytest_medpubsub.k8s.policy import security_findings
+from pytest_medpubsub.k8s.render import OVERLAYS_DIR, RenderError, overlays, render
+from pytest_medpubsub.k8s.schemas import CrdSchemas, schema_findings
+from pytest_medpubsub.k8s.wiring import external_listener_findings, wiring_findings
+
+CRD_SCHEMAS_DIR = Path("../shared/schemas")
+"""Where the Strimzi 1.2.0 and KEDA 2.20.2 CRDs are, relative to the checkout."""
+KIND_CONFIG = "kind-config.yaml"
+
+
+def crd_schemas(project_dir: Path) -> CrdSchemas | None:
+    """The CRD validators, or None when the CRD folder is not next to this checkout."""
+    directory = project_dir / CRD_SCHEMAS_DIR
+    return CrdSchemas.load(directory) if directory.is_dir() else None
+
+
+def check_objects(objects: Iterable[Manifest], crds: CrdSchemas | None) -> list[Finding]:
+    """Schema, security and wiring findings of one render (custom kinds unchecked without CRDs)."""
+    objects = list(objects)
+    return [
+        *schema_findings(objects, crds),
+        *security_findings(objects),
+        *wiring_findings(objects),
+    ]
+
+
+def check_overlay(project_dir: Path, overlay: str, crds: CrdSchemas | None) -> list[Finding]:
+    """Render `overlay` and check it, the kind port mappings included when it has a kind config."""
+    overlay_dir = project_dir / OVERLAYS_DIR / overlay
+    objects = load_documents(render(overlay_dir))
+    kind_config_path = overlay_dir / KIND_CONFIG
+    kind_config: dict[str, Any] | None = None
+    if kind_config_path.exists():
+        kind_config = yaml.safe_load(kind_config_path.read_text(encoding="utf-8"))
+    findings = [
+        *check_objects(objects, crds),
+        *external_listener_findings(objects, kind_config),
+    ]
+    return [dataclasses.replace(finding, where=f"overlays/{overlay}") for finding in findings]
+
+
+def check_project(project_dir: Path, crds: CrdSchemas | None = None) -> list[Finding]:
+    """Every finding of every overlay and Dockerfile of the checkout at `project_dir`."""
+    findings: list[Finding] = []
+    for overlay in overlays(project_dir):
+        findings += check_overlay(project_dir, overlay, crds)
+    for service in SERVICES:
+        findings += dockerfile_findings(project_dir, service)
+    return findings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_medpubsub.k8s.check",
+        description="Check the rendered manifests and the Dockerfiles without a cluster.",
+    )
+    parser.add_argument("--project", type=Path, default=Path.cwd(), help="the checkout")
+    arguments = parser.parse_args(argv)
+    crds = crd_schemas(arguments.project)
+    if crds is None:
+        print(f"note: {CRD_SCHEMAS_DIR} is absent, Strimzi / KEDA objects are not schema-checked")
+    try:
+        findings = check_project(arguments.project, crds)
+    except RenderError as error:
+        print(f"check: {error}", file=sys.stderr)
+        return 1
+    for finding in findings:
+        print(finding)
+    print(f"{len(findings)} finding(s)" if findings else "all offline checks passed")
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,403 @@
+"""Do the objects fit together? Names that must agree across Strimzi, KEDA and the services.
+
+A schema accepts a ScaledJob that watches a topic nobody writes to, or a maker group KEDA does
+not measure; the system would then run and never scale. These rules (identifiers in brackets)
+catch that before a cluster does:
+
+- [wiring.kafka] exactly one Strimzi `Kafka`, with a plain internal listener, and a dual-role
+  `KafkaNodePool` of its cluster (KRaft);
+- [wiring.topics] every `KafkaTopic` belongs to that cluster and namespace, and every topic a
+  service uses (its `MEDPUBSUB_*_TOPIC` or the default) is one of them;
+- [wiring.bootstrap] the ScaledJob trigger and every service talk to the Kafka's bootstrap
+  service (`<kafka>-kafka-bootstrap.<namespace>.svc:<plain port>`);
+- [wiring.trigger] the trigger parses as KEDA parses it, names the makers' orders topic, counts
+  real backlog for a group with no commits (`offsetResetPolicy: earliest` or
+  `scaleToZeroOnInvalidOffset`), keeps the partition cap and measures one job per
+  `MEDICINE_MAX_ORDERS` orders;
+- [wiring.group] the trigger's `consumerGroup` is the makers' `MEDICINE_GROUP_ID`;
+- [wiring.partitions] `maxReplicaCount` is at least 30 and at most the orders topic's partitions
+  + 1 (KEDA caps the lag at one job per partition, so more would never be created), and that
+  topic has at least 12 partitions;
+- [wiring.settings] each service's literal environment is valid for its settings class;
+- [wiring.pods] a Deployment's selector matches its pod labels and a Job's pods never restart
+  (both enforced by the API server, not by the schemas).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from medpubsub.settings import KafkaSettings, MedicineSettings, PatientSettings
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+from pytest_medpubsub.k8s.findings import Finding
+from pytest_medpubsub.k8s.objects import (
+    EXTERNAL_LISTENER,
+    NAME_LABEL,
+    STRIMZI_CLUSTER_LABEL,
+    Manifest,
+    dig,
+    dump_documents,
+    kafka_listener,
+    labels,
+    mapping,
+    name,
+    namespace,
+    node_ports,
+    object_id,
+    of_kind,
+    sequence,
+)
+from pytest_medpubsub.keda.scaledjob import ScaledJobError, parse_scaled_job
+
+MIN_MAKERS = 30
+_NOBODY_SETS = "MEDPUBSUB_OFFLINE_CHECK_"
+MIN_ORDER_PARTITIONS = 12
+PATIENT = "patient"
+MEDICINE = "medicine"
+TOPIC_VARIABLES = {
+    "MEDPUBSUB_ORDERS_TOPIC": "orders_topic",
+    "MEDPUBSUB_DELIVERIES_TOPIC": "deliveries_topic",
+    "MEDPUBSUB_DLQ_TOPIC": "dlq_topic",
+}
+
+
+def wiring_findings(objects: Iterable[Manifest]) -> list[Finding]:
+    """Every broken wiring rule of one render."""
+    objects = list(objects)
+    findings: list[Finding] = []
+    kafkas = of_kind(objects, "Kafka")
+    if len(kafkas) != 1:
+        return [Finding("Kafka", "wiring.kafka", f"expected one Kafka, found {len(kafkas)}")]
+    kafka = kafkas[0]
+    findings += _node_pool(objects, kafka)
+    bootstrap, bootstrap_findings = _bootstrap_service(kafka)
+    findings += bootstrap_findings
+    topics, topic_findings = _topics(objects, kafka)
+    findings += topic_findings
+    services = _services(objects)
+    findings += _pods(objects)
+    for owner, container in services.values():
+        env = _literal_env(container)
+        findings += _settings(owner, container, env)
+        findings += _service_topics(owner, env, topics)
+        if bootstrap and env.get("MEDPUBSUB_KAFKA_BOOTSTRAP") not in _addresses(bootstrap):
+            findings.append(
+                Finding(
+                    owner,
+                    "wiring.bootstrap",
+                    f"container {container.get('name')}: MEDPUBSUB_KAFKA_BOOTSTRAP is "
+                    f"{env.get('MEDPUBSUB_KAFKA_BOOTSTRAP')!r}, expected {bootstrap}",
+                )
+            )
+    scaled_jobs = of_kind(objects, "ScaledJob")
+    if len(scaled_jobs) != 1:
+        findings.append(
+            Finding(
+                "ScaledJob", "wiring.trigger", f"expected one ScaledJob, found {len(scaled_jobs)}"
+            )
+        )
+    else:
+        maker = services.get(MEDICINE)
+        maker_env = _literal_env(maker[1]) if maker else {}
+        findings += _scaled_job(scaled_jobs[0], maker_env, bootstrap, topics)
+    return findings
+
+
+def _node_pool(objects: list[Manifest], kafka: Manifest) -> list[Finding]:
+    pools = [
+        pool
+        for pool in of_kind(objects, "KafkaNodePool")
+        if labels(pool).get(STRIMZI_CLUSTER_LABEL) == name(kafka)
+    ]
+    roles = {role for pool in pools for role in sequence(dig(pool, "spec", "roles"))}
+    if {"broker", "controller"} <= roles:
+        return []
+    return [
+        Finding(
+            object_id(kafka),
+            "wiring.kafka",
+            f"no KafkaNodePool labelled {STRIMZI_CLUSTER_LABEL}: {name(kafka)} has the broker and "
+            f"controller roles (found {sorted(roles) or 'none'})",
+        )
+    ]
+
+
+def _bootstrap_service(kafka: Manifest) -> tuple[str | None, list[Finding]]:
+    """`<kafka>-kafka-bootstrap.<namespace>.svc:<port>` of the plain internal listener."""
+    for listener in map(mapping, sequence(dig(kafka, "spec", "kafka", "listeners"))):
+        if listener.get("type") == "internal" and listener.get("tls") is False:
+            service = f"{name(kafka)}-kafka-bootstrap.{namespace(kafka)}.svc"
+            return f"{service}:{listener.get('port')}", []
+    return None, [
+        Finding(object_id(kafka), "wiring.kafka", "no internal listener without TLS for the pods")
+    ]
+
+
+def _addresses(bootstrap: str) -> set[str]:
+    """The bootstrap service's address, short or with the default cluster domain."""
+    host, _, port = bootstrap.rpartition(":")
+    return {bootstrap, f"{host}.cluster.local:{port}"}
+
+
+def _topics(objects: list[Manifest], kafka: Manifest) -> tuple[dict[str, Manifest], list[Finding]]:
+    topics: dict[str, Manifest] = {}
+    findings = []
+    for topic in of_kind(objects, "KafkaTopic"):
+        topic_name = str(dig(topic, "spec", "topicName") or name(topic))
+        topics[topic_name] = topic
+        if labels(topic).get(STRIMZI_CLUSTER_LABEL) != name(kafka):
+            findings.append(
+                Finding(
+                    object_id(topic),
+                    "wiring.topics",
+                    f"label {STRIMZI_CLUSTER_LABEL} is {labels(topic).get(STRIMZI_CLUSTER_LABEL)!r}"
+                    f", expected {name(kafka)!r} (the topic operator would ignore it)",
+                )
+            )
+        if namespace(topic) != namespace(kafka):
+            findings.append(
+                Finding(
+                    object_id(topic),
+                    "wiring.topics",
+                    f"namespace {namespace(topic)!r} is not the Kafka's {namespace(kafka)!r}",
+                )
+            )
+    return topics, findings
+
+
+def _services(objects: list[Manifest]) -> dict[str, tuple[str, Mapping[str, Any]]]:
+    """The patient and maker containers, found by their pod's `app.kubernetes.io/name`."""
+    found: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    for obj in objects:
+        for path in (("spec", "template"), ("spec", "jobTargetRef", "template")):
+            template = mapping(dig(obj, *path))
+            service = mapping(dig(template, "metadata", "labels")).get(NAME_LABEL)
+            containers = sequence(dig(template, "spec", "containers"))
+            if service in (PATIENT, MEDICINE) and containers:
+                found[str(service)] = (object_id(obj), mapping(containers[0]))
+    return found
+
+
+def _literal_env(container: Mapping[str, Any]) -> dict[str, str]:
+    """Variables with a literal value (those from the downward API or secrets are cluster-only)."""
+    env = {}
+    for entry in map(mapping, sequence(container.get("env"))):
+        if "value" in entry:
+            env[str(entry.get("name"))] = str(entry["value"])
+    return env
+
+
+def _settings(owner: str, container: Mapping[str, Any], env: Mapping[str, str]) -> list[Finding]:
+    classes: list[type[BaseSettings]] = [KafkaSettings]
+    classes.append(MedicineSettings if container.get("name") == MEDICINE else PatientSettings)
+    findings = []
+    for settings_class in classes:
+        error = _validate(settings_class, env)
+        if error:
+            findings.append(
+                Finding(owner, "wiring.settings", f"container {container.get('name')}: {error}")
+            )
+    return findings
+
+
+def _validate(settings_class: type[BaseSettings], env: Mapping[str, str]) -> str | None:
+    """Validate the container's variables of `settings_class`'s prefix, and only those: the
+    prefix is swapped for one nobody sets, so this process's own environment cannot leak in."""
+    prefix = str(settings_class.model_config.get("env_prefix", ""))
+    values: dict[str, Any] = {
+        key.removeprefix(prefix).lower(): value
+        for key, value in env.items()
+        if key.startswith(prefix)
+    }
+    try:
+        settings_class(_env_prefix=_NOBODY_SETS, _env_file=None, **values)
+    except ValidationError as error:
+        return "; ".join(
+            f"{prefix}{str(detail['loc'][0]).upper() if detail['loc'] else ''}="
+            f"{detail['input']!r}: {detail['msg']}"
+            for detail in error.errors(include_url=False)
+        )
+    return None
+
+
+def _service_topics(
+    owner: str, env: Mapping[str, str], topics: Mapping[str, Manifest]
+) -> list[Finding]:
+    findings = []
+    for variable, field in TOPIC_VARIABLES.items():
+        topic = env.get(variable, str(KafkaSettings.model_fields[field].default))
+        if topic not in topics:
+            findings.append(
+                Finding(
+                    owner,
+                    "wiring.topics",
+                    f"{variable} is {topic!r}, which no KafkaTopic creates "
+                    f"(topics: {', '.join(sorted(topics))})",
+                )
+            )
+    return findings
+
+
+def _pods(objects: list[Manifest]) -> list[Finding]:
+    findings = []
+    for deployment in of_kind(objects, "Deployment"):
+        selector = mapping(dig(deployment, "spec", "selector", "matchLabels"))
+        pod_labels = mapping(dig(deployment, "spec", "template", "metadata", "labels"))
+        if not selector or any(pod_labels.get(k) != v for k, v in selector.items()):
+            findings.append(
+                Finding(
+                    object_id(deployment),
+                    "wiring.pods",
+                    f"selector {dict(selector)} does not match the pod labels {dict(pod_labels)}",
+                )
+            )
+    for job in of_kind(objects, "ScaledJob"):
+        policy = dig(job, "spec", "jobTargetRef", "template", "spec", "restartPolicy")
+        if policy not in ("Never", "OnFailure"):
+            findings.append(
+                Finding(
+                    object_id(job),
+                    "wiring.pods",
+                    f"restartPolicy is {policy!r}; a Job's pods need Never (or OnFailure)",
+                )
+            )
+    return findings
+
+
+def _scaled_job(
+    job: Manifest,
+    maker_env: Mapping[str, str],
+    bootstrap: str | None,
+    topics: Mapping[str, Manifest],
+) -> list[Finding]:
+    owner = object_id(job)
+    try:
+        spec = parse_scaled_job(dump_documents([job]), source=owner)
+    except ScaledJobError as error:
+        return [Finding(owner, "wiring.trigger", str(error))]
+    findings = []
+
+    def broken(rule: str, message: str) -> None:
+        findings.append(Finding(owner, rule, message))
+
+    trigger = spec.trigger
+    if bootstrap and not set(trigger.bootstrap_servers) <= _addresses(bootstrap):
+        broken(
+            "wiring.bootstrap",
+            f"trigger bootstrapServers is {','.join(trigger.bootstrap_servers)!r}, "
+            f"expected {bootstrap}",
+        )
+    group = maker_env.get(
+        "MEDICINE_GROUP_ID", str(MedicineSettings.model_fields["group_id"].default)
+    )
+    if trigger.consumer_group != group:
+        broken(
+            "wiring.group",
+            f"trigger consumerGroup is {trigger.consumer_group!r} but the makers' "
+            f"MEDICINE_GROUP_ID is {group!r}: KEDA would measure a group nobody consumes in",
+        )
+    orders = maker_env.get(
+        "MEDPUBSUB_ORDERS_TOPIC", str(KafkaSettings.model_fields["orders_topic"].default)
+    )
+    if trigger.topic != orders:
+        broken(
+            "wiring.trigger",
+            f"trigger topic is {trigger.topic!r} but the makers consume {orders!r}"
+            + (
+                " (without a topic KEDA sums every topic of the group, #8114)"
+                if not trigger.topic
+                else ""
+            ),
+        )
+    if trigger.offset_reset_policy != "earliest" and not trigger.scale_to_zero_on_invalid_offset:
+        broken(
+            "wiring.trigger",
+            "offsetResetPolicy latest without scaleToZeroOnInvalidOffset counts lag 1 on every "
+            "partition of a group with no commits: a job storm on an empty topic",
+        )
+    if trigger.allow_idle_consumers:
+        broken("wiring.trigger", "allowIdleConsumers would create makers that get no partition")
+    max_orders = maker_env.get("MEDICINE_MAX_ORDERS", "1")
+    if max_orders.isdigit() and int(max_orders) > 0 and trigger.lag_threshold != int(max_orders):
+        broken(
+            "wiring.trigger",
+            f"lagThreshold {trigger.lag_threshold} differs from MEDICINE_MAX_ORDERS {max_orders}: "
+            "one job should be created per batch of orders a maker takes",
+        )
+    max_replicas = spec.scaling.max_replica_count
+    partitions = dig(topics.get(trigger.topic, {}), "spec", "partitions")
+    if not isinstance(max_replicas, int) or max_replicas < MIN_MAKERS:
+        broken("wiring.partitions", f"maxReplicaCount {max_replicas} is below {MIN_MAKERS}")
+    if isinstance(partitions, int):
+        if isinstance(max_replicas, int) and max_replicas > partitions + 1:
+            broken(
+                "wiring.partitions",
+                f"maxReplicaCount {max_replicas} exceeds the {partitions} partitions of "
+                f"{trigger.topic} + 1: KEDA caps the lag at one job per partition",
+            )
+        if partitions < MIN_ORDER_PARTITIONS:
+            broken(
+                "wiring.partitions",
+                f"{trigger.topic} has {partitions} partitions, fewer than {MIN_ORDER_PARTITIONS}",
+            )
+    elif trigger.topic in topics:
+        broken("wiring.partitions", f"KafkaTopic {trigger.topic} has no spec.partitions")
+    else:
+        broken("wiring.topics", f"trigger topic {trigger.topic!r} is not a KafkaTopic")
+    return findings
+
+
+def external_listener_findings(
+    objects: Iterable[Manifest], kind_config: Mapping[str, Any] | None
+) -> list[Finding]:
+    """[wiring.external] The listener the harness uses from the host: a NodePort listener with
+    fixed ports for the bootstrap and every broker; with a kind config, each of those ports is
+    mapped to the same port on the host's 127.0.0.1, which is what the brokers advertise."""
+    kafkas = of_kind(objects, "Kafka")
+    if len(kafkas) != 1:
+        return []  # wiring.kafka reports it
+    owner = object_id(kafkas[0])
+    listener = kafka_listener(kafkas[0], EXTERNAL_LISTENER)
+    if listener.get("type") != "nodeport":
+        return [Finding(owner, "wiring.external", f"no nodeport listener {EXTERNAL_LISTENER!r}")]
+    brokers = list(map(mapping, sequence(dig(listener, "configuration", "brokers"))))
+    ports = node_ports(listener)
+    if len(ports) != 1 + len(brokers) or not brokers:
+        return [
+            Finding(
+                owner, "wiring.external", "the bootstrap and every broker need a fixed nodePort"
+            )
+        ]
+    if kind_config is None:
+        return []
+    findings = []
+    mapped = {
+        mapping(port).get("containerPort"): mapping(port)
+        for node in sequence(kind_config.get("nodes"))
+        for port in sequence(mapping(node).get("extraPortMappings"))
+    }
+    for port in ports:
+        mapping_ = mapped.get(port, {})
+        if mapping_.get("hostPort") != port or mapping_.get("listenAddress") != "127.0.0.1":
+            findings.append(
+                Finding(
+                    owner,
+                    "wiring.external",
+                    f"nodePort {port} is not mapped to 127.0.0.1:{port} by the kind config",
+                )
+            )
+    for broker in brokers:
+        advertised = f"{broker.get('advertisedHost')}:{broker.get('advertisedPort')}"
+        if advertised != f"127.0.0.1:{broker.get('nodePort')}":
+            findings.append(
+                Finding(
+                    owner,
+                    "wiring.external",
+                    f"broker {broker.get('broker')} advertises {advertised}, but on kind the host "
+                    f"reaches it at 127.0.0.1:{broker.get('nodePort')}",
+                )
+            )
+    return findings

@@ -1,0 +1,64 @@
+"""The group's committed offsets and the log-end offsets of a topic: what KEDA's Kafka scaler reads.
+
+Both worlds use this: the local platform feeds it to the KEDA arithmetic every poll, and every
+platform's `lag()` is computed from it, so "lag" means the same thing in tests, reports and the
+scaler.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from medpubsub.kafka_clients import common_config
+from medpubsub.settings import KafkaSettings
+from pytest_medpubsub.keda.scaler import PartitionOffsets
+
+_INVALID = -1
+
+
+class OffsetReader:
+    """Reads a group's position on one topic; one admin client reused across polls."""
+
+    def __init__(self, kafka: KafkaSettings, group: str, topic: str, timeout_s: float = 10.0):
+        self.group = group
+        self.topic = topic
+        self._timeout_s = timeout_s
+        self._admin = AdminClient(common_config(kafka, f"medpubsub-offsets-{group}"))
+
+    def partitions(self) -> list[PartitionOffsets]:
+        """Committed (−1 when none) and log-end offset of every partition of the topic."""
+        metadata = self._admin.list_topics(self.topic, timeout=self._timeout_s)
+        topic = metadata.topics.get(self.topic)
+        if topic is None or topic.error is not None:
+            raise RuntimeError(f"topic {self.topic} is not available: {topic and topic.error}")
+        partitions = [TopicPartition(self.topic, p) for p in sorted(topic.partitions)]
+        committed = self._committed(partitions)
+        ends = self._admin.list_offsets(
+            {tp: OffsetSpec.latest() for tp in partitions},
+            isolation_level=IsolationLevel.READ_COMMITTED,
+            request_timeout=self._timeout_s,
+        )
+        return [
+            PartitionOffsets(
+                topic=self.topic,
+                partition=tp.partition,
+                committed=committed.get(tp.partition, _INVALID),
+                end=ends[tp].result(timeout=self._timeout_s).offset,
+            )
+            for tp in partitions
+        ]
+
+    def total_lag(self) -> int:
+        """Lag as the makers' ScaledJob counts it (offsetResetPolicy earliest: an uncommitted
+        partition counts its whole log)."""
+        return sum(p.end - max(p.committed, 0) for p in self.partitions())
+
+    def _committed(self, partitions: list[TopicPartition]) -> dict[int, int]:
+        request = [ConsumerGroupTopicPartitions(self.group, partitions)]
+        futures = self._admin.list_consumer_group_offsets(request, request_timeout=self._timeout_s)
+        result = futures[self.group].result(timeout=self._timeout_s)
+        return {
+            tp.partition: tp.offset if tp.offset >= 0 else _INVALID
+            for tp in result.topic_partitions
+        }

@@ -1,0 +1,70 @@
+"""What explains a failed cluster run, written as plain files into the report directory.
+
+Pods, events and Jobs of the namespace; the ScaledJob and Kafka resources with their status;
+logs of the makers, patients, Kafka and both operators. Every item is best effort: a cluster
+that is half up still yields everything that can be read, and an item that cannot be read says
+why in its file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from pytest_medpubsub.platforms.base import PlatformError
+from pytest_medpubsub.platforms.kubectl import Kubectl
+
+MAX_MAKER_LOGS = 20
+OPERATOR_LOGS = {
+    "strimzi-cluster-operator": "medpubsub",
+    "keda-operator": "keda",
+    "keda-operator-metrics-apiserver": "keda",
+}
+POD_GROUPS = {
+    "makers": "app.kubernetes.io/name=medicine",
+    "patients": "app.kubernetes.io/name=patient",
+    "kafka": "strimzi.io/cluster=medpubsub",
+}
+
+
+def dump(kubectl: Kubectl, directory: Path) -> None:
+    """Write the diagnostics of the medpubsub namespace into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def save(name: str, read: Callable[[], str]) -> None:
+        try:
+            text = read()
+        except PlatformError as error:
+            text = f"could not be read: {error}\n"
+        (directory / name).write_text(text, encoding="utf-8")
+
+    save("pods.txt", lambda: kubectl.run("get", "pods", "--output", "wide"))
+    save("events.txt", lambda: kubectl.run("get", "events", "--sort-by=.lastTimestamp"))
+    save("jobs.txt", lambda: kubectl.run("get", "jobs", "--output", "wide"))
+    save("scaledjob.yaml", lambda: kubectl.run("get", "scaledjob", "medicine", "--output", "yaml"))
+    save("scaledjob-describe.txt", lambda: kubectl.describe(["scaledjob", "medicine"]))
+    save("kafka.yaml", lambda: kubectl.run("get", "kafka", "medpubsub", "--output", "yaml"))
+    save("kafkanodepools.yaml", lambda: kubectl.run("get", "kafkanodepools", "--output", "yaml"))
+    save("kafkatopics.yaml", lambda: kubectl.run("get", "kafkatopics", "--output", "yaml"))
+    save(
+        "keda-events.txt",
+        lambda: kubectl.run("get", "events", "--sort-by=.lastTimestamp", namespace="keda"),
+    )
+    logs = directory / "logs"
+    logs.mkdir(exist_ok=True)
+    for deployment, namespace in OPERATOR_LOGS.items():
+        save(
+            f"logs/{deployment}.log",
+            partial(kubectl.logs, f"deployment/{deployment}", namespace=namespace),
+        )
+    for group, selector in POD_GROUPS.items():
+        try:
+            pods = kubectl.items("pods", selector=selector)
+        except PlatformError as error:
+            (logs / f"{group}.error.txt").write_text(str(error), encoding="utf-8")
+            continue
+        pods.sort(key=lambda pod: str(pod["metadata"].get("creationTimestamp", "")), reverse=True)
+        for pod in pods[:MAX_MAKER_LOGS]:
+            name = str(pod["metadata"]["name"])
+            save(f"logs/{group}-{name}.log", partial(kubectl.logs, f"pod/{name}"))

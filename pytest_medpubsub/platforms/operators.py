@@ -1,0 +1,166 @@
+"""Strimzi and KEDA: their pinned release manifests, installing them, waiting for them.
+
+The manifests are the projects' own release assets, downloaded once into the user cache (or read
+from a file or URL the user gives, for machines without GitHub access) and applied server-side,
+as both projects document for their large CRDs. The Strimzi cluster operator goes into the
+medpubsub namespace and watches only it, which its release manifest does when its RoleBindings
+name that namespace instead of the placeholder `myproject`.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from pytest_medpubsub import progress
+from pytest_medpubsub.kafka.jars import cache_dir
+from pytest_medpubsub.platforms.base import PlatformError
+from pytest_medpubsub.platforms.kubectl import NAMESPACE, Kubectl, Resource
+from pytest_medpubsub.waiting import WaitTimeout, wait_until
+
+DOWNLOAD_TIMEOUT_S = 120.0
+READY_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class Operator:
+    """An operator release: where its manifest is and which Deployments make it ready."""
+
+    name: str
+    version: str
+    url: str
+    namespace: str
+    deployments: tuple[str, ...]
+    namespace_placeholder: str | None = None
+
+    @property
+    def cache_file(self) -> Path:
+        return cache_dir() / "operators" / f"{self.name.lower()}-{self.version}.yaml"
+
+
+STRIMZI = Operator(
+    name="Strimzi",
+    version="1.2.0",
+    url=(
+        "https://github.com/strimzi/strimzi-kafka-operator/releases/download/1.2.0/"
+        "strimzi-cluster-operator-1.2.0.yaml"
+    ),
+    namespace=NAMESPACE,
+    deployments=("strimzi-cluster-operator",),
+    namespace_placeholder="myproject",
+)
+KEDA = Operator(
+    name="KEDA",
+    version="2.20.2",
+    url="https://github.com/kedacore/keda/releases/download/v2.20.2/keda-2.20.2.yaml",
+    namespace="keda",
+    deployments=("keda-operator", "keda-operator-metrics-apiserver", "keda-admission-webhooks"),
+)
+
+
+def release_manifest(operator: Operator, given: str | None) -> str:
+    """The operator's manifest text, ready to apply: from `given` (a file or URL), else the cache,
+    else downloaded into the cache."""
+    if given and "://" not in given:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise PlatformError(f"the {operator.name} manifest {given} is not a file")
+        text = path.read_text(encoding="utf-8")
+    else:
+        url = given or operator.url
+        target = operator.cache_file if given is None else _cached_copy_of(url)
+        if not target.exists():
+            _download(operator, url, target)
+        text = target.read_text(encoding="utf-8")
+    if "kind: Deployment" not in text:
+        raise PlatformError(f"the {operator.name} manifest has no Deployment; is it the release?")
+    if operator.namespace_placeholder:
+        text = text.replace(
+            f"namespace: {operator.namespace_placeholder}", f"namespace: {operator.namespace}"
+        )
+    return text
+
+
+def _cached_copy_of(url: str) -> Path:
+    return cache_dir() / "operators" / url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _download(operator: Operator, url: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.part")
+    with progress.step(f"downloading the {operator.name} {operator.version} release manifest"):
+        try:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+                partial.write_bytes(response.read())
+        except (urllib.error.URLError, TimeoutError, OSError) as error:
+            partial.unlink(missing_ok=True)
+            raise PlatformError(
+                f"cannot download the {operator.name} manifest from {url} ({error}); download it "
+                "yourself and pass the file (see docs/kubernetes.md)"
+            ) from None
+        partial.replace(target)  # atomic: an interrupted download never looks complete
+
+
+def is_installed(kubectl: Kubectl, operator: Operator) -> bool:
+    """All of the operator's Deployments exist already (a reused or shared cluster)."""
+    return all(
+        kubectl.exists("deployment", name, namespace=operator.namespace)
+        for name in operator.deployments
+    )
+
+
+def install(kubectl: Kubectl, operator: Operator, manifest: str) -> None:
+    with progress.step(f"installing {operator.name} {operator.version}"):
+        kubectl.apply(manifest, namespace=operator.namespace, server_side=True, timeout_s=300)
+
+
+def uninstall(kubectl: Kubectl, operator: Operator, manifest: str) -> None:
+    with progress.step(f"removing {operator.name} {operator.version}"):
+        kubectl.run(
+            "delete",
+            "--filename",
+            "-",
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=180s",
+            namespace=operator.namespace,
+            stdin=manifest,
+            timeout_s=240,
+        )
+
+
+def wait_ready(kubectl: Kubectl, operator: Operator, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Wait until every Deployment of the operator has all its replicas available."""
+    for name in operator.deployments:
+        with progress.step(f"waiting for {operator.name}'s {name}"):
+            try:
+                wait_until(
+                    partial(_deployment_state, kubectl, operator.namespace, name),
+                    lambda state: state.startswith("available"),
+                    timeout_s,
+                    f"Deployment {operator.namespace}/{name} of {operator.name} to be available",
+                    interval_s=2.0,
+                )
+            except WaitTimeout as error:
+                raise PlatformError(str(error)) from None
+
+
+def _deployment_state(kubectl: Kubectl, namespace: str, name: str) -> str:
+    deployment = kubectl.get("deployment", name, namespace=namespace)
+    return deployment_state(deployment)
+
+
+def deployment_state(deployment: Resource) -> str:
+    """ "available 1/1", or how many are available and the latest condition message."""
+    wanted = deployment.get("spec", {}).get("replicas", 1)
+    status = deployment.get("status", {})
+    available = status.get("availableReplicas", 0) or 0
+    if available >= wanted and status.get("updatedReplicas", 0) == wanted:
+        return f"available {available}/{wanted}"
+    conditions = status.get("conditions", [])
+    latest = conditions[-1].get("message", "") if conditions else "no status yet"
+    return f"{available}/{wanted} available ({latest})"

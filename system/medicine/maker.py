@@ -1,0 +1,226 @@
+"""Turn one orders-topic record into tabs (or a dead letter) inside one Kafka transaction.
+
+The transaction holds everything the record leads to — every tab, or the dead letter — and the
+consumer group's offset past the record (`send_offsets_to_transaction`). Either all of it becomes
+visible to read_committed readers or none of it: a maker killed mid-order leaves nothing behind
+and the record is still uncommitted, so the next maker makes the whole order again, once.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from medpubsub.medicine.pool import Halted, ThreadPoolController
+from medpubsub.messages import (
+    DeadLetter,
+    Order,
+    Rejection,
+    Tab,
+    dead_letter_payload,
+    parse_order,
+)
+
+log = logging.getLogger("medpubsub.medicine")
+
+# librdkafka retries most transactional requests itself; these bound how long we keep asking.
+COMMIT_TIMEOUT_S = 10.0
+ABORT_TIMEOUT_S = 5.0
+
+
+class Outcome(enum.Enum):
+    """What became of a record."""
+
+    MADE = "made"  # the order's tabs and offset are committed
+    DEAD_LETTERED = "dead-lettered"  # the dead letter and offset are committed
+    RETRY = "retry"  # aborted after a recoverable error; the consumer is back on the record
+    INTERRUPTED = "interrupted"  # a stop request came mid-order; the transaction is aborted
+
+
+class MakerFailed(Exception):
+    """The maker cannot go on (fenced, fatal client error, a failed abort): exit non-zero.
+
+    Nothing is lost: the record's offset is not committed, so the next maker takes it again.
+    """
+
+
+@dataclass(frozen=True)
+class Destinations:
+    deliveries_topic: str
+    dlq_topic: str
+
+
+class Maker:
+    """Makes records into tabs with one transactional producer; one record at a time."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        consumer: Consumer,
+        producer: Producer,
+        destinations: Destinations,
+        pool: ThreadPoolController,
+        tab_seconds: float,
+        stopping: Callable[[], bool],
+    ) -> None:
+        self.name = name
+        self.consumer = consumer
+        self.producer = producer
+        self.destinations = destinations
+        self.pool = pool
+        self.tab_seconds = tab_seconds
+        self.stopping = stopping
+
+    def handle(self, record: Message) -> Outcome:
+        """Make `record` (a polled, error-free message) into tabs or a dead letter, transactionally.
+
+        Raises `MakerFailed` when the producer cannot be used any more.
+        """
+        topic, partition, offset = _coordinates(record)
+        parsed = parse_order(record.value(), topic, partition, offset)
+        started = time.monotonic()
+        try:
+            self.producer.begin_transaction()
+            if isinstance(parsed, Rejection):
+                self._dead_letter(record, parsed)
+            else:
+                log.info(
+                    "%s: making order %s (%d tabs) from %s[%d]@%d",
+                    self.name,
+                    parsed.order_id,
+                    parsed.tabs_count,
+                    topic,
+                    partition,
+                    offset,
+                )
+                self.pool.run(parsed.tabs_count, self._tab_maker(parsed), self.stopping)
+            self._commit(TopicPartition(topic, partition, offset + 1))
+        except Halted:
+            log.info("%s: stopping mid-order at %s[%d]@%d", self.name, topic, partition, offset)
+            self._abort()
+            return Outcome.INTERRUPTED
+        except (KafkaException, BufferError) as exception:
+            error = _kafka_error(exception)
+            if error is not None and error.fatal():
+                raise MakerFailed(f"fatal Kafka error: {error}") from exception
+            log.warning(
+                "%s: transaction of %s[%d]@%d failed: %s",
+                self.name,
+                topic,
+                partition,
+                offset,
+                exception,
+            )
+            self._abort()
+            self._rewind(TopicPartition(topic, partition, offset))
+            return Outcome.RETRY
+        if isinstance(parsed, Rejection):
+            log.warning(
+                "%s: dead-lettered %s[%d]@%d: %s",
+                self.name,
+                topic,
+                partition,
+                offset,
+                parsed.reason,
+            )
+            return Outcome.DEAD_LETTERED
+        log.info(
+            "%s: made order %s (%d tabs) in %.2f s",
+            self.name,
+            parsed.order_id,
+            parsed.tabs_count,
+            time.monotonic() - started,
+        )
+        return Outcome.MADE
+
+    def _tab_maker(self, order: Order) -> Callable[[int, threading.Event], None]:
+        def make_tab(index: int, halt: threading.Event) -> None:
+            if halt.wait(self.tab_seconds):
+                raise Halted
+            tab = Tab.made(order, index, made_at_ns=time.time_ns(), maker=self.name)
+            # Published the moment it is made; the producer is thread-safe.
+            self.producer.produce(
+                self.destinations.deliveries_topic, tab.to_bytes(), key=order.order_id
+            )
+
+        return make_tab
+
+    def _dead_letter(self, record: Message, rejection: Rejection) -> None:
+        topic, partition, offset = _coordinates(record)
+        payload, is_base64 = dead_letter_payload(record.value())
+        letter = DeadLetter(
+            reason=rejection.reason,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            payload=payload,
+            payload_base64=is_base64,
+            failed_at_ns=time.time_ns(),
+            maker=self.name,
+        )
+        self.producer.produce(self.destinations.dlq_topic, letter.to_bytes(), key=record.key())
+
+    def _commit(self, next_offset: TopicPartition) -> None:
+        deadline = time.monotonic() + COMMIT_TIMEOUT_S
+        group = self.consumer.consumer_group_metadata()
+        _retrying(
+            lambda: self.producer.send_offsets_to_transaction(
+                [next_offset], group, _remaining(deadline)
+            ),
+            deadline,
+        )
+        _retrying(lambda: self.producer.commit_transaction(_remaining(deadline)), deadline)
+
+    def _abort(self) -> None:
+        try:
+            self.producer.abort_transaction(ABORT_TIMEOUT_S)
+        except KafkaException as exception:
+            # The broker aborts it after transaction.timeout.ms; this producer is done for.
+            raise MakerFailed(f"could not abort the transaction: {exception}") from exception
+
+    def _rewind(self, record: TopicPartition) -> None:
+        """Put the consumer back on the record so that the next poll returns it again.
+
+        No poll ran since the record was taken, so (KIP-848) the partition is still ours.
+        """
+        try:
+            self.consumer.seek(record)
+        except KafkaException as exception:
+            raise MakerFailed(f"could not rewind to the aborted record: {exception}") from exception
+
+
+def _retrying(call: Callable[[], None], deadline: float) -> None:
+    """Repeat a transactional call while librdkafka says a retry may succeed, until `deadline`."""
+    while True:
+        try:
+            call()
+            return
+        except KafkaException as exception:
+            error = _kafka_error(exception)
+            retriable = error is not None and error.retriable() and not error.txn_requires_abort()
+            if not retriable or time.monotonic() >= deadline:
+                raise
+            log.info("retrying after a retriable error: %s", error)
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.1, deadline - time.monotonic())
+
+
+def _kafka_error(exception: Exception) -> KafkaError | None:
+    error = exception.args[0] if exception.args else None
+    return error if isinstance(error, KafkaError) else None
+
+
+def _coordinates(record: Message) -> tuple[str, int, int]:
+    topic, partition, offset = record.topic(), record.partition(), record.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError("a consumed record always has a topic, partition and offset")
+    return topic, partition, offset

@@ -1,0 +1,61 @@
+"""Fixtures of the service tests: per-test topics on the session's real broker, readers, services.
+
+Everything a fixture starts it also stops: readers are closed, service processes are stopped by
+pid (SIGTERM, then SIGKILL) and the test's topics are deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .kafka_io import (
+    ReaderFactory,
+    Service,
+    ServiceFactory,
+    TestTopics,
+    TopicReader,
+    create_topics,
+    delete_topics,
+)
+
+
+@pytest.fixture
+def topics(medpubsub_kafka: str) -> Iterator[TestTopics]:
+    """This test's own orders / deliveries / dlq topics (1 partition each) and maker group."""
+    created = create_topics(medpubsub_kafka)
+    yield created
+    delete_topics(created)
+
+
+@pytest.fixture
+def reader() -> Iterator[ReaderFactory]:
+    """`reader(topics, topic_name, committed_only=True)`: a whole-topic reader, closed afterwards."""
+    readers: list[TopicReader] = []
+
+    def open_reader(topics: TestTopics, topic: str, *, committed_only: bool = True) -> TopicReader:
+        opened = TopicReader(topics.bootstrap, topic, committed_only=committed_only)
+        readers.append(opened)
+        return opened
+
+    yield open_reader
+    for opened in readers:
+        opened.close()
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[ServiceFactory]:
+    """`service("medicine" | "patient", environment)`: a running service, stopped afterwards."""
+    started: list[Service] = []
+
+    def start(command: str, environment: dict[str, str]) -> Service:
+        log_path = tmp_path / f"{command}-{len(started)}.log"
+        running = Service(command, environment, log_path)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()

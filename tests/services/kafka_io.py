@@ -1,0 +1,282 @@
+"""What the service tests do with Kafka and with service processes: real clients, no mocks.
+
+Each test gets its own topics and consumer group (`TestTopics`), so tests never see each other's
+records; services run as subprocesses with those names in their environment and are always
+stopped by pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from medpubsub.kafka_clients import common_config, reader_config
+from medpubsub.settings import KafkaSettings
+from pytest_medpubsub import processes
+from pytest_medpubsub.waiting import wait_until
+
+# Variables a developer's shell may export that would leak into the services under test.
+_SERVICE_PREFIXES = ("MEDPUBSUB_", "ORBITAL_", "MEDICINE_")
+_LEAKY = ("KUBERNETES_SERVICE_HOST", "HOSTNAME")
+
+
+def service_environment(settings: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without service settings, plus `settings`."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(_SERVICE_PREFIXES) and name not in _LEAKY
+    }
+    return inherited | dict(settings)
+
+
+@dataclass(frozen=True)
+class TestTopics:
+    """A test's own orders, deliveries and dead-letter topics and its maker group."""
+
+    __test__ = False  # not a test class, despite its name
+
+    bootstrap: str
+    orders: str
+    deliveries: str
+    dlq: str
+    group: str
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings(kafka_bootstrap=self.bootstrap)
+
+    def environment(self, **settings: str | float) -> dict[str, str]:
+        """The environment of a service on these topics, with extra settings by variable name."""
+        names = {
+            "MEDPUBSUB_KAFKA_BOOTSTRAP": self.bootstrap,
+            "MEDPUBSUB_ORDERS_TOPIC": self.orders,
+            "MEDPUBSUB_DELIVERIES_TOPIC": self.deliveries,
+            "MEDPUBSUB_DLQ_TOPIC": self.dlq,
+            "MEDICINE_GROUP_ID": self.group,
+        }
+        return service_environment(names | {name: str(value) for name, value in settings.items()})
+
+
+def create_topics(bootstrap: str, partitions: int = 1) -> TestTopics:
+    """Fresh topics (names unique to the test) and a fresh group name."""
+    suffix = uuid.uuid4().hex[:10]
+    topics = TestTopics(
+        bootstrap,
+        orders=f"test.orders.{suffix}",
+        deliveries=f"test.deliveries.{suffix}",
+        dlq=f"test.dlq.{suffix}",
+        group=f"test-medicine-{suffix}",
+    )
+    admin = AdminClient(common_config(topics.kafka, "test-admin"))
+    names = (topics.orders, topics.deliveries, topics.dlq)
+    futures = admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    for future in futures.values():
+        future.result(timeout=30)
+    return topics
+
+
+def delete_topics(topics: TestTopics) -> None:
+    admin = AdminClient(common_config(topics.kafka, "test-admin"))
+    names = [topics.orders, topics.deliveries, topics.dlq]
+    for future in admin.delete_topics(names, operation_timeout=10).values():
+        try:
+            future.result(timeout=15)
+        except KafkaException:
+            pass  # best effort: the broker is per session and goes away with it
+
+
+def produce(
+    bootstrap: str, topic: str, values: Iterable[bytes | None], key: bytes | None = b"test"
+) -> list[int]:
+    """Produce `values` in order to partition 0 and return their offsets once acknowledged."""
+    producer = Producer(
+        common_config(KafkaSettings(kafka_bootstrap=bootstrap), "test-producer")
+        | {"acks": "all", "enable.idempotence": True, "linger.ms": 0}
+    )
+    offsets: dict[int, int] = {}
+    errors: list[str] = []
+
+    def delivered(index: int) -> Any:
+        def report(error: Any, message: Any) -> None:
+            if error is not None:
+                errors.append(str(error))
+            else:
+                offsets[index] = message.offset()
+
+        return report
+
+    for index, value in enumerate(values):
+        producer.produce(topic, value, key=key, partition=0, on_delivery=delivered(index))
+    remaining = producer.flush(30)
+    assert remaining == 0 and not errors, f"could not produce: {errors or remaining}"
+    return [offsets[index] for index in sorted(offsets)]
+
+
+@dataclass(frozen=True)
+class Record:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    def json(self) -> dict[str, Any]:
+        assert self.value is not None
+        document = json.loads(self.value)
+        assert isinstance(document, dict)
+        return document
+
+
+class TopicReader:
+    """Reads a whole topic from the beginning, without a group, keeping every record seen.
+
+    `committed_only=False` reads uncommitted transactional records too (read_uncommitted): how a
+    test sees that a maker is mid-order.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, *, committed_only: bool = True) -> None:
+        kafka = KafkaSettings(kafka_bootstrap=bootstrap)
+        config = reader_config(kafka, f"test-reader-{uuid.uuid4().hex[:8]}")
+        if not committed_only:
+            config["isolation.level"] = "read_uncommitted"
+        config["enable.partition.eof"] = True
+        self.topic = topic
+        self.records: list[Record] = []
+        self._consumer = Consumer(config)
+        metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
+        self._at_end = dict.fromkeys(metadata.partitions, False)
+        self._consumer.assign(
+            [
+                TopicPartition(topic, partition, OFFSET_BEGINNING)
+                for partition in metadata.partitions
+            ]
+        )
+
+    def read(self, wait_s: float = 0.2) -> list[Record]:
+        """Take what arrived (waiting up to `wait_s` for the first record) and return all so far."""
+        timeout = wait_s
+        while (message := self._consumer.poll(timeout)) is not None:
+            timeout = 0
+            partition, offset, error = message.partition(), message.offset(), message.error()
+            assert partition is not None
+            if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                self._at_end[partition] = True
+                continue
+            if error is not None:
+                raise KafkaException(error)
+            assert offset is not None
+            self._at_end[partition] = False
+            self.records.append(Record(partition, offset, message.key(), message.value()))
+        return list(self.records)
+
+    def read_to_end(self, timeout_s: float) -> list[Record]:
+        """Read until every partition is at its end (for read_committed: the last stable offset).
+
+        After a maker's transaction committed, this sees every record it wrote, so a duplicate
+        cannot hide behind a count that was merely reached.
+        """
+        wait_until(
+            self.read,
+            lambda _: all(self._at_end.values()),
+            timeout_s,
+            f"the end of every partition of {self.topic}",
+            interval_s=0,
+        )
+        return list(self.records)
+
+    def wait_for_count(self, count: int, timeout_s: float) -> list[Record]:
+        """Read until at least `count` records were seen; fail naming what was seen last."""
+        return wait_until(
+            self.read,
+            lambda records: len(records) >= count,
+            timeout_s,
+            f"{count} records on {self.topic}",
+            interval_s=0,
+        )
+
+    def documents(self) -> list[dict[str, Any]]:
+        return [record.json() for record in self.records]
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class Service:
+    """A `medpubsub patient` / `medpubsub medicine` process, its output in a file."""
+
+    def __init__(self, command: str, environment: Mapping[str, str], log_path: Path) -> None:
+        self.command = command
+        self.log_path = log_path
+        self.process = processes.spawn(
+            [sys.executable, "-m", "medpubsub", command], env=environment, log_path=log_path
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        """stdout and stderr so far (interleaved as written)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_output(self, pattern: str, timeout_s: float) -> re.Match[str]:
+        """Wait until the output matches the regular expression `pattern`; return the match."""
+
+        def observe() -> str:
+            if self.process.poll() is not None and not re.search(pattern, self.output()):
+                raise AssertionError(
+                    f"{self.command} exited with {self.process.returncode}:\n{self.output()}"
+                )
+            return self.output()
+
+        text = wait_until(
+            observe,
+            lambda out: re.search(pattern, out) is not None,
+            timeout_s,
+            f"{pattern!r} in the output of {self.command}",
+            interval_s=0.05,
+        )
+        match = re.search(pattern, text)
+        assert match is not None
+        return match
+
+    def wait_exit(self, timeout_s: float) -> int:
+        """Wait for the process to end by itself; fail with its output if it does not."""
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{self.command} still running after {timeout_s:g} s:\n{self.output()}"
+            ) from None
+
+    def signal_and_wait(self, signal_number: int, timeout_s: float) -> int:
+        """Send a signal and wait for the exit status; fail with the output if it does not end."""
+        os.kill(self.pid, signal_number)
+        return self.wait_exit(timeout_s)
+
+    def stop(self) -> None:
+        """Teardown: SIGTERM, then SIGKILL; by pid, whatever state the process is in."""
+        processes.stop(self.process, grace_s=5)
+
+
+ReaderFactory = Callable[..., TopicReader]
+ServiceFactory = Callable[..., Service]

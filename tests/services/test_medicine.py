@@ -1,0 +1,248 @@
+"""The medicine maker against a real broker: tabs exactly once, in parallel, bad input to the DLQ.
+
+Makers run as `python -m medpubsub medicine` subprocesses on the test's own topics. Assertions are
+on what Kafka holds (read_committed, as the observer reads), and on the tabs' own timestamps
+rather than on the test's wall clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import time
+import uuid
+from collections import Counter
+
+import pytest
+
+from medpubsub.messages import Order, SeedOrder, Tab
+
+from .kafka_io import ReaderFactory, ServiceFactory, TestTopics, produce
+
+TAB_SECONDS = 2.0
+STARTED = r"medicine (?P<name>\S+): taking orders"
+
+
+def an_order(tabs_count: int, patient_id: str = "patient-a") -> Order:
+    return Order(
+        order_id=str(uuid.uuid4()),
+        patient_id=patient_id,
+        tabs_count=tabs_count,
+        ordered_at_ns=time.time_ns(),
+    )
+
+
+def tabs_of(documents: list[dict[str, object]]) -> list[Tab]:
+    return sorted((Tab.model_validate(document) for document in documents), key=lambda t: t.index)
+
+
+def test_an_order_becomes_exactly_its_tabs(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    order = an_order(tabs_count=5)
+    produce(topics.bootstrap, topics.orders, [order.to_bytes()], key=order.patient_id.encode())
+    maker = service("medicine", topics.environment(MEDICINE_IDLE_TIMEOUT_SECONDS=20))
+
+    assert maker.wait_exit(timeout_s=30) == 0, maker.output()
+    name = maker.wait_for_output(STARTED, timeout_s=1)["name"]
+    assert "done after 1 orders and 0 dead letters" in maker.output()
+    deliveries = reader(topics, topics.deliveries)
+    deliveries.wait_for_count(5, timeout_s=10)
+    records = deliveries.read_to_end(timeout_s=10)
+    tabs = tabs_of([record.json() for record in records])
+
+    assert len(records) == 5
+    assert [tab.index for tab in tabs] == [0, 1, 2, 3, 4]
+    assert {record.key for record in records} == {order.order_id.encode()}
+    for tab in tabs:
+        assert tab.tab_id == f"{order.order_id}:{tab.index}"
+        assert (tab.order_id, tab.patient_id, tab.tabs_count) == (
+            order.order_id,
+            order.patient_id,
+            order.tabs_count,
+        )
+        assert tab.ordered_at_ns == order.ordered_at_ns
+        assert tab.made_at_ns - order.ordered_at_ns >= TAB_SECONDS * 1e9
+        assert tab.maker == name
+    assert reader(topics, topics.dlq).read() == []
+
+
+def test_the_tabs_of_a_thirty_tab_order_are_made_in_parallel(
+    topics: TestTopics,
+    service: ServiceFactory,
+    reader: ReaderFactory,
+    record_property: pytest.RecordProperty,
+) -> None:
+    maker = service("medicine", topics.environment(MEDICINE_IDLE_TIMEOUT_SECONDS=20))
+    maker.wait_for_output(STARTED, timeout_s=15)
+    order = an_order(tabs_count=30)
+    produce(topics.bootstrap, topics.orders, [order.to_bytes()])
+
+    deliveries = reader(topics, topics.deliveries)
+    records = deliveries.wait_for_count(30, timeout_s=20)
+    seen_all_ns = time.time_ns()
+    made = [tab.made_at_ns for tab in tabs_of([record.json() for record in records])]
+
+    assert len(records) == 30
+    # Made together: sequential tabs would be 2 s apart; one thread per tab starts them at once.
+    assert max(made) - min(made) < 1e9
+    # The whole order (joining the group included) took less than two tabs' time.
+    assert max(made) - order.ordered_at_ns < 2 * TAB_SECONDS * 1e9
+    latency_s = (seen_all_ns - order.ordered_at_ns) / 1e9
+    record_property("end_to_end_latency_s", round(latency_s, 3))
+    print(f"30-tab order: ordered → all 30 tabs readable (read_committed) in {latency_s:.2f} s")
+    assert maker.wait_exit(timeout_s=10) == 0
+
+
+BAD_RECORDS: list[tuple[str, bytes | None, str]] = [
+    ("not UTF-8", b"\xff\xfe{}", "not UTF-8"),
+    ("not JSON", b'{"order_id": ', "not JSON"),
+    ("not an object", b"[1, 2, 3]", "not a JSON object but list"),
+    (
+        "missing field",
+        b'{"patient_id": "p", "tabs_count": 3, "ordered_at_ns": 1}',
+        "order_id: Field required",
+    ),
+    (
+        "wrong type",
+        json.dumps(
+            {
+                "order_id": str(uuid.uuid4()),
+                "patient_id": "p",
+                "tabs_count": "3",
+                "ordered_at_ns": 1,
+            }
+        ).encode(),
+        "tabs_count: Input should be a valid integer",
+    ),
+    (
+        "zero tabs",
+        json.dumps(
+            {"order_id": str(uuid.uuid4()), "patient_id": "p", "tabs_count": 0, "ordered_at_ns": 1}
+        ).encode(),
+        "tabs_count: Input should be greater than or equal to 1",
+    ),
+    (
+        "31 tabs",
+        json.dumps(
+            {"order_id": str(uuid.uuid4()), "patient_id": "p", "tabs_count": 31, "ordered_at_ns": 1}
+        ).encode(),
+        "tabs_count: Input should be less than or equal to 30",
+    ),
+    ("no value", None, "empty record"),
+]
+
+
+def test_every_kind_of_bad_input_is_dead_lettered_and_the_maker_goes_on(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    good = an_order(tabs_count=2)
+    values = [value for _, value, _ in BAD_RECORDS] + [good.to_bytes()]
+    offsets = produce(topics.bootstrap, topics.orders, values)
+    # MEDICINE_MAX_ORDERS=1: dead letters do not count, so the maker must reach the good order.
+    maker = service("medicine", topics.environment(MEDICINE_IDLE_TIMEOUT_SECONDS=20))
+
+    assert maker.wait_exit(timeout_s=30) == 0, maker.output()
+    assert f"done after 1 orders and {len(BAD_RECORDS)} dead letters" in maker.output()
+    letters = reader(topics, topics.dlq).wait_for_count(len(BAD_RECORDS), timeout_s=10)
+    tabs = reader(topics, topics.deliveries).wait_for_count(2, timeout_s=10)
+
+    by_offset = {letter.json()["offset"]: letter.json() for letter in letters}
+    assert sorted(by_offset) == offsets[: len(BAD_RECORDS)]
+    for (kind, value, reason), offset in zip(BAD_RECORDS, offsets, strict=False):
+        letter = by_offset[offset]
+        assert reason in letter["reason"], kind
+        assert (letter["topic"], letter["partition"]) == (topics.orders, 0), kind
+        if letter["payload_base64"]:
+            assert base64.b64decode(letter["payload"]) == value, kind
+        else:
+            assert letter["payload"].encode() == (value or b""), kind
+    assert by_offset[offsets[0]]["payload_base64"] is True
+    assert len(letters) == len(BAD_RECORDS)
+    assert {tab.json()["order_id"] for tab in tabs} == {good.order_id}
+
+
+def test_a_seed_order_is_made_under_its_derived_stable_id(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    seed = SeedOrder(patient_id="seed-patient", tabs_count=3, order_timestamp_ns=time.time_ns())
+    [offset] = produce(topics.bootstrap, topics.orders, [seed.to_bytes()])
+    expected = seed.to_order(topics.orders, 0, offset)
+    maker = service("medicine", topics.environment(MEDICINE_IDLE_TIMEOUT_SECONDS=20))
+
+    assert maker.wait_exit(timeout_s=30) == 0, maker.output()
+    records = reader(topics, topics.deliveries).wait_for_count(3, timeout_s=10)
+    tabs = tabs_of([record.json() for record in records])
+
+    assert [tab.tab_id for tab in tabs] == [f"{expected.order_id}:{index}" for index in range(3)]
+    assert {(tab.patient_id, tab.ordered_at_ns) for tab in tabs} == {
+        ("seed-patient", seed.order_timestamp_ns)
+    }
+
+
+def test_a_maker_killed_mid_order_leaves_nothing_and_the_next_makes_each_tab_once(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    # 15 workers for 16 tabs: tabs 0-14 are written after 2 s, tab 15 after 4 s, so once a
+    # read_uncommitted reader sees a tab the maker is certainly mid-order with tabs written. (At
+    # most 2 waves keep the transaction timeout, which a killed maker's tabs wait out, at 12 s.)
+    order = an_order(tabs_count=16)
+    produce(topics.bootstrap, topics.orders, [order.to_bytes()])
+    settings = {"MEDICINE_MAX_WORKERS": 15, "MEDICINE_IDLE_TIMEOUT_SECONDS": 30}
+    first = service("medicine", topics.environment(**settings))
+    uncommitted = reader(topics, topics.deliveries, committed_only=False)
+    uncommitted.wait_for_count(1, timeout_s=20)
+
+    assert first.signal_and_wait(signal.SIGKILL, timeout_s=5) == -signal.SIGKILL
+    second = service("medicine", topics.environment(**settings))
+    second_name = second.wait_for_output(STARTED, timeout_s=15)["name"]
+    # The second maker gets the partition once the killed member's session expires (6 s); its
+    # tabs become readable once the broker aborted the killed maker's transaction (12 s).
+    assert second.wait_exit(timeout_s=30) == 0, second.output()
+    deliveries = reader(topics, topics.deliveries)
+    deliveries.wait_for_count(16, timeout_s=30)
+    committed = deliveries.read_to_end(timeout_s=10)
+
+    tab_ids = Counter(record.json()["tab_id"] for record in committed)
+    assert tab_ids == Counter(f"{order.order_id}:{index}" for index in range(16))
+    assert {record.json()["maker"] for record in committed} == {second_name}
+    # The killed maker did write tabs (15, then the second maker's 16); they were aborted and
+    # never visible to read_committed.
+    uncommitted.wait_for_count(15 + 16, timeout_s=10)
+
+
+def test_sigterm_mid_order_aborts_exits_0_and_the_next_maker_makes_the_order(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    order = an_order(tabs_count=2)
+    produce(topics.bootstrap, topics.orders, [order.to_bytes()])
+    settings = {"MEDICINE_MAX_WORKERS": 1, "MEDICINE_IDLE_TIMEOUT_SECONDS": 30}
+    first = service("medicine", topics.environment(**settings))
+    uncommitted = reader(topics, topics.deliveries, committed_only=False)
+    uncommitted.wait_for_count(1, timeout_s=20)  # tab 0 written, tab 1 two seconds away
+
+    assert first.signal_and_wait(signal.SIGTERM, timeout_s=5) == 0, first.output()
+    assert "stopped by SIGTERM after 0 orders" in first.output()
+    second = service("medicine", topics.environment())
+    assert second.wait_exit(timeout_s=30) == 0, second.output()
+    second_name = second.wait_for_output(STARTED, timeout_s=1)["name"]
+    deliveries = reader(topics, topics.deliveries)
+    deliveries.wait_for_count(2, timeout_s=10)
+    committed = deliveries.read_to_end(timeout_s=10)
+    uncommitted.wait_for_count(3, timeout_s=10)  # the first maker's aborted tab, then these two
+
+    assert sorted(record.json()["tab_id"] for record in committed) == [
+        f"{order.order_id}:0",
+        f"{order.order_id}:1",
+    ]
+    assert {record.json()["maker"] for record in committed} == {second_name}
+
+
+def test_a_maker_with_no_orders_exits_0_after_the_idle_timeout(
+    topics: TestTopics, service: ServiceFactory
+) -> None:
+    maker = service("medicine", topics.environment(MEDICINE_IDLE_TIMEOUT_SECONDS=1))
+
+    assert maker.wait_exit(timeout_s=20) == 0, maker.output()
+    assert "idle for" in maker.output()
