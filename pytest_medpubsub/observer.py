@@ -610,13 +610,13 @@ class Observer:
         with self._lock:
             self._tabs_in_tick += 1
             state = self._orders.setdefault(tab.order_id, _OrderState())
+            state.makers.add(tab.maker)  # a maker that made a duplicate was involved too
             if tab.tab_id in state.tab_ids:
                 state.duplicates += 1
                 return
             state.tab_ids.add(tab.tab_id)
             state.received_ns.setdefault(tab.index, now_ns)
             state.made_at_ns.setdefault(tab.index, tab.made_at_ns)
-            state.makers.add(tab.maker)
 
     def _record_dead_letter(self, message: KafkaMessage, now_ns: int) -> None:
         """Dead letters are dated by when they failed (so catching up on old ones does not date

@@ -1,25 +1,97 @@
-"""The medpubsub pytest plugin: options, fixtures and the SLO marker (entry point `medpubsub`)."""
+"""The medpubsub pytest plugin (entry point `medpubsub`): options, fixtures, the SLO marker.
+
+Options and ini keys are registered here and nowhere else. A session brings the platform up once
+(`medpubsub_platform`); each test that asks for `medpubsub_system` gets the running system with a
+fresh observer mark, and after the test body the plugin stops the load, waits for the makers to
+drain, checks the SLOs (the `medpubsub_slo` marker over the ini defaults) and writes the test's
+report. A failed SLO fails the test with every check's measured and required value.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import shutil
+import tempfile
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from pytest_medpubsub import progress
+from medpubsub.settings import KafkaSettings
+from pytest_medpubsub import progress, project
+from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.jars import KafkaUnavailable
+from pytest_medpubsub.observer import Observer, PlatformSample
+from pytest_medpubsub.platforms import factory
+from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
+from pytest_medpubsub.report import junit_properties, write_report
+from pytest_medpubsub.slo import SloResult, SloSpec, evaluate
+from pytest_medpubsub.system import MedpubsubSystem
+
+_SLO_INI = {
+    "p95_s": ("medpubsub_slo_p95_s", "default p95 order latency bound in seconds", "5.0"),
+    "p99_s": ("medpubsub_slo_p99_s", "default p99 order latency bound in seconds", "8.0"),
+    "max_lost": ("medpubsub_slo_max_lost", "default number of lost orders allowed", "0"),
+    "max_duplicates": ("medpubsub_slo_max_duplicates", "default duplicate tabs allowed", "0"),
+}
+_DRAIN_INI = ("medpubsub_drain_timeout_s", "how long to wait for makers to drain a test", "120")
+_RESULTS = pytest.StashKey[list[tuple[str, Path, SloResult | None]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("medpubsub", "medpubsub: the system under test and its platform")
     group.addoption(
+        "--medpubsub-cluster",
+        choices=factory.PLATFORMS,
+        default=factory.LOCAL,
+        help="where the system runs: local (embedded Kafka + processes, default), kind, "
+        "minikube, or the existing kubeconfig context",
+    )
+    group.addoption(
         "--medpubsub-kafka",
         metavar="HOST:PORT",
         help="local platform: use this running broker instead of starting the embedded one",
     )
+    group.addoption(
+        "--medpubsub-report",
+        metavar="DIR",
+        type=Path,
+        help="write each test's report.json and plots under DIR/<test> "
+        "(default: build/medpubsub-report under the rootdir)",
+    )
+    group.addoption(
+        "--medpubsub-keep",
+        action="store_true",
+        help="leave the cluster and the system running after the session",
+    )
+    group.addoption(
+        "--medpubsub-image-registry",
+        metavar="REGISTRY",
+        help="existing cluster: push the service images here (e.g. registry.example:5000/team)",
+    )
+    group.addoption(
+        "--medpubsub-strimzi-manifest",
+        metavar="PATH",
+        help="install Strimzi from this local file instead of its pinned release manifest",
+    )
+    group.addoption(
+        "--medpubsub-keda-manifest",
+        metavar="PATH",
+        help="install KEDA from this local file instead of its pinned release manifest",
+    )
+    for ini_name, help_text, default in (*_SLO_INI.values(), _DRAIN_INI):
+        parser.addini(ini_name, help_text, default=default)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "medpubsub_slo(p95_s=, p99_s=, max_lost=, max_duplicates=, min_jobs=, "
+        "scale_out_within_s=, scale_in_within_s=, min_orders=): the SLOs a medpubsub_system "
+        "test must meet (over the medpubsub_slo_* ini defaults)",
+    )
+    config.stash[_RESULTS] = []
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
 
@@ -28,20 +100,197 @@ def pytest_configure(config: pytest.Config) -> None:
             reporter.write_line(f"[medpubsub] {line}")
 
         progress.sink = write
+    options = _platform_options(config)
+    if options.cluster != factory.LOCAL:
+        try:
+            factory.check_available(options, project.project_dir())
+        except (PlatformUnavailable, project.ProjectNotFound) as error:
+            raise pytest.UsageError(f"--medpubsub-cluster={options.cluster}: {error}") from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     progress.sink = None
 
 
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Broker:
+    kafka: KafkaSettings
+    embedded: EmbeddedKafka | None
+
+
 @pytest.fixture(scope="session")
-def medpubsub_kafka(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Bootstrap servers of a real Kafka with the system's topics (embedded broker, one a session)."""
+def _medpubsub_broker(request: pytest.FixtureRequest) -> Iterator[_Broker]:
     from pytest_medpubsub.kafka.broker import running_broker
 
     external = request.config.getoption("--medpubsub-kafka")
     try:
-        with running_broker(external=external) as (kafka, _):
-            yield kafka.kafka_bootstrap
+        with running_broker(external=external) as (kafka, embedded):
+            yield _Broker(kafka, embedded)
     except KafkaUnavailable as error:
         pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def medpubsub_platform(request: pytest.FixtureRequest) -> Iterator[Platform]:
+    """The platform of --medpubsub-cluster, up for the whole session (Kafka, scaler, 0 patients)."""
+    options = _platform_options(request.config)
+    try:
+        if options.cluster == factory.LOCAL:
+            broker: _Broker = request.getfixturevalue("_medpubsub_broker")
+            platform = factory.create_local(options, broker.kafka, broker.embedded)
+        else:
+            platform = factory.create_cluster(options, project.project_dir())
+        platform.start()
+    except (PlatformError, project.ProjectNotFound) as error:
+        pytest.fail(f"the {options.cluster} platform did not start: {error}", pytrace=False)
+    try:
+        yield platform
+    finally:
+        platform.stop()
+        shutil.rmtree(options.run_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def medpubsub_kafka(request: pytest.FixtureRequest) -> str:
+    """Bootstrap servers of the system's Kafka with its topics (local: the embedded broker)."""
+    if _platform_options(request.config).cluster == factory.LOCAL:
+        broker: _Broker = request.getfixturevalue("_medpubsub_broker")
+        return broker.kafka.kafka_bootstrap
+    platform: Platform = request.getfixturevalue("medpubsub_platform")
+    return platform.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def medpubsub_observer(medpubsub_platform: Platform) -> Iterator[Observer]:
+    """Watches every order, tab and dead letter of the session, and samples the platform."""
+
+    def sample() -> PlatformSample:
+        return PlatformSample(
+            patients=medpubsub_platform.patients(),
+            jobs=medpubsub_platform.medicine_jobs(),
+            lag=medpubsub_platform.lag(),
+        )
+
+    observer = Observer(medpubsub_platform.kafka, sampler=sample)
+    observer.start()
+    try:
+        yield observer
+    finally:
+        observer.stop()
+
+
+@pytest.fixture
+def medpubsub_report_dir(request: pytest.FixtureRequest) -> Path:
+    """This test's report directory (report.json, plots, attachments)."""
+    directory = _report_root(request.config) / _safe_name(request.node.nodeid)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture
+def medpubsub_system(
+    medpubsub_platform: Platform, medpubsub_observer: Observer, medpubsub_report_dir: Path
+) -> Iterator[MedpubsubSystem]:
+    """The running system: scale_patients(n), medicine_jobs(), kill_medicine(n), lag(), observer.
+
+    After the test the load is stopped, the makers drain, the SLOs are checked and the report is
+    written; an SLO failure fails the test.
+    """
+    if medpubsub_platform.patients():
+        medpubsub_platform.scale_patients(0)
+    system = MedpubsubSystem(medpubsub_platform, medpubsub_observer, medpubsub_report_dir)
+    yield system
+    if medpubsub_platform.patients():  # the test failed before the plugin drained it
+        medpubsub_platform.scale_patients(0)
+
+
+# -- SLOs and reports ----------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """After a passing test body: drain, check the SLOs, write the report (failures included)."""
+    system = _system_of(item)
+    try:
+        result = yield
+    except BaseException:
+        if system is not None:
+            _finish(item, system, check=False)
+        raise
+    if system is not None:
+        _finish(item, system, check=True)
+    return result
+
+
+def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
+    drain_timeout_s = float(str(item.config.getini(_DRAIN_INI[0])))
+    summary = system.finish(drain_timeout_s)
+    spec = _slo_spec(item)
+    result = evaluate(summary, spec)
+    path = write_report(system.report_dir, summary, result, extra=system.attachments)
+    for name, value in junit_properties(summary, result):
+        item.user_properties.append((name, value))
+    item.config.stash[_RESULTS].append((item.nodeid, path, result))
+    if not result.passed or not check:
+        system.platform.dump_diagnostics(system.report_dir / "diagnostics")
+    if check and not result.passed:
+        pytest.fail(f"SLOs not met (report: {path}):\n{result.failure_message()}", pytrace=False)
+
+
+def _slo_spec(item: pytest.Item) -> SloSpec:
+    config = item.config
+    defaults = SloSpec(
+        **{field: str(config.getini(ini_name)) for field, (ini_name, _, _) in _SLO_INI.items()}
+    )
+    marker = item.get_closest_marker("medpubsub_slo")
+    if marker is None:
+        return defaults
+    try:
+        return SloSpec.from_marker(marker.args, marker.kwargs, defaults)
+    except ValueError as error:
+        raise pytest.UsageError(f"{item.nodeid}: medpubsub_slo: {error}") from None
+
+
+def _system_of(item: pytest.Item) -> MedpubsubSystem | None:
+    funcargs = getattr(item, "funcargs", {})
+    system = funcargs.get("medpubsub_system")
+    return system if isinstance(system, MedpubsubSystem) else None
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    results = terminalreporter.config.stash.get(_RESULTS, [])
+    if not results:
+        return
+    terminalreporter.section("medpubsub reports")
+    for nodeid, path, result in results:
+        verdict = "no SLO" if result is None else ("SLO met" if result.passed else "SLO FAILED")
+        terminalreporter.write_line(f"{verdict:10} {nodeid}: {path}")
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _platform_options(config: pytest.Config) -> factory.PlatformOptions:
+    run_dir = Path(tempfile.gettempdir()) / f"medpubsub-run-{id(config):x}"
+    return factory.PlatformOptions(
+        cluster=str(config.getoption("--medpubsub-cluster")),
+        run_dir=run_dir,
+        report_dir=_report_root(config),
+        keep=bool(config.getoption("--medpubsub-keep")),
+        image_registry=config.getoption("--medpubsub-image-registry"),
+        strimzi_manifest=config.getoption("--medpubsub-strimzi-manifest"),
+        keda_manifest=config.getoption("--medpubsub-keda-manifest"),
+        state_file=run_dir / "local.json",
+    )
+
+
+def _report_root(config: pytest.Config) -> Path:
+    explicit: Path | None = config.getoption("--medpubsub-report")
+    return explicit if explicit is not None else config.rootpath / "build" / "medpubsub-report"
+
+
+def _safe_name(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]

@@ -63,6 +63,11 @@ class Platform(abc.ABC):
     def lag(self) -> int:
         """Total consumer-group lag of the makers' group on the orders topic, as KEDA sees it."""
 
+    def pause_scaling(self, paused: bool) -> None:
+        """Stop (or resume) creating makers, as KEDA's `autoscaling.keda.sh/paused` annotation
+        does; running makers finish their orders. Used to build a backlog on purpose."""
+        raise PlatformError(f"the {self.name} platform cannot pause its makers' scaling")
+
     def dump_diagnostics(self, directory: Path) -> None:  # noqa: B027 - optional for platforms
         """Write what helps explain a failure (logs, events, status) into `directory`."""
 

@@ -124,6 +124,13 @@ class LocalPlatform(Platform):
             raise PlatformError("the local platform is not started")
         return self._offsets.total_lag()
 
+    def pause_scaling(self, paused: bool) -> None:
+        scaledjob = self._require_scaledjob()
+        if paused:
+            scaledjob.paused.set()
+        else:
+            scaledjob.paused.clear()
+
     def dump_diagnostics(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         logs = self.run_dir / "logs"

@@ -45,6 +45,7 @@ class LocalScaledJob:
         self._sequence = itertools.count(1)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="local-scaledjob", daemon=True)
+        self.paused = threading.Event()
         self.jobs_created = 0
         self.last_poll: PollResult | None = None
         self.last_error: str | None = None
@@ -85,7 +86,8 @@ class LocalScaledJob:
         while not self._stop.is_set():
             began = time.monotonic()
             try:
-                self.poll_once()
+                if not self.paused.is_set():
+                    self.poll_once()
                 self.last_error = None
             except Exception as error:  # noqa: BLE001 - KEDA logs a scaler error and polls again
                 detail = f"{type(error).__name__}: {error}"

@@ -19,8 +19,9 @@ from pathlib import Path
 from pytest_medpubsub import progress
 from pytest_medpubsub.kafka.jars import cache_dir
 from pytest_medpubsub.platforms.base import PlatformError
-from pytest_medpubsub.platforms.kubectl import NAMESPACE, Kubectl, Resource
-from pytest_medpubsub.waiting import WaitTimeout, wait_until
+from pytest_medpubsub.platforms.kubectl import NAMESPACE, Kubectl
+from pytest_medpubsub.platforms.status import deployment_state
+from pytest_medpubsub.platforms.waits import wait_step
 
 DOWNLOAD_TIMEOUT_S = 120.0
 READY_TIMEOUT_S = 600.0
@@ -136,31 +137,13 @@ def uninstall(kubectl: Kubectl, operator: Operator, manifest: str) -> None:
 def wait_ready(kubectl: Kubectl, operator: Operator, timeout_s: float = READY_TIMEOUT_S) -> None:
     """Wait until every Deployment of the operator has all its replicas available."""
     for name in operator.deployments:
-        with progress.step(f"waiting for {operator.name}'s {name}"):
-            try:
-                wait_until(
-                    partial(_deployment_state, kubectl, operator.namespace, name),
-                    lambda state: state.startswith("available"),
-                    timeout_s,
-                    f"Deployment {operator.namespace}/{name} of {operator.name} to be available",
-                    interval_s=2.0,
-                )
-            except WaitTimeout as error:
-                raise PlatformError(str(error)) from None
+        wait_step(
+            f"{operator.name}'s Deployment {operator.namespace}/{name} to be available",
+            partial(_deployment_state, kubectl, operator.namespace, name),
+            lambda state: state.startswith("available"),
+            timeout_s,
+        )
 
 
 def _deployment_state(kubectl: Kubectl, namespace: str, name: str) -> str:
-    deployment = kubectl.get("deployment", name, namespace=namespace)
-    return deployment_state(deployment)
-
-
-def deployment_state(deployment: Resource) -> str:
-    """ "available 1/1", or how many are available and the latest condition message."""
-    wanted = deployment.get("spec", {}).get("replicas", 1)
-    status = deployment.get("status", {})
-    available = status.get("availableReplicas", 0) or 0
-    if available >= wanted and status.get("updatedReplicas", 0) == wanted:
-        return f"available {available}/{wanted}"
-    conditions = status.get("conditions", [])
-    latest = conditions[-1].get("message", "") if conditions else "no status yet"
-    return f"{available}/{wanted} available ({latest})"
+    return deployment_state(kubectl.get("deployment", name, namespace=namespace))

@@ -32,7 +32,7 @@ def topics(medpubsub_kafka: str) -> Iterator[TestTopics]:
 
 @pytest.fixture
 def reader() -> Iterator[ReaderFactory]:
-    """`reader(topics, topic_name, committed_only=True)`: a whole-topic reader, closed afterwards."""
+    """`reader(topics, topic, committed_only=True)`: a whole-topic reader, closed afterwards."""
     readers: list[TopicReader] = []
 
     def open_reader(topics: TestTopics, topic: str, *, committed_only: bool = True) -> TopicReader:

@@ -28,7 +28,11 @@ CASES: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
     ),
     ("patient", {"ORBITAL_ORDER_PERIOD_SECONDS": "often"}, ("ORBITAL_ORDER_PERIOD_SECONDS",)),
     ("patient", {"ORBITAL_ORDER_PERIOD_SECONDS": "0"}, ("ORBITAL_ORDER_PERIOD_SECONDS='0'",)),
-    ("patient", {"MEDPUBSUB_KAFKA_SECURITY_PROTOCOL": "TLS"}, ("MEDPUBSUB_KAFKA_SECURITY_PROTOCOL",)),
+    (
+        "patient",
+        {"MEDPUBSUB_KAFKA_SECURITY_PROTOCOL": "TLS"},
+        ("MEDPUBSUB_KAFKA_SECURITY_PROTOCOL",),
+    ),
     (
         "medicine",
         {"MEDPUBSUB_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},

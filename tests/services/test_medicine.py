@@ -13,8 +13,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-
-import pytest
+from collections.abc import Callable
 
 from medpubsub.messages import Order, SeedOrder, Tab
 
@@ -72,7 +71,7 @@ def test_the_tabs_of_a_thirty_tab_order_are_made_in_parallel(
     topics: TestTopics,
     service: ServiceFactory,
     reader: ReaderFactory,
-    record_property: pytest.RecordProperty,
+    record_property: Callable[[str, object], None],
 ) -> None:
     maker = service("medicine", topics.environment(MEDICINE_IDLE_TIMEOUT_SECONDS=20))
     maker.wait_for_output(STARTED, timeout_s=15)

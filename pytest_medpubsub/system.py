@@ -1,0 +1,89 @@
+"""The running system as a test sees it: the platform, the observer, and the run's bookkeeping.
+
+`medpubsub_system` hands this to a test. Scenarios drive it (`scale_patients`, `kill_medicine`),
+wait on it (`wait_for_jobs`, `observer.wait_drained`) and read figures from it; the plugin then
+drains it, evaluates the SLOs and writes the report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pytest_medpubsub import progress
+from pytest_medpubsub.observer import Mark, Observer, Summary
+from pytest_medpubsub.platforms.base import Platform
+from pytest_medpubsub.waiting import stays, wait_until
+
+
+class MedpubsubSystem:
+    """The system under test on one platform, with an observer watching every order and tab."""
+
+    def __init__(self, platform: Platform, observer: Observer, report_dir: Path):
+        self.platform = platform
+        self.observer = observer
+        self.report_dir = report_dir
+        self.started: Mark = observer.mark()
+        self.attachments: dict[str, Any] = {}
+
+    # -- what the platform offers ---------------------------------------------------------------
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.platform.bootstrap_servers
+
+    def scale_patients(self, count: int) -> None:
+        """Run exactly `count` patients from now on."""
+        progress.say(f"patients -> {count}")
+        self.platform.scale_patients(count)
+
+    def patients(self) -> int:
+        return self.platform.patients()
+
+    def medicine_jobs(self) -> int:
+        """Unfinished medicine makers now, as KEDA counts Jobs."""
+        return self.platform.medicine_jobs()
+
+    def kill_medicine(self, n: int = 1) -> list[str]:
+        """Kill `n` running makers abruptly; returns their names."""
+        killed = self.platform.kill_medicine(n)
+        progress.say(f"killed makers: {', '.join(killed) or 'none was running'}")
+        return killed
+
+    def lag(self) -> int:
+        return self.platform.lag()
+
+    # -- waits ----------------------------------------------------------------------------------
+
+    def wait_for_jobs(
+        self, accept: Callable[[int], bool], timeout_s: float, describe: str
+    ) -> int:
+        """Wait until the maker count satisfies `accept` (e.g. `lambda n: n >= 3`)."""
+        return wait_until(self.medicine_jobs, accept, timeout_s, describe, interval_s=0.5)
+
+    def jobs_stay(self, accept: Callable[[int], bool], duration_s: float, describe: str) -> None:
+        """Check that the maker count satisfies `accept` for the whole of `duration_s`."""
+        stays(self.medicine_jobs, accept, duration_s, describe)
+
+    def run_for(self, seconds: float) -> None:
+        """Let the load run; the observer keeps sampling meanwhile."""
+        time.sleep(seconds)
+
+    # -- results --------------------------------------------------------------------------------
+
+    def summary(self, final: bool = False) -> Summary:
+        """The figures of every order placed since this test started."""
+        return self.observer.summary(since=self.started, final=final)
+
+    def finish(self, drain_timeout_s: float) -> Summary:
+        """Stop the load, wait for every order to be made, return the final summary."""
+        if self.platform.patients():
+            self.scale_patients(0)
+        with progress.step("Waiting for the makers to drain the orders"):
+            return self.observer.wait_drained(drain_timeout_s, since=self.started)
+
+    def attach(self, name: str, data: Any) -> None:
+        """Add `data` (JSON-able) to this test's report under `name` (locust, chaos, ...)."""
+        self.attachments[name] = data

@@ -1,0 +1,1 @@
+"""Scenario tests run against whichever platform --medpubsub-cluster selects (local by default)."""

@@ -1,0 +1,35 @@
+"""Orders pile up while no maker may start; once scaling resumes the backlog is drained."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_medpubsub.system import MedpubsubSystem
+from pytest_medpubsub.waiting import wait_until
+
+BACKLOG_ORDERS = 30
+
+
+# Backlogged orders wait by design, so latency is not the point here; losses and duplicates are.
+@pytest.mark.medpubsub_slo(p95_s=60.0, p99_s=90.0, min_jobs=5)
+def test_a_backlog_is_drained_once_makers_may_run(medpubsub_system: MedpubsubSystem) -> None:
+    medpubsub_system.platform.pause_scaling(True)
+    try:
+        medpubsub_system.wait_for_jobs(lambda jobs: jobs == 0, 60, "no maker running")
+        medpubsub_system.scale_patients(3)
+        medpubsub_system.observer.wait_for_orders(
+            BACKLOG_ORDERS, timeout_s=60, since=medpubsub_system.started
+        )
+        medpubsub_system.scale_patients(0)
+        backlog = wait_until(
+            medpubsub_system.lag, lambda lag: lag >= BACKLOG_ORDERS, 30, "the backlog as lag"
+        )
+        assert medpubsub_system.medicine_jobs() == 0
+    finally:
+        medpubsub_system.platform.pause_scaling(False)
+    # With lagThreshold 1 and the partition cap, KEDA starts one maker per queued order at once.
+    medpubsub_system.wait_for_jobs(
+        lambda jobs: jobs >= min(backlog, 5), 30, "makers for the backlog"
+    )
+    drained = medpubsub_system.observer.wait_drained(180, since=medpubsub_system.started)
+    assert drained.complete_orders == drained.orders >= BACKLOG_ORDERS
