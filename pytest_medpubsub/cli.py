@@ -1,19 +1,40 @@
 """The harness's commands: `medpubsub kafka | up | status | down | demo`.
 
-Registered into the `medpubsub` command by `medpubsub.cli` when the harness is installed.
+Registered into the `medpubsub` command by `medpubsub.cli` when the harness is installed. Each
+command that starts processes stops them by pid on Ctrl-C / SIGTERM, in the order patients,
+makers, broker, so that no order is left half-made and nothing keeps running.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from rich.console import Console
+from rich.live import Live
+
+from pytest_medpubsub import processes, progress, state
 from pytest_medpubsub.kafka.jars import KAFKA_VERSION, KafkaUnavailable, libs_dir
+from pytest_medpubsub.live import status_table
+from pytest_medpubsub.observer import Observer, PlatformSample, Summary
+from pytest_medpubsub.platforms.base import PlatformError
+from pytest_medpubsub.platforms.local import LocalPlatform
+from pytest_medpubsub.project import ProjectNotFound
+from pytest_medpubsub.system import wait_scaled_in
+
+# Makers idle out after MEDICINE_IDLE_TIMEOUT_SECONDS (15 s in the ScaledJob): a minute is ample.
+DEMO_SCALE_IN_S = 60.0
+
+_console = Console()
+_errors = Console(stderr=True)
 
 
 def register(commands: Any) -> None:
@@ -27,11 +48,7 @@ def register(commands: Any) -> None:
             "clients can connect. Jars come from KAFKA_HOME or are fetched once by Maven."
         ),
     )
-    kafka.add_argument(
-        "--data-dir",
-        type=Path,
-        help="keep the broker's data here (reused on the next start); default: a temporary dir",
-    )
+    _data_dir_option(kafka)
     kafka.add_argument("--port", type=int, help="client port (default: a free port)")
     kafka.add_argument(
         "--resolve-only",
@@ -40,26 +57,273 @@ def register(commands: Any) -> None:
     )
     kafka.set_defaults(func=run_kafka)
 
+    up = commands.add_parser(
+        "up",
+        help="run the whole system locally in the foreground with a live status view",
+        description=(
+            "Start Kafka (embedded, or --kafka), N patients and the KEDA-exact ScaledJob "
+            "controller for the makers; show orders/s, tabs/s, makers, lag and latency until "
+            "Ctrl-C. Other tools (locust, chaos, `medpubsub status`/`down`) find it through "
+            ".medpubsub/local.json."
+        ),
+    )
+    _system_options(up)
+    up.set_defaults(func=run_up)
+
+    status = commands.add_parser("status", help="show what the local system runs now")
+    status.set_defaults(func=run_status)
+    down = commands.add_parser("down", help="stop the local system started by `medpubsub up`")
+    down.set_defaults(func=run_down)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the system for a while, drain it, write a report; exit 1 if an SLO fails",
+        description=(
+            "Bring the local system up, run N patients for S seconds, stop them, wait for the "
+            "makers to drain every order, then write report.json and plots to --report and check "
+            "the SLOs (p95 <= 5 s, p99 <= 8 s, nothing lost, nothing duplicated, makers back to 0)."
+        ),
+    )
+    _system_options(demo)
+    demo.add_argument("--duration", type=float, default=45.0, metavar="S", help="default 45 s")
+    demo.add_argument(
+        "--report", type=Path, default=Path("build/demo-report"), metavar="DIR",
+        help="where report.json and the plots go (default build/demo-report)",
+    )  # fmt: skip
+    demo.set_defaults(func=run_demo)
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep the broker's data here (reused on the next start); default: a temporary dir",
+    )
+
+
+def _system_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--patients", type=int, default=1, metavar="N", help="default 1")
+    parser.add_argument(
+        "--kafka", metavar="HOST:PORT", help="use this running broker instead of the embedded one"
+    )
+    _data_dir_option(parser)
+
+
+# -- kafka ----------------------------------------------------------------------------------------
+
 
 def run_kafka(arguments: argparse.Namespace) -> int:
     from pytest_medpubsub.kafka.broker import running_broker
 
-    try:
-        if arguments.resolve_only:
-            print(f"kafka jars: {libs_dir()}")
-            return 0
-        stop = _stop_on_signals()
+    if arguments.resolve_only:
+        return _failing_cleanly("kafka", lambda: print(f"kafka jars: {libs_dir()}"))
+    stop = _stop_on_signals()
+
+    def serve() -> None:
         with running_broker(data_dir=arguments.data_dir, port=arguments.port) as (kafka, _):
             print(f"bootstrap={kafka.kafka_bootstrap}", flush=True)
             stop.wait()
-        return 0
-    except KafkaUnavailable as error:
-        print(f"medpubsub kafka: {error}", file=sys.stderr)
+
+    return _failing_cleanly("kafka", serve)
+
+
+# -- up / demo ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _local_system(
+    arguments: argparse.Namespace, state_file: Path | None
+) -> Iterator[tuple[LocalPlatform, Observer]]:
+    """Kafka, the local platform with N patients, and an observer; all stopped on exit."""
+    from pytest_medpubsub.kafka.broker import running_broker
+
+    if arguments.patients < 0:
+        raise PlatformError(f"--patients must be 0 or more, not {arguments.patients}")
+    run_dir = Path(".medpubsub") / "run"
+    with running_broker(external=arguments.kafka, data_dir=arguments.data_dir) as (kafka, broker):
+        platform = LocalPlatform(kafka, run_dir, broker=broker, state_file=state_file)
+        platform.start()
+        try:
+            observer = Observer(kafka, sampler=lambda: _sample(platform)).start()
+            try:
+                platform.scale_patients(arguments.patients)
+                yield platform, observer
+            finally:
+                platform.scale_patients(0)
+                observer.stop()
+        finally:
+            platform.stop()
+
+
+def _sample(platform: LocalPlatform) -> PlatformSample:
+    return PlatformSample(
+        patients=platform.patients(), jobs=platform.medicine_jobs(), lag=platform.lag()
+    )
+
+
+def run_up(arguments: argparse.Namespace) -> int:
+    try:
+        running = state.read()
+    except state.NoLocalSystem:
+        pass
+    else:
+        _errors.print(
+            f"medpubsub up: a local system is already running (pid {running.owner_pid}, Kafka "
+            f"{running.bootstrap}); stop it with `medpubsub down`."
+        )
+        return 1
+    stop = _stop_on_signals()
+
+    def serve() -> None:
+        with _local_system(arguments, state.default_path()) as (platform, observer):
+            since = observer.mark()
+            _console.print(
+                f"medpubsub is up: Kafka at {platform.bootstrap_servers}; state in "
+                f"{state.default_path()}; Ctrl-C to stop."
+            )
+            _watch(platform.bootstrap_servers, observer, since, stop, deadline=None)
+
+    return _failing_cleanly("up", serve)
+
+
+def run_demo(arguments: argparse.Namespace) -> int:
+    from pytest_medpubsub.report import write_report
+    from pytest_medpubsub.slo import SloSpec, evaluate
+
+    if arguments.duration <= 0:
+        _errors.print(f"medpubsub demo: --duration must be positive, not {arguments.duration}")
         return 2
+    stop = _stop_on_signals()
+    outcome: list[int] = []
+
+    def serve() -> None:
+        with _local_system(arguments, state.default_path()) as (platform, observer):
+            since = observer.mark()
+            _watch(
+                platform.bootstrap_servers, observer, since, stop,
+                deadline=time.monotonic() + arguments.duration,
+            )  # fmt: skip
+            platform.scale_patients(0)
+            with progress.step("Waiting for the makers to drain every order"):
+                summary = observer.wait_drained(180, since=since)
+            spec = SloSpec(min_jobs=1, scale_in_within_s=DEMO_SCALE_IN_S)
+            with progress.step("Waiting for the makers to scale in to zero"):
+                wait_scaled_in(observer, since, DEMO_SCALE_IN_S)
+            summary = observer.summary(since=since, final=True)
+            result = evaluate(summary, spec)
+            path = write_report(arguments.report, summary, result, extra={"demo": _demo_facts(
+                arguments, platform)})  # fmt: skip
+            _print_outcome(summary, result.failure_message(), path)
+            outcome.append(0 if result.passed else 1)
+
+    status = _failing_cleanly("demo", serve)
+    return status if status != 0 else (outcome[0] if outcome else 1)
+
+
+def _demo_facts(arguments: argparse.Namespace, platform: LocalPlatform) -> dict[str, Any]:
+    spec = platform.spec
+    return {
+        "patients": arguments.patients,
+        "duration_s": arguments.duration,
+        "scaledjob": {
+            "polling_interval_s": spec.scaling.polling_interval,
+            "max_replica_count": spec.scaling.max_replica_count,
+            "strategy": spec.scaling.scaling_strategy.strategy,
+            "lag_threshold": spec.trigger.lag_threshold,
+        },
+    }
+
+
+def _print_outcome(summary: Summary, slo_table: str, report: Path) -> None:
+    _console.print(status_table(summary, "-", "medpubsub demo: the run"))
+    _console.print(slo_table, markup=False)
+    _console.print(f"report: {report}")
+
+
+def _watch(
+    bootstrap: str,
+    observer: Observer,
+    since: Any,
+    stop: threading.Event,
+    deadline: float | None,
+) -> None:
+    """Refresh the status view every second until `stop` is set or the deadline passes."""
+
+    def remaining() -> float:
+        return 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+
+    if not _console.is_terminal:
+        while not stop.is_set() and remaining() > 0:
+            stop.wait(remaining())
+            summary = observer.summary(since=since)
+            last = summary.timeline[-1] if summary.timeline else None
+            progress.say(
+                f"orders {summary.orders} complete {summary.complete_orders} tabs {summary.tabs}"
+                f" makers {last.jobs if last else '-'} lag {last.lag if last else '-'}"
+            )
+        return
+    with Live(console=_console, refresh_per_second=2) as live:
+        while not stop.is_set() and remaining() > 0:
+            live.update(status_table(observer.summary(since=since), bootstrap, "medpubsub"))
+            stop.wait(remaining())
+
+
+# -- status / down --------------------------------------------------------------------------------
+
+
+def run_status(_: argparse.Namespace) -> int:
+    try:
+        current = state.read()
+    except state.NoLocalSystem as error:
+        _errors.print(f"medpubsub status: {error}")
+        return 1
+    age_s = (time.time_ns() - current.updated_at_ns) / 1e9
+    _console.print(f"owner pid {current.owner_pid} (state {age_s:.1f} s old)")
+    _console.print(f"Kafka {current.bootstrap}, group {current.group_id}")
+    _console.print(f"broker pid {current.broker.pid if current.broker else 'external'}")
+    _console.print(f"patients {len(current.patients)}: {_names(current.patients)}")
+    _console.print(f"makers {len(current.makers)}: {_names(current.makers)}")
+    return 0
+
+
+def run_down(_: argparse.Namespace) -> int:
+    try:
+        current = state.read()
+    except state.NoLocalSystem as error:
+        _errors.print(f"medpubsub down: {error}")
+        return 1
+    with progress.step(f"Stopping the local system (pid {current.owner_pid})"):
+        processes.stop_pid(current.owner_pid, grace_s=60)
+        # Should its owner have died without cleaning up, stop what it had started.
+        broker = [current.broker] if current.broker is not None else []
+        for child in (*current.patients, *current.makers, *broker):
+            processes.stop_pid(child.pid)
+    state.remove()
+    return 0
+
+
+def _names(items: list[state.ProcessInfo]) -> str:
+    return ", ".join(f"{item.name} ({item.pid})" for item in items) or "-"
+
+
+# -- shared ---------------------------------------------------------------------------------------
+
+
+def _failing_cleanly(command: str, work: Any) -> int:
+    """Run `work`; a missing prerequisite or a platform problem is one line and exit 2 / 1."""
+    try:
+        work()
+    except (KafkaUnavailable, ProjectNotFound) as error:
+        _errors.print(f"medpubsub {command}: {error}", markup=False)
+        return 2
+    except PlatformError as error:
+        _errors.print(f"medpubsub {command}: {error}", markup=False)
+        return 1
+    return 0
 
 
 def _stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT, so the foreground command can stop cleanly."""
+    """An event set by SIGTERM or SIGINT, so a foreground command stops cleanly."""
     stop = threading.Event()
 
     def handler(signum: int, _: FrameType | None) -> None:
@@ -68,3 +332,9 @@ def _stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stop
+
+
+def main() -> None:  # pragma: no cover - `python -m pytest_medpubsub.cli` for debugging
+    from medpubsub.cli import main as medpubsub_main
+
+    sys.exit(medpubsub_main())

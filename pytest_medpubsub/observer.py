@@ -163,7 +163,8 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = math.ceil(p / 100 * len(ordered))
+    # p * n first: exact for whole percentages; the epsilon keeps 0.07 * 100 from ranking 8.
+    rank = max(1, math.ceil(p * len(ordered) / 100 - 1e-9))
     return ordered[rank - 1]
 
 
@@ -365,32 +366,18 @@ class Observer:
             )
             timeline = [s for s in self._timeline if since_ns is None or s.t_ns >= since_ns]
             invalid_orders, invalid_tabs = self._invalid_orders, self._invalid_tabs
-        rows.sort(key=lambda row: row.ordered_at_ns)
-        lost = [row for row in rows if row.latency_s is None and self._is_lost(row, now, final)]
-        return Summary(
-            orders=len(rows),
-            tabs=sum(row.tabs_received for row in rows),
-            complete_orders=sum(1 for row in rows if row.latency_s is not None),
-            incomplete_orders=sum(1 for row in rows if row.latency_s is None),
-            lost_orders=len(lost),
-            duplicate_tabs=sum(row.duplicates for row in rows),
+        return summarize(
+            rows,
+            timeline,
             dead_letters=dead_letters,
-            latency_s=latency_stats([r.latency_s for r in rows if r.latency_s is not None]),
-            made_latency_s=latency_stats(
-                [r.made_latency_s for r in rows if r.made_latency_s is not None]
-            ),
-            max_jobs=max((s.jobs for s in timeline if s.jobs is not None), default=None),
-            timeline=timeline,
-            throughput=_throughput(timeline),
-            per_order=rows,
-            lost_order_ids=[row.order_id for row in lost[:_LOST_IDS_SHOWN]],
+            final=final,
+            lost_after_s=self._lost_after_ns / NS_PER_S,
+            observed_at_ns=now,
+            since_ns=since_ns,
             makers=len(makers),
             orphan_tabs=orphan_tabs,
             invalid_orders=invalid_orders,
             invalid_tabs=invalid_tabs,
-            since_ns=since_ns,
-            observed_at_ns=now,
-            final=final,
         )
 
     def wait_caught_up(self, timeout_s: float) -> None:
@@ -452,9 +439,6 @@ class Observer:
             raise RuntimeError(
                 f"the observer stopped reading Kafka: {self._failure!r}"
             ) from self._failure
-
-    def _is_lost(self, row: OrderRow, now_ns: int, final: bool) -> bool:
-        return final or now_ns - row.ordered_at_ns > self._lost_after_ns
 
     def _end_offsets(self) -> dict[_Partition, int]:
         """The last stable offset of every assigned partition, asked of the broker now."""
@@ -667,6 +651,60 @@ class Observer:
                 self._last_sampler_error = message
                 progress.say(f"observer: platform sample failed: {message}")
             return None
+
+
+def summarize(
+    rows: Sequence[OrderRow],
+    timeline: Sequence[TimelineSample] = (),
+    *,
+    dead_letters: int = 0,
+    final: bool = False,
+    lost_after_s: float = 60.0,
+    observed_at_ns: int | None = None,
+    since_ns: int | None = None,
+    makers: int = 0,
+    orphan_tabs: int = 0,
+    invalid_orders: int = 0,
+    invalid_tabs: int = 0,
+) -> Summary:
+    """The figures of one window from its per-order rows: `Observer.summary` without Kafka.
+
+    An incomplete order is lost when the run is over (`final`) or when it is older than
+    `lost_after_s` at `observed_at_ns` (now by default).
+    """
+    now = time.time_ns() if observed_at_ns is None else observed_at_ns
+    rows = sorted(rows, key=lambda row: row.ordered_at_ns)
+    lost_after_ns = lost_after_s * NS_PER_S
+    lost = [
+        row
+        for row in rows
+        if row.latency_s is None and (final or now - row.ordered_at_ns > lost_after_ns)
+    ]
+    latencies = [row.latency_s for row in rows if row.latency_s is not None]
+    made_latencies = [row.made_latency_s for row in rows if row.made_latency_s is not None]
+    return Summary(
+        orders=len(rows),
+        tabs=sum(row.tabs_received for row in rows),
+        complete_orders=len(latencies),
+        incomplete_orders=len(rows) - len(latencies),
+        lost_orders=len(lost),
+        duplicate_tabs=sum(row.duplicates for row in rows),
+        dead_letters=dead_letters,
+        latency_s=latency_stats(latencies),
+        made_latency_s=latency_stats(made_latencies),
+        max_jobs=max((s.jobs for s in timeline if s.jobs is not None), default=None),
+        timeline=list(timeline),
+        throughput=_throughput(timeline),
+        per_order=rows,
+        lost_order_ids=[row.order_id for row in lost[:_LOST_IDS_SHOWN]],
+        makers=makers,
+        orphan_tabs=orphan_tabs,
+        invalid_orders=invalid_orders,
+        invalid_tabs=invalid_tabs,
+        since_ns=since_ns,
+        observed_at_ns=now,
+        final=final,
+    )
 
 
 class _Once(Generic[T]):

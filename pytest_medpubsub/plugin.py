@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from medpubsub.settings import KafkaSettings
+
 from pytest_medpubsub import progress, project
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.jars import KafkaUnavailable
@@ -227,8 +227,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 
 def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
     drain_timeout_s = float(str(item.config.getini(_DRAIN_INI[0])))
-    summary = system.finish(drain_timeout_s)
     spec = _slo_spec(item)
+    summary = system.finish(drain_timeout_s, spec.scale_in_within_s)
     result = evaluate(summary, spec)
     path = write_report(system.report_dir, summary, result, extra=system.attachments)
     for name, value in junit_properties(summary, result):
@@ -242,8 +242,8 @@ def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
 
 def _slo_spec(item: pytest.Item) -> SloSpec:
     config = item.config
-    defaults = SloSpec(
-        **{field: str(config.getini(ini_name)) for field, (ini_name, _, _) in _SLO_INI.items()}
+    defaults = SloSpec.model_validate(
+        {field: str(config.getini(ini_name)) for field, (ini_name, _, _) in _SLO_INI.items()}
     )
     marker = item.get_closest_marker("medpubsub_slo")
     if marker is None:

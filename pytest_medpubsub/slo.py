@@ -227,7 +227,7 @@ def _scale_out_check(timeline: Sequence[TimelineSample], minimum: int, within_s:
     required = f"≥ {minimum} makers within {within_s:g} s of the load step"
     step = load_step_ns(timeline)
     if step is None:
-        return _unmeasured("scale_out", "no load step (no patients sampled)", required)
+        return _unmeasured("scale_out", "no load step (patients never above 0)", required)
     after = [s for s in timeline if s.t_ns >= step and s.jobs is not None]
     reached = next((s for s in after if (s.jobs or 0) >= minimum), None)
     if reached is None:

@@ -7,6 +7,7 @@ drains it, evaluates the SLOs and writes the report.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 from pytest_medpubsub import progress
 from pytest_medpubsub.observer import Mark, Observer, Summary
 from pytest_medpubsub.platforms.base import Platform
-from pytest_medpubsub.waiting import stays, wait_until
+from pytest_medpubsub.waiting import WaitTimeout, stays, wait_until
 
 
 class MedpubsubSystem:
@@ -57,9 +58,7 @@ class MedpubsubSystem:
 
     # -- waits ----------------------------------------------------------------------------------
 
-    def wait_for_jobs(
-        self, accept: Callable[[int], bool], timeout_s: float, describe: str
-    ) -> int:
+    def wait_for_jobs(self, accept: Callable[[int], bool], timeout_s: float, describe: str) -> int:
         """Wait until the maker count satisfies `accept` (e.g. `lambda n: n >= 3`)."""
         return wait_until(self.medicine_jobs, accept, timeout_s, describe, interval_s=0.5)
 
@@ -77,13 +76,32 @@ class MedpubsubSystem:
         """The figures of every order placed since this test started."""
         return self.observer.summary(since=self.started, final=final)
 
-    def finish(self, drain_timeout_s: float) -> Summary:
-        """Stop the load, wait for every order to be made, return the final summary."""
+    def finish(self, drain_timeout_s: float, scale_in_timeout_s: float | None = None) -> Summary:
+        """Stop the load, wait for every order to be made (and, when asked, for the timeline to
+        show no maker left), return the final summary."""
         if self.platform.patients():
             self.scale_patients(0)
         with progress.step("Waiting for the makers to drain the orders"):
-            return self.observer.wait_drained(drain_timeout_s, since=self.started)
+            self.observer.wait_drained(drain_timeout_s, since=self.started)
+        if scale_in_timeout_s is not None:
+            with progress.step("Waiting for the makers to scale in to 0"):
+                wait_scaled_in(self.observer, self.started, scale_in_timeout_s)
+        return self.summary(final=True)
 
     def attach(self, name: str, data: Any) -> None:
         """Add `data` (JSON-able) to this test's report under `name` (locust, chaos, ...)."""
         self.attachments[name] = data
+
+
+def wait_scaled_in(observer: Observer, since: Mark, timeout_s: float) -> None:
+    """Wait until the observer's latest sample shows no maker; the scale-in SLO reads samples.
+
+    Does not raise: a system that does not scale in fails the scale-in check with the figures.
+    """
+
+    def latest_jobs() -> int | None:
+        timeline = observer.summary(since=since).timeline
+        return timeline[-1].jobs if timeline else None
+
+    with contextlib.suppress(WaitTimeout):
+        wait_until(latest_jobs, lambda jobs: jobs == 0, timeout_s, "no maker in the timeline", 0.5)

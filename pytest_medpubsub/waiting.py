@@ -35,7 +35,7 @@ def wait_until(
     while True:
         try:
             observation = observe()
-        except Exception as error:  # noqa: BLE001 - what failed is reported below
+        except Exception as error:
             last = f"{type(error).__name__}: {error}"
         else:
             if accept(observation):

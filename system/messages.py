@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 MIN_TABS = 1
 MAX_TABS = 30
 
-# Seed orders carry no id; one is derived from where the order sits in Kafka, so a maker that makes
-# the same record again (after a crash) gives the tabs the same ids and the observer sees duplicates.
+# Seed orders carry no id; one is derived from where the order sits in Kafka, so a maker that
+# makes the same record again (after a crash) gives the tabs the same ids: duplicates show.
 _SEED_ORDER_NAMESPACE = uuid.UUID("5b8e8f5e-3f57-4d7c-9d43-7a4c3a0d2b11")
 
 TabsCount = Annotated[int, Field(ge=MIN_TABS, le=MAX_TABS)]

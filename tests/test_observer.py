@@ -16,12 +16,11 @@ from dataclasses import dataclass
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from medpubsub.kafka_clients import common_config, producer_config
 from medpubsub.messages import DeadLetter, Order, Tab
 from medpubsub.settings import KafkaSettings
 
-from pytest_medpubsub.kafka.topics import TopicSpec, ensure_topics
 from pytest_medpubsub.observer import NS_PER_S, Observer, PlatformSample, Summary
 from pytest_medpubsub.waiting import wait_until
 
@@ -39,10 +38,19 @@ def _settings(bootstrap: str) -> KafkaSettings:
     )
 
 
+def _admin(kafka: KafkaSettings) -> AdminClient:
+    return AdminClient(common_config(kafka, "observer-test-topics"))
+
+
+def _create_topics(kafka: KafkaSettings, names: Sequence[str], partitions: int = 3) -> None:
+    new = [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+    for future in _admin(kafka).create_topics(new, operation_timeout=10).values():
+        future.result(timeout=WAIT_S)
+
+
 def _delete_topics(kafka: KafkaSettings, names: Sequence[str]) -> None:
-    admin = AdminClient(common_config(kafka, "observer-test-cleanup"))
-    for future in admin.delete_topics(list(names), operation_timeout=10).values():
-        future.result(timeout=15)
+    for future in _admin(kafka).delete_topics(list(names), operation_timeout=10).values():
+        future.result(timeout=WAIT_S)
 
 
 @pytest.fixture
@@ -50,7 +58,7 @@ def kafka(medpubsub_kafka: str) -> Iterator[KafkaSettings]:
     """Topics of their own for one test (a few partitions, as the orders topic has many)."""
     settings = _settings(medpubsub_kafka)
     names = [settings.orders_topic, settings.deliveries_topic, settings.dlq_topic]
-    ensure_topics(settings, [TopicSpec(name, 3) for name in names])
+    _create_topics(settings, names)
     yield settings
     _delete_topics(settings, names)
 
@@ -124,9 +132,14 @@ def shop(kafka: KafkaSettings) -> Iterator[Shop]:
 
 
 @contextmanager
-def watching(kafka: KafkaSettings, **options: object) -> Iterator[Observer]:
+def watching(
+    kafka: KafkaSettings,
+    sampler: Callable[[], PlatformSample] | None = None,
+    lost_after_s: float = 60.0,
+    sample_interval_s: float = 1.0,
+) -> Iterator[Observer]:
     """A started observer that is always stopped, and no observer thread left behind."""
-    observer = Observer(kafka, **options)  # type: ignore[arg-type]
+    observer = Observer(kafka, sampler, lost_after_s, sample_interval_s)
     with observer:
         yield observer
     assert not [t for t in threading.enumerate() if t.name.startswith("observer-") and t.is_alive()]
@@ -359,7 +372,7 @@ def test_the_timeline_samples_the_platform_every_interval(kafka: KafkaSettings, 
 def test_topics_created_after_the_start_are_read(kafka: KafkaSettings, shop: Shop) -> None:
     late_dlq = kafka.model_copy(update={"dlq_topic": f"{kafka.dlq_topic}.late"})
     with watching(late_dlq) as observer:
-        ensure_topics(late_dlq, [TopicSpec(late_dlq.dlq_topic, 1)])
+        _create_topics(late_dlq, [late_dlq.dlq_topic], partitions=1)
         try:
             Shop(late_dlq).dead_letter()
             summary = wait_summary(observer, lambda s: s.dead_letters == 1, "the dead letter")

@@ -114,7 +114,8 @@ def dockerfile_findings(project_dir: Path, service: str) -> list[Finding]:
             name = name.lower()
             if name not in PROVIDES:
                 broken("dockerfile.packages", f"line {instruction.line}: installs {name!r}")
-            elif not version:
+                continue
+            if not version:
                 broken("dockerfile.packages", f"line {instruction.line}: {name} is not pinned")
             installed.add(name)
 

@@ -13,7 +13,6 @@ from typing import Any
 import yaml
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
-
 from medpubsub.kafka_clients import common_config
 from medpubsub.settings import KafkaSettings
 
@@ -34,7 +33,7 @@ DEFAULT_TOPICS = (
 
 
 def read_topic_specs(manifest: Path) -> list[TopicSpec]:
-    """Every `KafkaTopic` in `manifest`: `spec.topicName` (else metadata.name), partitions, config."""
+    """Every `KafkaTopic` in `manifest`: spec.topicName (else metadata.name), partitions, config."""
     specs = []
     for document in yaml.safe_load_all(manifest.read_text()):
         if not isinstance(document, dict) or document.get("kind") != "KafkaTopic":
@@ -52,7 +51,9 @@ def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec], timeout_s: float
     """Create the topics that do not exist yet (replication factor 1: a single broker)."""
     admin = AdminClient(common_config(kafka, "medpubsub-topics"))
     new_topics = [
-        NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=1, config=spec.config)
+        NewTopic(
+            spec.name, num_partitions=spec.partitions, replication_factor=1, config=spec.config
+        )
         for spec in specs
     ]
     for name, future in admin.create_topics(new_topics, request_timeout=timeout_s).items():
@@ -60,4 +61,6 @@ def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec], timeout_s: float
             future.result(timeout=timeout_s)
         except KafkaException as error:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise RuntimeError(f"could not create topic {name}: {error.args[0].str()}") from None
+                raise RuntimeError(
+                    f"could not create topic {name}: {error.args[0].str()}"
+                ) from None

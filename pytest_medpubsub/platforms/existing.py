@@ -67,8 +67,8 @@ class ExistingBackend:
                         return str(address["address"])
         raise PlatformError("no node of the cluster has an ExternalIP or InternalIP address")
 
-    def down(self) -> bool:
-        return False
+    def down(self) -> None:
+        """Nothing: the cluster is not ours."""
 
     def describe(self) -> str:
         return f"the cluster of kubectl context {self.context}"

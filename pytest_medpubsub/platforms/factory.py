@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medpubsub.settings import KafkaSettings
+
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.platforms.base import Platform, PlatformUnavailable
+
+if TYPE_CHECKING:  # the cluster stack (kubernetes, pytest-kind) loads only when asked for
+    from pytest_medpubsub.platforms.cluster import ClusterOptions
 
 LOCAL = "local"
 CLUSTERS = ("kind", "minikube", "existing")
@@ -53,7 +58,7 @@ def create_cluster(options: PlatformOptions, project_dir: Path) -> Platform:
     return cluster.create_cluster_platform(options.cluster, _cluster_options(options, project_dir))
 
 
-def _cluster_options(options: PlatformOptions, project_dir: Path) -> object:
+def _cluster_options(options: PlatformOptions, project_dir: Path) -> ClusterOptions:
     from pytest_medpubsub.platforms.cluster import ClusterOptions
 
     return ClusterOptions(

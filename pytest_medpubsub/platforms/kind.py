@@ -89,13 +89,12 @@ class KindBackend:
     def advertised_host(self, kubectl: Kubectl) -> str:
         return HOST
 
-    def down(self) -> bool:
-        if not self.created or self._cluster is None:
-            return False
-        with progress.step(f"deleting kind cluster {self.cluster_name}"):
-            self._cluster.delete()
+    def down(self) -> None:
+        """Delete the cluster if this run created it."""
+        if self.created and self._cluster is not None:
+            with progress.step(f"deleting kind cluster {self.cluster_name}"):
+                self._cluster.delete()
         self.created = False
-        return True
 
     def describe(self) -> str:
         return (

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from medpubsub.settings import KafkaSettings
+
 from pytest_medpubsub import processes, progress, project, state
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.offsets import OffsetReader
@@ -181,14 +182,14 @@ class LocalPlatform(Platform):
         return env
 
     def _supervise(self) -> None:
-        """Restart a broker that died (as Kubernetes restarts a pod) and keep the state file fresh."""
+        """Restart a broker that died (as Kubernetes restarts a pod); keep the state file fresh."""
         while not self._stopping.wait(0.5):
             if self.broker is not None and self.broker.pid is None:
                 try:
                     progress.say("the broker is down; starting it again on its data dir")
                     self.broker.start()
                     self.broker_restarts += 1
-                except Exception as error:  # noqa: BLE001 - keep trying, as a kubelet would
+                except Exception as error:
                     progress.say(f"restarting the broker failed: {error}")
             if self.state_file is not None:
                 state.write(self.snapshot(), self.state_file)

@@ -89,7 +89,7 @@ class LocalScaledJob:
                 if not self.paused.is_set():
                     self.poll_once()
                 self.last_error = None
-            except Exception as error:  # noqa: BLE001 - KEDA logs a scaler error and polls again
+            except Exception as error:
                 detail = f"{type(error).__name__}: {error}"
                 if detail != self.last_error:
                     progress.say(f"scaledjob/{self.spec.name}: poll failed: {detail}")

@@ -1,7 +1,8 @@
 """A minikube profile for the harness: started (or reused when running), images loaded with
 `minikube image load`, Kafka reached at `minikube ip` on the external listener's NodePorts.
 
-The profile is deleted at the end only when this run started it, so a developer's running profile
+At the end a profile this run created is deleted, one it found stopped is stopped again, and a
+running one is left running (the platform removes the system from it), so a developer's profile
 survives the tests.
 """
 
@@ -28,6 +29,7 @@ class MinikubeBackend:
     def __init__(self, profile: str) -> None:
         self.profile = profile
         self.created = False
+        self.started = False
 
     def check(self) -> None:
         require_docker_engine(self.name)
@@ -35,15 +37,18 @@ class MinikubeBackend:
         require_tool("kubectl", "the minikube platform drives the cluster with kubectl")
 
     def up(self) -> Kubectl:
-        if self._running():
+        state = self._state()
+        if state == "Running":
             progress.say(f"reusing the running minikube profile {self.profile}")
-        else:
-            with progress.step(f"starting minikube profile {self.profile}"):
-                run(
-                    ["minikube", "start", "--profile", self.profile, *START_FLAGS],
-                    timeout_s=START_TIMEOUT_S,
-                )
-            self.created = True
+            return Kubectl(context=self.profile)
+        # A failed start leaves a profile behind, so it counts as ours from here on.
+        self.created = state is None
+        self.started = True
+        with progress.step(f"starting minikube profile {self.profile}"):
+            run(
+                ["minikube", "start", "--profile", self.profile, *START_FLAGS],
+                timeout_s=START_TIMEOUT_S,
+            )
         return Kubectl(context=self.profile)
 
     def load_images(self, images: Sequence[str]) -> Mapping[str, str]:
@@ -58,13 +63,15 @@ class MinikubeBackend:
     def advertised_host(self, kubectl: Kubectl) -> str:
         return run(["minikube", "--profile", self.profile, "ip"], timeout_s=30).strip()
 
-    def down(self) -> bool:
-        if not self.created:
-            return False
-        with progress.step(f"deleting minikube profile {self.profile}"):
-            run(["minikube", "delete", "--profile", self.profile], timeout_s=300)
-        self.created = False
-        return True
+    def down(self) -> None:
+        """Delete a profile this run created; stop one it found stopped and started."""
+        if self.created:
+            with progress.step(f"deleting minikube profile {self.profile}"):
+                run(["minikube", "delete", "--profile", self.profile], timeout_s=300)
+        elif self.started:
+            with progress.step(f"stopping minikube profile {self.profile} again"):
+                run(["minikube", "stop", "--profile", self.profile], timeout_s=300)
+        self.created = self.started = False
 
     def describe(self) -> str:
         return (
@@ -72,14 +79,17 @@ class MinikubeBackend:
             f"`minikube delete --profile {self.profile}`)"
         )
 
-    def _running(self) -> bool:
+    def _state(self) -> str | None:
+        """The profile's API server state ("Running", "Stopped", ...), None without a profile."""
         outcome = probe(
             ["minikube", "status", "--profile", self.profile, "--output", "json"], timeout_s=60
         )
         if outcome is None or not outcome.stdout.strip():
-            return False
+            return None
         try:
             status = json.loads(outcome.stdout)
         except json.JSONDecodeError:
-            return False
-        return isinstance(status, dict) and status.get("APIServer") == "Running"
+            return None
+        if not isinstance(status, dict) or "APIServer" not in status:
+            return None  # `minikube status` of a missing profile prints an error object
+        return str(status["APIServer"])

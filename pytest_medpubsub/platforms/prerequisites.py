@@ -25,7 +25,7 @@ def require_docker_engine(platform: str) -> None:
     outcome = probe(["docker", "info", "--format", "{{.ServerVersion}}"], timeout_s=PROBE_TIMEOUT_S)
     if outcome is None or not outcome.ok or not outcome.stdout.strip():
         raise PlatformUnavailable(
-            f"the Docker engine is not running (`docker info` cannot reach it), and the "
+            f"The Docker engine is not running (`docker info` cannot reach it), and the "
             f"{platform} platform needs it to build and run the images; start Docker and retry."
         )
 

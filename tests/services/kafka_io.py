@@ -22,6 +22,7 @@ from typing import Any
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
+    ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
     Producer,
@@ -34,6 +35,9 @@ from medpubsub.kafka_clients import common_config, reader_config
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes
 from pytest_medpubsub.waiting import wait_until
+
+# librdkafka's informational lines (an admin client purging its queue on close) are noise here.
+QUIET = {"log_level": 4}
 
 # Variables a developer's shell may export that would leak into the services under test.
 _SERVICE_PREFIXES = ("MEDPUBSUB_", "ORBITAL_", "MEDICINE_")
@@ -88,7 +92,7 @@ def create_topics(bootstrap: str, partitions: int = 1) -> TestTopics:
         dlq=f"test.dlq.{suffix}",
         group=f"test-medicine-{suffix}",
     )
-    admin = AdminClient(common_config(topics.kafka, "test-admin"))
+    admin = AdminClient(common_config(topics.kafka, "test-admin") | QUIET)
     names = (topics.orders, topics.deliveries, topics.dlq)
     futures = admin.create_topics([NewTopic(name, partitions, 1) for name in names])
     for future in futures.values():
@@ -97,11 +101,20 @@ def create_topics(bootstrap: str, partitions: int = 1) -> TestTopics:
 
 
 def delete_topics(topics: TestTopics) -> None:
-    admin = AdminClient(common_config(topics.kafka, "test-admin"))
+    admin = AdminClient(common_config(topics.kafka, "test-admin") | QUIET)
     names = [topics.orders, topics.deliveries, topics.dlq]
     for future in admin.delete_topics(names, operation_timeout=10).values():
         with contextlib.suppress(KafkaException):  # best effort: the broker goes with the session
             future.result(timeout=15)
+
+
+def committed_offset(topics: TestTopics, partition: int = 0) -> int:
+    """The maker group's committed offset on the orders partition (-1001 when none)."""
+    admin = AdminClient(common_config(topics.kafka, "test-admin") | QUIET)
+    request = ConsumerGroupTopicPartitions(topics.group, [TopicPartition(topics.orders, partition)])
+    result = admin.list_consumer_group_offsets([request])[topics.group].result(timeout=15)
+    [committed] = result.topic_partitions
+    return int(committed.offset)
 
 
 def produce(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from medpubsub.messages import Order, SeedOrder, Tab
 
-from .kafka_io import ReaderFactory, ServiceFactory, TestTopics, produce
+from .kafka_io import ReaderFactory, ServiceFactory, TestTopics, committed_offset, produce
 
 TAB_SECONDS = 2.0
 STARTED = r"medicine (?P<name>\S+): taking orders"
@@ -39,8 +39,9 @@ def tabs_of(documents: list[dict[str, object]]) -> list[Tab]:
 def test_an_order_becomes_exactly_its_tabs(
     topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
 ) -> None:
-    order = an_order(tabs_count=5)
-    produce(topics.bootstrap, topics.orders, [order.to_bytes()], key=order.patient_id.encode())
+    order, next_order = an_order(tabs_count=5), an_order(tabs_count=1)
+    produce(topics.bootstrap, topics.orders, [order.to_bytes(), next_order.to_bytes()])
+    # MEDICINE_MAX_ORDERS is 1 by default: the maker makes the first order only.
     maker = service("medicine", topics.environment(MEDICINE_IDLE_TIMEOUT_SECONDS=20))
 
     assert maker.wait_exit(timeout_s=30) == 0, maker.output()
@@ -65,6 +66,8 @@ def test_an_order_becomes_exactly_its_tabs(
         assert tab.made_at_ns - order.ordered_at_ns >= TAB_SECONDS * 1e9
         assert tab.maker == name
     assert reader(topics, topics.dlq).read() == []
+    # The order's offset was committed with its tabs, and the next order is left for the next job.
+    assert committed_offset(topics) == 1
 
 
 def test_the_tabs_of_a_thirty_tab_order_are_made_in_parallel(
@@ -162,22 +165,30 @@ def test_every_kind_of_bad_input_is_dead_lettered_and_the_maker_goes_on(
     assert {tab.json()["order_id"] for tab in tabs} == {good.order_id}
 
 
-def test_a_seed_order_is_made_under_its_derived_stable_id(
+def test_a_seed_order_is_made_under_its_derived_stable_id_among_other_orders(
     topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
 ) -> None:
     seed = SeedOrder(patient_id="seed-patient", tabs_count=3, order_timestamp_ns=time.time_ns())
-    [offset] = produce(topics.bootstrap, topics.orders, [seed.to_bytes()])
+    current = an_order(tabs_count=2)
+    [offset, _] = produce(topics.bootstrap, topics.orders, [seed.to_bytes(), current.to_bytes()])
     expected = seed.to_order(topics.orders, 0, offset)
-    maker = service("medicine", topics.environment(MEDICINE_IDLE_TIMEOUT_SECONDS=20))
+    # No order limit: the maker makes both orders, one after the other, then idles out.
+    maker = service(
+        "medicine",
+        topics.environment(MEDICINE_MAX_ORDERS=0, MEDICINE_IDLE_TIMEOUT_SECONDS=3),
+    )
 
     assert maker.wait_exit(timeout_s=30) == 0, maker.output()
-    records = reader(topics, topics.deliveries).wait_for_count(3, timeout_s=10)
-    tabs = tabs_of([record.json() for record in records])
+    assert "after 2 orders and 0 dead letters" in maker.output()
+    deliveries = reader(topics, topics.deliveries)
+    deliveries.wait_for_count(5, timeout_s=10)
+    tabs = [Tab.model_validate(document) for document in deliveries.documents()]
+    seed_tabs = tabs_of([tab.model_dump() for tab in tabs if tab.patient_id == "seed-patient"])
 
-    assert [tab.tab_id for tab in tabs] == [f"{expected.order_id}:{index}" for index in range(3)]
-    assert {(tab.patient_id, tab.ordered_at_ns) for tab in tabs} == {
-        ("seed-patient", seed.order_timestamp_ns)
-    }
+    assert [tab.tab_id for tab in seed_tabs] == [f"{expected.order_id}:{i}" for i in range(3)]
+    assert {tab.ordered_at_ns for tab in seed_tabs} == {seed.order_timestamp_ns}
+    assert {tab.order_id for tab in tabs} == {expected.order_id, current.order_id}
+    assert committed_offset(topics) == 2
 
 
 def test_a_maker_killed_mid_order_leaves_nothing_and_the_next_makes_each_tab_once(
@@ -236,6 +247,16 @@ def test_sigterm_mid_order_aborts_exits_0_and_the_next_maker_makes_the_order(
         f"{order.order_id}:1",
     ]
     assert {record.json()["maker"] for record in committed} == {second_name}
+
+
+def test_an_idle_maker_stops_on_sigterm_with_status_0(
+    topics: TestTopics, service: ServiceFactory
+) -> None:
+    maker = service("medicine", topics.environment(MEDICINE_IDLE_TIMEOUT_SECONDS=60))
+    maker.wait_for_output(STARTED, timeout_s=15)
+
+    assert maker.signal_and_wait(signal.SIGTERM, timeout_s=5) == 0, maker.output()
+    assert "stopped by SIGTERM after 0 orders" in maker.output()
 
 
 def test_a_maker_with_no_orders_exits_0_after_the_idle_timeout(

@@ -1,0 +1,345 @@
+"""The Kubernetes platforms: kind, minikube and an existing cluster, with Strimzi and KEDA.
+
+`start()` does what a person would do by hand, in this order, each step with progress and a
+timeout that names what it waited for and what it saw last:
+
+1. create or reuse the cluster (the backend: `kind.py`, `minikube.py`, `existing.py`);
+2. build the service images from this checkout and load (or push) them;
+3. install Strimzi 1.2.0 and KEDA 2.20.2 from their release manifests, wait for the operators;
+4. apply `build/manifests/<overlay>.yaml` with the run's values (advertised host, image names,
+   no patients yet), wait for Kafka, every KafkaTopic and the ScaledJob to be Ready;
+5. wait until Kafka answers on the external listener from this machine.
+
+If a step fails, diagnostics go to the report directory and what was started is torn down (unless
+`keep`). `stop()` deletes a cluster this run created, and otherwise removes only what it added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Protocol
+
+from confluent_kafka.admin import AdminClient
+from medpubsub.kafka_clients import common_config
+from medpubsub.settings import KafkaSettings
+
+from pytest_medpubsub import progress
+from pytest_medpubsub.k8s.objects import Manifest, dump_documents, of_kind
+from pytest_medpubsub.kafka.offsets import OffsetReader
+from pytest_medpubsub.keda.scaledjob import ScaledJobError, ScaledJobSpec, parse_scaled_job
+from pytest_medpubsub.platforms import diagnostics, operators
+from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
+from pytest_medpubsub.platforms.existing import ExistingBackend
+from pytest_medpubsub.platforms.images import build, service_images
+from pytest_medpubsub.platforms.kafka_lag import LAG_TIMEOUT_S
+from pytest_medpubsub.platforms.kind import KindBackend
+from pytest_medpubsub.platforms.kubectl import NAMESPACE, Kubectl
+from pytest_medpubsub.platforms.manifests import external_bootstrap, for_cluster, rendered_objects
+from pytest_medpubsub.platforms.minikube import MinikubeBackend
+from pytest_medpubsub.platforms.status import (
+    deployment_state,
+    pods_summary,
+    ready_state,
+    running_pods,
+    unfinished,
+)
+from pytest_medpubsub.platforms.waits import wait_step
+
+KINDS = ("kind", "minikube", "existing")
+KAFKA_NAME = "medpubsub"
+PATIENT_DEPLOYMENT = "patient"
+SCALED_JOB = "medicine"
+MAKER_SELECTOR = "app.kubernetes.io/name=medicine,app.kubernetes.io/component=maker"
+JOB_SELECTOR = f"scaledjob.keda.sh/name={SCALED_JOB}"
+
+# Pulling the Kafka image (~700 MB) on a fresh CI runner dominates the Kafka wait.
+KAFKA_READY_TIMEOUT_S = 900.0
+TOPICS_READY_TIMEOUT_S = 300.0
+SCALED_JOB_READY_TIMEOUT_S = 180.0
+EXTERNAL_LISTENER_TIMEOUT_S = 180.0
+PATIENTS_TIMEOUT_S = 180.0
+TEARDOWN_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """How the harness wants its cluster.
+
+    `project_dir` is the checkout (manifests, Dockerfiles); `report_dir` receives build logs and
+    diagnostics; `keep` leaves everything running at the end; `image_registry` is where an
+    existing cluster pulls the images from; `strimzi_manifest` / `keda_manifest` replace the
+    release downloads with a local file or another URL; `cluster_name` names the kind cluster or
+    minikube profile.
+    """
+
+    project_dir: Path
+    report_dir: Path
+    keep: bool
+    image_registry: str | None
+    strimzi_manifest: str | None
+    keda_manifest: str | None
+    cluster_name: str = "medpubsub"
+
+
+class ClusterBackend(Protocol):
+    """What differs between kind, minikube and an existing cluster."""
+
+    name: str
+    overlay: str
+    created: bool
+    """True once `up` created the cluster: `down` deletes it, so nothing needs removing first."""
+
+    def check(self) -> None:
+        """Raise `PlatformUnavailable` (one sentence, within seconds) if a prerequisite lacks."""
+
+    def up(self) -> Kubectl:
+        """Create or reuse the cluster; kubectl bound to it."""
+
+    def load_images(self, images: Sequence[str]) -> Mapping[str, str]:
+        """Make the local images available to the cluster; the name each is pulled by."""
+
+    def advertised_host(self, kubectl: Kubectl) -> str:
+        """The address this machine reaches the cluster's NodePorts at."""
+
+    def down(self) -> None:
+        """Undo `up`: delete a cluster it created (stop one it started); leave others as found."""
+
+    def describe(self) -> str:
+        """A line telling a user how to reach (and delete) the cluster."""
+
+
+def create_cluster_platform(kind: str, options: ClusterOptions) -> Platform:
+    """The platform for `kind` (one of `KINDS`); nothing happens before `start()`."""
+    return ClusterPlatform(_backend(kind, options), options)
+
+
+def check_prerequisites(kind: str, options: ClusterOptions) -> None:
+    """Raise `PlatformUnavailable` with one sentence when Docker, kind / minikube or the kube
+    context is missing; returns within seconds either way."""
+    _backend(kind, options).check()
+
+
+def _backend(kind: str, options: ClusterOptions) -> ClusterBackend:
+    if kind == "kind":
+        return KindBackend(options.project_dir, options.cluster_name)
+    if kind == "minikube":
+        return MinikubeBackend(options.cluster_name)
+    if kind == "existing":
+        return ExistingBackend(options.image_registry, options.report_dir / "cluster")
+    raise PlatformUnavailable(f"unknown cluster kind {kind!r}; use one of {', '.join(KINDS)}.")
+
+
+class ClusterPlatform(Platform):
+    """The system on a Kubernetes cluster (see the module docstring for `start` and `stop`)."""
+
+    def __init__(self, backend: ClusterBackend, options: ClusterOptions) -> None:
+        self.name = backend.name
+        self._backend = backend
+        self._options = options
+        self._kubectl: Kubectl | None = None
+        self._kafka: KafkaSettings | None = None
+        self._scaled_job: ScaledJobSpec | None = None
+        self._offsets: OffsetReader | None = None
+        self._installed: list[tuple[operators.Operator, str]] = []
+        self._applied = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException as error:
+            if self._kubectl is not None and not isinstance(error, KeyboardInterrupt):
+                target = self._options.report_dir / "cluster-start-diagnostics"
+                self.dump_diagnostics(target)
+                progress.say(f"cluster diagnostics written to {target}")
+            self._stop_after_failure()
+            raise
+
+    def _start(self) -> None:
+        self._backend.check()
+        kubectl = self._kubectl = self._backend.up()
+        objects = rendered_objects(self._options.project_dir, self._backend.overlay)
+        images = self._images(objects)
+        host = self._backend.advertised_host(kubectl)
+        objects = for_cluster(objects, advertised_host=host, images=images, patients=0)
+        self._scaled_job = _scaled_job(objects)
+        kubectl.apply(dump_documents(of_kind(objects, "Namespace")), namespace="")
+        self._install_operators(kubectl)
+        with progress.step(f"applying build/manifests/{self._backend.overlay}.yaml"):
+            kubectl.apply(dump_documents(objects), namespace="", server_side=True)
+        self._applied = True
+        self._wait_for_system(kubectl, objects)
+        self._kafka = KafkaSettings(kafka_bootstrap=external_bootstrap(objects, host))
+        wait_step(
+            f"Kafka to answer on its external listener {self._kafka.kafka_bootstrap}",
+            self._topics_from_here,
+            lambda topics: self.scaled_job.trigger.topic in topics,
+            EXTERNAL_LISTENER_TIMEOUT_S,
+        )
+        progress.say(f"{self.name}: the system runs on {self._backend.describe()}")
+
+    def _images(self, objects: list[Manifest]) -> Mapping[str, str]:
+        images = service_images(objects)
+        logs = self._options.report_dir / "cluster"
+        for service, image in sorted(images.items()):
+            with progress.step(f"building {image} (docker build, log in {logs})"):
+                build(self._options.project_dir, service, image, logs)
+        return self._backend.load_images(sorted(images.values()))
+
+    def _install_operators(self, kubectl: Kubectl) -> None:
+        given = {
+            operators.STRIMZI: self._options.strimzi_manifest,
+            operators.KEDA: self._options.keda_manifest,
+        }
+        for operator, manifest in given.items():
+            if operators.is_installed(kubectl, operator):
+                progress.say(f"{operator.name} is installed already; using it")
+                continue
+            text = operators.release_manifest(operator, manifest)
+            operators.install(kubectl, operator, text)
+            self._installed.append((operator, text))
+        for operator in given:
+            operators.wait_ready(kubectl, operator)
+
+    def _wait_for_system(self, kubectl: Kubectl, objects: list[Manifest]) -> None:
+        wait_step(
+            f"Kafka {KAFKA_NAME} to be Ready",
+            partial(_kafka_state, kubectl),
+            lambda state: state.startswith("Ready;"),
+            KAFKA_READY_TIMEOUT_S,
+            interval_s=5.0,
+        )
+        expected = len(of_kind(objects, "KafkaTopic"))
+        wait_step(
+            f"the {expected} KafkaTopics to be Ready",
+            partial(_topics_state, kubectl),
+            lambda states: len(states) == expected and all(s.endswith(": Ready") for s in states),
+            TOPICS_READY_TIMEOUT_S,
+        )
+        wait_step(
+            f"ScaledJob {SCALED_JOB} to be Ready",
+            lambda: ready_state(kubectl.get("scaledjob", SCALED_JOB)),
+            lambda state: state == "Ready",
+            SCALED_JOB_READY_TIMEOUT_S,
+        )
+
+    def _topics_from_here(self) -> set[str]:
+        admin = AdminClient(common_config(self.kafka, "medpubsub-cluster-probe"))
+        return set(admin.list_topics(timeout=5).topics)
+
+    def stop(self) -> None:
+        if self._options.keep:
+            if self._kafka is not None:
+                progress.say(f"keeping {self._backend.describe()}; Kafka: {self.bootstrap_servers}")
+            return
+        if not self._backend.created and self._kubectl is not None:
+            self._remove_system(self._kubectl)
+        self._backend.down()
+        self._kubectl = None
+        self._kafka = None
+
+    def _stop_after_failure(self) -> None:
+        try:
+            self.stop()
+        except PlatformError as error:
+            progress.say(f"tearing down after the failure failed too: {error}")
+
+    def _remove_system(self, kubectl: Kubectl) -> None:
+        """Take out what this run added to a cluster it did not create.
+
+        The ScaledJob and the KafkaTopics go first, while KEDA and the topic operator still run
+        to release their finalizers; then the namespace; then the operators this run installed.
+        """
+        if self._applied:
+            with progress.step(f"removing the medpubsub system from {self._backend.describe()}"):
+                kubectl.delete("scaledjob", SCALED_JOB, timeout_s=TEARDOWN_TIMEOUT_S)
+                kubectl.delete("kafkatopics", "--all", timeout_s=TEARDOWN_TIMEOUT_S)
+                kubectl.delete("namespace", NAMESPACE, namespace="", timeout_s=TEARDOWN_TIMEOUT_S)
+            self._applied = False
+        while self._installed:
+            operator, manifest = self._installed.pop()
+            operators.uninstall(kubectl, operator, manifest)
+
+    # ------------------------------------------------------------------ the running system
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        if self._kafka is None:
+            raise PlatformError(f"the {self.name} platform is not started")
+        return self._kafka
+
+    @property
+    def kubectl(self) -> Kubectl:
+        if self._kubectl is None:
+            raise PlatformError(f"the {self.name} platform is not started")
+        return self._kubectl
+
+    @property
+    def scaled_job(self) -> ScaledJobSpec:
+        if self._scaled_job is None:
+            raise PlatformError(f"the {self.name} platform is not started")
+        return self._scaled_job
+
+    def scale_patients(self, count: int) -> None:
+        """Scale the patient Deployment and wait until exactly `count` patients are ready."""
+        self.kubectl.run("scale", f"deployment/{PATIENT_DEPLOYMENT}", f"--replicas={count}")
+        wait_step(
+            f"{count} patient(s)",
+            lambda: deployment_state(self.kubectl.get("deployment", PATIENT_DEPLOYMENT)),
+            lambda state: state == f"available {count}/{count}",
+            PATIENTS_TIMEOUT_S,
+            interval_s=1.0,
+        )
+
+    def patients(self) -> int:
+        status = self.kubectl.get("deployment", PATIENT_DEPLOYMENT).get("status", {})
+        return int(status.get("readyReplicas", 0) or 0)
+
+    def medicine_jobs(self) -> int:
+        return unfinished(self.kubectl.items("jobs", selector=JOB_SELECTOR))
+
+    def kill_medicine(self, count: int = 1) -> list[str]:
+        """Delete up to `count` running maker pods at once (grace period 0: a crash, not a stop)."""
+        victims = running_pods(self.kubectl.items("pods", selector=MAKER_SELECTOR))[:count]
+        if victims:
+            self.kubectl.run(
+                "delete", "pod", *victims, "--grace-period=0", "--force", "--wait=false"
+            )
+        return victims
+
+    def lag(self) -> int:
+        if self._offsets is None:
+            trigger = self.scaled_job.trigger
+            self._offsets = OffsetReader(
+                self.kafka, trigger.consumer_group, trigger.topic, timeout_s=LAG_TIMEOUT_S
+            )
+        return self._offsets.total_lag()
+
+    def dump_diagnostics(self, directory: Path) -> None:
+        if self._kubectl is not None:
+            diagnostics.dump(self._kubectl, directory)
+
+
+def _scaled_job(objects: list[Manifest]) -> ScaledJobSpec:
+    """The makers' ScaledJob as the harness reads it everywhere (group and topic for `lag`)."""
+    try:
+        return parse_scaled_job(dump_documents(of_kind(objects, "ScaledJob")), source="render")
+    except ScaledJobError as error:
+        raise PlatformError(str(error)) from None
+
+
+def _kafka_state(kubectl: Kubectl) -> str:
+    state = ready_state(kubectl.get("kafka", KAFKA_NAME))
+    pods = kubectl.items("pods", selector=f"strimzi.io/cluster={KAFKA_NAME}")
+    return f"{state}; pods: {pods_summary(pods)}"
+
+
+def _topics_state(kubectl: Kubectl) -> list[str]:
+    return sorted(
+        f"{topic['spec'].get('topicName', topic['metadata']['name'])}: {ready_state(topic)}"
+        for topic in kubectl.items("kafkatopics")
+    )

@@ -1,0 +1,102 @@
+"""Offline proof of the service images: pinned base, non-root numeric user, only the services'
+runtime packages, only `system/`, and every module the service imports present in the image.
+Each rule is shown to fail on a Dockerfile broken on purpose."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pytest_medpubsub.k8s.dockerfiles import SERVICES, dockerfile_findings, parse
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_service_dockerfiles_pass(service: str) -> None:
+    assert [str(f) for f in dockerfile_findings(PROJECT, service)] == []
+
+
+def test_continuation_lines_and_comments_are_one_instruction() -> None:
+    instructions = parse("FROM a:1\n# note\nRUN pip install \\\n  # inline\n  x==1\nUSER 1\n")
+    assert [(i.keyword, i.arguments) for i in instructions] == [
+        ("FROM", "a:1"),
+        ("RUN", "pip install x==1"),
+        ("USER", "1"),
+    ]
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A copy of the build context (system/) whose patient Dockerfile a test may break."""
+    shutil.copytree(
+        PROJECT / "system", tmp_path / "system", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return tmp_path
+
+
+def break_patient(checkout: Path, old: str, new: str) -> str:
+    dockerfile = checkout / "system/patient/Dockerfile"
+    text = dockerfile.read_text()
+    assert old in text, f"the patient Dockerfile no longer contains {old!r}"
+    dockerfile.write_text(text.replace(old, new))
+    return "system/patient/Dockerfile"
+
+
+BROKEN = [
+    ("latest-base", "FROM python:3.11.13-slim-bookworm", "FROM python:latest", "dockerfile.from"),
+    ("untagged-base", "FROM python:3.11.13-slim-bookworm", "FROM python", "dockerfile.from"),
+    ("version-less-tag", "FROM python:3.11.13-slim-bookworm", "FROM python:slim",
+     "dockerfile.from"),
+    ("root", "USER 10001:10001", "USER root", "dockerfile.user"),
+    ("uid-0", "USER 10001:10001", "USER 0", "dockerfile.user"),
+    ("named-user", "USER 10001:10001", "USER app", "dockerfile.user"),
+    ("no-user", "USER 10001:10001", "", "dockerfile.user"),
+    ("dev-tool", "pydantic-settings==2.16.3", "pydantic-settings==2.16.3 pytest==9.2.0",
+     "dockerfile.packages"),
+    ("unpinned", "pydantic==2.14.3", "pydantic", "dockerfile.packages"),
+    ("compiler", "RUN PIP_ROOT_USER_ACTION", "RUN apt-get install -y gcc && PIP_ROOT_USER_ACTION",
+     "dockerfile.packages"),
+    ("whole-repo", "COPY system/patient/ /opt/medpubsub/medpubsub/patient/", "COPY . /opt/src",
+     "dockerfile.copy"),
+    ("other-service", "COPY system/patient/ /opt/medpubsub/medpubsub/patient/",
+     "COPY system/patient/ /opt/medpubsub/medpubsub/patient/\n"
+     "COPY system/medicine/ /opt/medpubsub/medpubsub/medicine/", "dockerfile.copy"),
+    ("shell-entrypoint", '["python", "-m", "medpubsub", "patient"]', "python -m medpubsub patient",
+     "dockerfile.entrypoint"),
+    ("wrong-service", '["python", "-m", "medpubsub", "patient"]',
+     '["python", "-m", "medpubsub", "medicine"]', "dockerfile.entrypoint"),
+    ("missing-library", " confluent-kafka==2.16.1", "", "dockerfile.imports"),
+    ("missing-shared-module", "COPY system/*.py system/py.typed",
+     "COPY system/__init__.py system/__main__.py system/cli.py", "dockerfile.imports"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "rule"),
+    [pytest.param(old, new, rule, id=name) for name, old, new, rule in BROKEN],
+)
+def test_a_broken_dockerfile_is_reported_by_rule(
+    checkout: Path, old: str, new: str, rule: str
+) -> None:
+    subject = break_patient(checkout, old, new)
+    findings = dockerfile_findings(checkout, "patient")
+    assert any(f.object == subject and f.rule == rule for f in findings), [str(f) for f in findings]
+
+
+def test_an_import_the_image_lacks_is_named(checkout: Path) -> None:
+    service = checkout / "system/patient/service.py"
+    service.write_text("import requests\n" + service.read_text())
+    findings = [str(f) for f in dockerfile_findings(checkout, "patient")]
+    assert findings == [
+        "system/patient/Dockerfile: dockerfile.imports: system/patient/service.py imports "
+        "requests, which the image does not have"
+    ]
+
+
+def test_an_optional_import_of_the_harness_is_allowed(checkout: Path) -> None:
+    """system/cli.py offers the harness commands only when pytest_medpubsub is importable."""
+    assert "except ImportError" in (checkout / "system/cli.py").read_text()
+    assert dockerfile_findings(checkout, "medicine") == []

@@ -1,0 +1,302 @@
+"""Offline proof of the Kubernetes manifests: every overlay renders, validates against the
+Kubernetes and CRD schemas, meets the security policy and is wired together; and each check
+fails, naming the object and the rule, when a manifest is broken on purpose."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pytest_medpubsub.k8s.check import check_objects, check_project, crd_schemas, main
+from pytest_medpubsub.k8s.findings import Finding
+from pytest_medpubsub.k8s.objects import Manifest, kafka_listener, load_documents, node_ports
+from pytest_medpubsub.k8s.render import RenderError, kustomize_command, overlays, render, render_all
+from pytest_medpubsub.k8s.schemas import CrdSchemas, schema_findings
+from pytest_medpubsub.k8s.wiring import external_listener_findings
+
+PROJECT = Path(__file__).resolve().parents[1]
+OVERLAYS = ("existing", "kind", "minikube")
+KINDS = ["Namespace", "Deployment", "Kafka", "KafkaNodePool", "KafkaTopic", "KafkaTopic",
+         "KafkaTopic", "ScaledJob"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def renders() -> dict[str, list[Manifest]]:
+    try:
+        kustomize_command()
+    except RenderError as error:
+        pytest.skip(str(error))
+    return {
+        overlay: load_documents(render(PROJECT / "k8s/overlays" / overlay))
+        for overlay in overlays(PROJECT)
+    }
+
+
+@pytest.fixture(scope="module")
+def crds() -> CrdSchemas:
+    schemas = crd_schemas(PROJECT)
+    if schemas is None:
+        pytest.skip("../shared/schemas is absent: Strimzi and KEDA objects are not schema-checked")
+    return schemas
+
+
+@pytest.fixture
+def kind(renders: dict[str, list[Manifest]]) -> list[Manifest]:
+    """A private copy of the kind render, to break."""
+    return copy.deepcopy(renders["kind"])
+
+
+def find(objects: list[Manifest], kind: str, name: str) -> Manifest:
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def rule_hit(findings: list[Finding], obj: str, rule: str) -> Finding:
+    """The finding for `obj` and `rule`; its text names both, as a reader sees it."""
+    hits = [f for f in findings if f.object == obj and f.rule == rule]
+    assert hits, f"no {rule} finding for {obj}; got: {[str(f) for f in findings]}"
+    assert obj in str(hits[0])
+    assert rule in str(hits[0])
+    return hits[0]
+
+
+# --------------------------------------------------------------------------- the manifests as built
+
+
+def test_every_overlay_renders_everything_a_cluster_gets(
+    renders: dict[str, list[Manifest]],
+) -> None:
+    assert tuple(renders) == OVERLAYS
+    for objects in renders.values():
+        assert sorted(o["kind"] for o in objects) == sorted(KINDS)
+        assert {o["metadata"].get("namespace", "medpubsub") for o in objects} == {"medpubsub"}
+
+
+def test_make_manifests_writes_one_file_per_overlay(tmp_path: Path) -> None:
+    try:
+        kustomize_command()
+    except RenderError as error:
+        pytest.skip(str(error))
+    written = render_all(PROJECT, tmp_path)
+    assert sorted(written) == list(OVERLAYS)
+    assert all(path.read_text().count("kind: KafkaTopic") == 3 for path in written.values())
+
+
+def test_the_project_passes_every_offline_check(crds: CrdSchemas) -> None:
+    try:
+        kustomize_command()
+    except RenderError as error:
+        pytest.skip(str(error))
+    assert [str(f) for f in check_project(PROJECT, crds)] == []
+
+
+def test_builtin_objects_are_valid_for_kubernetes_1_30(renders: dict[str, list[Manifest]]) -> None:
+    for objects in renders.values():
+        assert schema_findings(objects, crds=None) == []
+
+
+def test_strimzi_and_keda_objects_match_their_crds(
+    renders: dict[str, list[Manifest]], crds: CrdSchemas
+) -> None:
+    for objects in renders.values():
+        assert schema_findings(objects, crds) == []
+
+
+def test_the_check_command_prints_no_finding(capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        kustomize_command()
+    except RenderError as error:
+        pytest.skip(str(error))
+    assert main(["--project", str(PROJECT)]) == 0
+    assert "all offline checks passed" in capsys.readouterr().out
+
+
+def test_the_host_reaches_kafka_through_fixed_node_ports(
+    renders: dict[str, list[Manifest]],
+) -> None:
+    for overlay, objects in renders.items():
+        listener = kafka_listener(find(objects, "Kafka", "medpubsub"), "external")
+        assert listener["type"] == "nodeport", overlay
+        assert node_ports(listener) == [32100, 32101], overlay
+    kind_broker = kafka_listener(find(renders["kind"], "Kafka", "medpubsub"), "external")
+    assert kind_broker["configuration"]["brokers"][0]["advertisedHost"] == "127.0.0.1"
+
+
+def test_images_are_loaded_on_kind_and_minikube_and_pulled_on_existing(
+    renders: dict[str, list[Manifest]],
+) -> None:
+    expected = {"kind": "Never", "minikube": "Never", "existing": "Always"}
+    for overlay, objects in renders.items():
+        patient = find(objects, "Deployment", "patient")["spec"]["template"]["spec"]
+        maker = find(objects, "ScaledJob", "medicine")["spec"]["jobTargetRef"]["template"]["spec"]
+        policies = {c["imagePullPolicy"] for c in [*patient["containers"], *maker["containers"]]}
+        assert policies == {expected[overlay]}, overlay
+
+
+def test_the_clusters_get_the_scaledjob_the_local_platform_reads(
+    renders: dict[str, list[Manifest]],
+) -> None:
+    """Only the image pull policy differs between keda/medicine-scaledjob.yaml and a render."""
+    source = load_documents((PROJECT / "keda/medicine-scaledjob.yaml").read_text())[0]
+    for objects in renders.values():
+        rendered = copy.deepcopy(find(objects, "ScaledJob", "medicine"))
+        pod = rendered["spec"]["jobTargetRef"]["template"]["spec"]
+        pod["containers"][0]["imagePullPolicy"] = "IfNotPresent"
+        assert rendered == source
+
+
+# --------------------------------------------------------------------------- each check can fail
+
+Mutation = Callable[[list[Manifest]], None]
+PATIENT = "Deployment/medpubsub/patient"
+MAKERS = "ScaledJob/medpubsub/medicine"
+KAFKA = "Kafka/medpubsub/medpubsub"
+POOL = "KafkaNodePool/medpubsub/dual-role"
+
+
+def patient_container(objects: list[Manifest]) -> dict[str, Any]:
+    container: dict[str, Any] = find(objects, "Deployment", "patient")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    return container
+
+
+def maker_pod(objects: list[Manifest]) -> dict[str, Any]:
+    pod: dict[str, Any] = find(objects, "ScaledJob", "medicine")["spec"]["jobTargetRef"][
+        "template"
+    ]["spec"]
+    return pod
+
+
+def trigger(objects: list[Manifest]) -> dict[str, Any]:
+    metadata: dict[str, Any] = find(objects, "ScaledJob", "medicine")["spec"]["triggers"][0][
+        "metadata"
+    ]
+    return metadata
+
+
+def set_env(container: dict[str, Any], name: str, value: str) -> None:
+    entries = [e for e in container["env"] if e["name"] != name]
+    container["env"] = [*entries, {"name": name, "value": value}]
+
+
+BROKEN: list[tuple[str, Mutation, str, str]] = [
+    # missing fields
+    ("no-limits", lambda o: patient_container(o)["resources"].pop("limits"), PATIENT,
+     "resources.limits"),
+    ("no-selector", lambda o: find(o, "Deployment", "patient")["spec"].pop("selector"), PATIENT,
+     "schema"),
+    ("no-image", lambda o: maker_pod(o)["containers"][0].pop("image"), MAKERS, "image.pinned"),
+    ("no-pool-resources", lambda o: find(o, "KafkaNodePool", "dual-role")["spec"].pop("resources"),
+     POOL, "resources.requests"),
+    # labels
+    ("wrong-part-of", lambda o: find(o, "Deployment", "patient")["spec"]["template"]["metadata"][
+        "labels"].update({"app.kubernetes.io/part-of": "pharmacy"}), PATIENT, "labels.pod"),
+    ("no-name-label", lambda o: find(o, "ScaledJob", "medicine")["metadata"]["labels"].pop(
+        "app.kubernetes.io/name"), MAKERS, "labels.object"),
+    ("topic-of-another-cluster", lambda o: find(o, "KafkaTopic", "tabs-dlq")["metadata"][
+        "labels"].update({"strimzi.io/cluster": "other"}), "KafkaTopic/medpubsub/tabs-dlq",
+     "wiring.topics"),
+    ("selector-mismatch", lambda o: find(o, "Deployment", "patient")["spec"]["selector"][
+        "matchLabels"].update({"app.kubernetes.io/name": "patients"}), PATIENT, "wiring.pods"),
+    # topic names
+    ("trigger-topic", lambda o: trigger(o).update({"topic": "tabs.order"}), MAKERS,
+     "wiring.trigger"),
+    ("no-trigger-topic", lambda o: trigger(o).pop("topic"), MAKERS, "wiring.trigger"),
+    ("renamed-topic", lambda o: find(o, "KafkaTopic", "tabs-deliveries")["spec"].update(
+        {"topicName": "tabs.delivery"}), PATIENT, "wiring.topics"),
+    ("service-topic", lambda o: set_env(patient_container(o), "MEDPUBSUB_ORDERS_TOPIC",
+                                        "orders"), PATIENT, "wiring.topics"),
+    # security
+    ("privileged", lambda o: patient_container(o)["securityContext"].update({"privileged": True}),
+     PATIENT, "security.privileged"),
+    ("no-container-security", lambda o: maker_pod(o)["containers"][0].pop("securityContext"),
+     MAKERS, "security.readOnlyRootFilesystem"),
+    ("no-pod-security", lambda o: maker_pod(o).pop("securityContext"), MAKERS,
+     "security.runAsNonRoot"),
+    ("escalation", lambda o: patient_container(o)["securityContext"].update(
+        {"allowPrivilegeEscalation": True}), PATIENT, "security.allowPrivilegeEscalation"),
+    ("capabilities", lambda o: patient_container(o)["securityContext"]["capabilities"].update(
+        {"drop": ["NET_RAW"]}), PATIENT, "security.capabilities"),
+    ("kafka-seccomp", lambda o: find(o, "KafkaNodePool", "dual-role")["spec"]["template"]["pod"][
+        "securityContext"].pop("seccompProfile"), POOL, "security.seccompProfile"),
+    ("host-network", lambda o: maker_pod(o).update({"hostNetwork": True}), MAKERS,
+     "security.hostNamespaces"),
+    ("latest", lambda o: patient_container(o).update({"image": "medpubsub/patient:latest"}),
+     PATIENT, "image.pinned"),
+    # group, bootstrap, scale
+    ("trigger-group", lambda o: trigger(o).update({"consumerGroup": "medicines"}), MAKERS,
+     "wiring.group"),
+    ("maker-group", lambda o: set_env(maker_pod(o)["containers"][0], "MEDICINE_GROUP_ID",
+                                      "makers"), MAKERS, "wiring.group"),
+    ("trigger-bootstrap", lambda o: trigger(o).update({"bootstrapServers": "kafka:9092"}), MAKERS,
+     "wiring.bootstrap"),
+    ("patient-bootstrap", lambda o: set_env(patient_container(o), "MEDPUBSUB_KAFKA_BOOTSTRAP",
+                                            "medpubsub-kafka-bootstrap:9093"), PATIENT,
+     "wiring.bootstrap"),
+    ("too-many-makers", lambda o: find(o, "ScaledJob", "medicine")["spec"].update(
+        {"maxReplicaCount": 100}), MAKERS, "wiring.partitions"),
+    ("too-few-makers", lambda o: find(o, "ScaledJob", "medicine")["spec"].update(
+        {"maxReplicaCount": 10}), MAKERS, "wiring.partitions"),
+    ("few-partitions", lambda o: find(o, "KafkaTopic", "tabs-orders")["spec"].update(
+        {"partitions": 6}), MAKERS, "wiring.partitions"),
+    ("job-storm", lambda o: trigger(o).update({"offsetResetPolicy": "latest"}), MAKERS,
+     "wiring.trigger"),
+    ("lag-threshold", lambda o: trigger(o).update({"lagThreshold": "5"}), MAKERS,
+     "wiring.trigger"),
+    ("bad-trigger-value", lambda o: trigger(o).update({"lagThreshold": "one"}), MAKERS,
+     "wiring.trigger"),
+    ("too-fast-tabs", lambda o: set_env(maker_pod(o)["containers"][0], "MEDICINE_TAB_SECONDS",
+                                        "1.5"), MAKERS, "wiring.settings"),
+    ("restarting-job", lambda o: maker_pod(o).update({"restartPolicy": "Always"}), MAKERS,
+     "wiring.pods"),
+    ("no-kraft-pool", lambda o: find(o, "KafkaNodePool", "dual-role")["spec"].update(
+        {"roles": ["broker"]}), KAFKA, "wiring.kafka"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mutate", "obj", "rule"),
+    [pytest.param(mutate, obj, rule, id=name) for name, mutate, obj, rule in BROKEN],
+)
+def test_a_broken_manifest_is_reported_by_object_and_rule(
+    kind: list[Manifest], mutate: Mutation, obj: str, rule: str
+) -> None:
+    assert check_objects(kind, crds=None) == []
+    mutate(kind)
+    rule_hit(check_objects(kind, crds=None), obj, rule)
+
+
+CRD_BROKEN: list[tuple[str, Mutation, str]] = [
+    ("kafka-without-listeners", lambda o: find(o, "Kafka", "medpubsub")["spec"]["kafka"].pop(
+        "listeners"), KAFKA),
+    ("zookeeper-era-field", lambda o: find(o, "Kafka", "medpubsub")["spec"]["kafka"].update(
+        {"replicas": 1}), KAFKA),
+    ("typo-in-scaledjob", lambda o: find(o, "ScaledJob", "medicine")["spec"].update(
+        {"pollingIntervall": 1}), MAKERS),
+    ("string-partitions", lambda o: find(o, "KafkaTopic", "tabs-orders")["spec"].update(
+        {"partitions": "40"}), "KafkaTopic/medpubsub/tabs-orders"),
+    ("old-api", lambda o: find(o, "KafkaNodePool", "dual-role").update(
+        {"apiVersion": "kafka.strimzi.io/v1beta2"}), POOL),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mutate", "obj"), [pytest.param(mutate, obj, id=name) for name, mutate, obj in CRD_BROKEN]
+)
+def test_a_custom_object_breaking_its_crd_is_reported(
+    kind: list[Manifest], crds: CrdSchemas, mutate: Mutation, obj: str
+) -> None:
+    mutate(kind)
+    rule_hit(schema_findings(kind, crds), obj, "schema")
+
+
+def test_kind_must_map_the_node_ports_the_broker_advertises(kind: list[Manifest]) -> None:
+    config = yaml.safe_load((PROJECT / "k8s/overlays/kind/kind-config.yaml").read_text())
+    assert external_listener_findings(kind, config) == []
+    config["nodes"][0]["extraPortMappings"][1]["hostPort"] = 30000
+    rule_hit(external_listener_findings(kind, config), KAFKA, "wiring.external")
