@@ -43,8 +43,23 @@ lint: $(INSTALLED) ## ruff and mypy
 	$(BIN)/mypy -p medpubsub -p pytest_medpubsub
 	$(BIN)/mypy tests scenarios load
 
-manifests: $(INSTALLED) ## render every overlay (k8s + keda) to build/manifests/<overlay>.yaml
+manifests: $(INSTALLED) kustomize ## render every overlay (k8s + keda) to build/manifests/<overlay>.yaml
 	$(BIN)/python -m pytest_medpubsub.k8s.render --out build/manifests
+
+# The renderer uses `kubectl kustomize`, else `kustomize` (on PATH or in .venv/bin); when neither
+# exists, kustomize is built into .venv/bin with Go (the module proxy is Go's own business).
+KUSTOMIZE_VERSION := v5.5.0
+.PHONY: kustomize
+kustomize: ## make sure kustomize is available (installs it into .venv/bin with Go when missing)
+	@if command -v kubectl >/dev/null || command -v kustomize >/dev/null || test -x $(BIN)/kustomize; then \
+	  :; \
+	elif command -v go >/dev/null; then \
+	  echo "installing kustomize $(KUSTOMIZE_VERSION) into $(BIN)"; \
+	  GOBIN="$(abspath $(BIN))" go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); \
+	else \
+	  echo "make manifests needs kubectl or kustomize, or Go to install kustomize $(KUSTOMIZE_VERSION)" >&2; \
+	  exit 1; \
+	fi
 
 clean: ## remove the venv and build output (the Kafka jar cache stays in the user cache)
 	rm -rf $(VENV) build .medpubsub .pytest_cache .mypy_cache .ruff_cache

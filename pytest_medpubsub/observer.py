@@ -33,7 +33,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka import Message as KafkaMessage
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from medpubsub.kafka_clients import common_config, reader_config
 from medpubsub.messages import DeadLetter, Order, Tab, parse_order
 from medpubsub.settings import KafkaSettings
@@ -289,8 +289,8 @@ class Observer:
 
         Raises `WaitTimeout` when Kafka cannot be reached within `connect_timeout_s`.
         """
-        if self._threads:
-            raise RuntimeError("the observer is already started")
+        if self._consumer is not None:  # a second start would read everything twice
+            raise RuntimeError("an observer starts once; create a new one to watch again")
         client_id = f"medpubsub-observer-{uuid.uuid4().hex[:8]}"
         config = reader_config(self._kafka, client_id)
         # Partition EOF events carry the offset where a partition's readable records end.
@@ -308,6 +308,7 @@ class Observer:
             self._refresh_assignment()
         except BaseException:
             consumer.close()
+            self._admin = None
             raise
         self._stopping.clear()
         self._threads = [
@@ -324,6 +325,8 @@ class Observer:
         for thread in self._threads:
             thread.join(timeout_s)
         self._threads = []
+        # librdkafka handles close when released; a kept one would log the broker's shutdown.
+        self._admin = None
 
     def __enter__(self) -> Observer:
         return self.start()
@@ -446,7 +449,7 @@ class Observer:
             partitions = sorted(self._assigned)
         if not partitions or self._admin is None:
             return {}
-        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        latest = OffsetSpec.latest()
         futures = self._admin.list_offsets(
             {TopicPartition(topic, partition): latest for topic, partition in partitions},
             isolation_level=IsolationLevel.READ_COMMITTED,

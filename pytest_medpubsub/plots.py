@@ -54,7 +54,9 @@ def plot_latency(summary: Summary, path: Path, slo_p95_s: float | None = None) -
     times = [(row.ordered_at_ns - origin) / NS_PER_S for row in complete]
     latencies = [row.latency_s for row in complete if row.latency_s is not None]
     if complete:
-        axes.scatter(times, latencies, s=14, color=_BLUE, alpha=0.55, linewidths=0, label="order")
+        axes.scatter(
+            times, latencies, s=14, color=_BLUE, alpha=0.55, linewidths=0, label="order", zorder=3
+        )
         axes.plot(
             times,
             rolling_percentile(times, latencies, 95, ROLLING_WINDOW_S),

@@ -84,6 +84,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(ini_name, help_text, default=default)
 
 
+@pytest.hookimpl(trylast=True)  # after the terminal reporter is registered
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",

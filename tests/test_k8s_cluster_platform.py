@@ -5,16 +5,18 @@ documented, the status readings count what KEDA counts, and `group_lag` reads a 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
-
 from medpubsub.settings import KafkaSettings
+
 from pytest_medpubsub.k8s.objects import Manifest, kafka_listener, load_documents
 from pytest_medpubsub.k8s.render import RenderError, kustomize_command, render
-from pytest_medpubsub.platforms import operators
+from pytest_medpubsub.platforms import diagnostics, operators
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
 from pytest_medpubsub.platforms.cluster import (
     KINDS,
@@ -24,6 +26,7 @@ from pytest_medpubsub.platforms.cluster import (
 )
 from pytest_medpubsub.platforms.images import service_images
 from pytest_medpubsub.platforms.kafka_lag import group_lag
+from pytest_medpubsub.platforms.kubectl import Kubectl
 from pytest_medpubsub.platforms.manifests import external_bootstrap, for_cluster
 from pytest_medpubsub.platforms.status import (
     deployment_state,
@@ -239,3 +242,28 @@ def test_group_lag_counts_an_uncommitted_backlog_then_what_is_left(medpubsub_kaf
     finally:
         consumer.close()
     assert group_lag(kafka, group, kafka.orders_topic) == end - watermark + 1
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_diagnostics_of_a_cluster_that_does_not_answer_say_so_quickly(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "gone", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "users": [{"name": "nobody", "user": {}}],
+                "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "nobody"}}],
+                "current-context": "gone",
+            }
+        )
+    )
+    started = time.monotonic()
+    diagnostics.dump(Kubectl(kubeconfig=kubeconfig), tmp_path / "diagnostics")
+    assert time.monotonic() - started < 25
+    assert [p.name for p in (tmp_path / "diagnostics").iterdir()] == ["pods.txt"]
+    assert "could not be read" in (tmp_path / "diagnostics/pods.txt").read_text()

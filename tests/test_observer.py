@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient, NewTopic
 from medpubsub.kafka_clients import common_config, producer_config
 from medpubsub.messages import DeadLetter, Order, Tab
 from medpubsub.settings import KafkaSettings
@@ -38,18 +38,16 @@ def _settings(bootstrap: str) -> KafkaSettings:
     )
 
 
-def _admin(kafka: KafkaSettings) -> AdminClient:
-    return AdminClient(common_config(kafka, "observer-test-topics"))
-
-
 def _create_topics(kafka: KafkaSettings, names: Sequence[str], partitions: int = 3) -> None:
+    admin = AdminClient(common_config(kafka, "observer-test-topics"))  # alive until done
     new = [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
-    for future in _admin(kafka).create_topics(new, operation_timeout=10).values():
+    for future in admin.create_topics(new, operation_timeout=10).values():
         future.result(timeout=WAIT_S)
 
 
 def _delete_topics(kafka: KafkaSettings, names: Sequence[str]) -> None:
-    for future in _admin(kafka).delete_topics(list(names), operation_timeout=10).values():
+    admin = AdminClient(common_config(kafka, "observer-test-topics"))
+    for future in admin.delete_topics(list(names), operation_timeout=10).values():
         future.result(timeout=WAIT_S)
 
 
@@ -380,3 +378,11 @@ def test_topics_created_after_the_start_are_read(kafka: KafkaSettings, shop: Sho
             observer.stop()
             _delete_topics(late_dlq, [late_dlq.dlq_topic])
     assert summary.dead_letters == 1
+
+
+def test_an_observer_starts_once(kafka: KafkaSettings) -> None:
+    with watching(kafka) as observer:
+        pass
+    with pytest.raises(RuntimeError, match="starts once"):
+        observer.start()
+    assert observer.summary().orders == 0  # the figures stay readable after stop()

@@ -21,6 +21,8 @@ catch that before a cluster does:
 - [wiring.settings] each service's literal environment is valid for its settings class;
 - [wiring.pods] a Deployment's selector matches its pod labels and a Job's pods never restart
   (both enforced by the API server, not by the schemas).
+- [wiring.external] the listener the host uses has fixed NodePorts, and a kind config maps them to
+  the same ports on 127.0.0.1, the address the brokers advertise (`external_listener_findings`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Pods, events and Jobs of the namespace; the ScaledJob and Kafka resources with their status;
 logs of the makers, patients, Kafka and both operators. Every item is best effort: a cluster
 that is half up still yields everything that can be read, and an item that cannot be read says
-why in its file.
+why in its file. Reads are short (20 s each), and a cluster that does not even list its pods
+yields just that, instead of minutes of timeouts.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.kubectl import Kubectl
 
-MAX_MAKER_LOGS = 20
+MAX_POD_LOGS = 20
+READ_TIMEOUT_S = 20.0
 OPERATOR_LOGS = {
     "strimzi-cluster-operator": "medpubsub",
     "keda-operator": "keda",
@@ -32,31 +34,39 @@ def dump(kubectl: Kubectl, directory: Path) -> None:
     """Write the diagnostics of the medpubsub namespace into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
 
-    def save(name: str, read: Callable[[], str]) -> None:
+    def save(name: str, read: Callable[[], str]) -> bool:
         try:
             text = read()
         except PlatformError as error:
-            text = f"could not be read: {error}\n"
+            (directory / name).write_text(f"could not be read: {error}\n", encoding="utf-8")
+            return False
         (directory / name).write_text(text, encoding="utf-8")
+        return True
 
-    save("pods.txt", lambda: kubectl.run("get", "pods", "--output", "wide"))
-    save("events.txt", lambda: kubectl.run("get", "events", "--sort-by=.lastTimestamp"))
-    save("jobs.txt", lambda: kubectl.run("get", "jobs", "--output", "wide"))
-    save("scaledjob.yaml", lambda: kubectl.run("get", "scaledjob", "medicine", "--output", "yaml"))
-    save("scaledjob-describe.txt", lambda: kubectl.describe(["scaledjob", "medicine"]))
-    save("kafka.yaml", lambda: kubectl.run("get", "kafka", "medpubsub", "--output", "yaml"))
-    save("kafkanodepools.yaml", lambda: kubectl.run("get", "kafkanodepools", "--output", "yaml"))
-    save("kafkatopics.yaml", lambda: kubectl.run("get", "kafkatopics", "--output", "yaml"))
-    save(
-        "keda-events.txt",
-        lambda: kubectl.run("get", "events", "--sort-by=.lastTimestamp", namespace="keda"),
-    )
+    def get(*args: str, namespace: str | None = None) -> Callable[[], str]:
+        return partial(kubectl.run, *args, namespace=namespace, timeout_s=READ_TIMEOUT_S)
+
+    if not save("pods.txt", get("get", "pods", "--output", "wide")):
+        return  # the API server does not answer: every other item would wait as long in vain
+    save("events.txt", get("get", "events", "--sort-by=.lastTimestamp"))
+    save("jobs.txt", get("get", "jobs", "--output", "wide"))
+    save("scaledjob.yaml", get("get", "scaledjob", "medicine", "--output", "yaml"))
+    save("scaledjob-describe.txt", get("describe", "scaledjob", "medicine"))
+    save("kafka.yaml", get("get", "kafka", "medpubsub", "--output", "yaml"))
+    save("kafkanodepools.yaml", get("get", "kafkanodepools", "--output", "yaml"))
+    save("kafkatopics.yaml", get("get", "kafkatopics", "--output", "yaml"))
+    save("keda-events.txt", get("get", "events", "--sort-by=.lastTimestamp", namespace="keda"))
     logs = directory / "logs"
     logs.mkdir(exist_ok=True)
     for deployment, namespace in OPERATOR_LOGS.items():
         save(
             f"logs/{deployment}.log",
-            partial(kubectl.logs, f"deployment/{deployment}", namespace=namespace),
+            partial(
+                kubectl.logs,
+                f"deployment/{deployment}",
+                namespace=namespace,
+                timeout_s=READ_TIMEOUT_S,
+            ),
         )
     for group, selector in POD_GROUPS.items():
         try:
@@ -65,6 +75,9 @@ def dump(kubectl: Kubectl, directory: Path) -> None:
             (logs / f"{group}.error.txt").write_text(str(error), encoding="utf-8")
             continue
         pods.sort(key=lambda pod: str(pod["metadata"].get("creationTimestamp", "")), reverse=True)
-        for pod in pods[:MAX_MAKER_LOGS]:
+        for pod in pods[:MAX_POD_LOGS]:
             name = str(pod["metadata"]["name"])
-            save(f"logs/{group}-{name}.log", partial(kubectl.logs, f"pod/{name}"))
+            save(
+                f"logs/{group}-{name}.log",
+                partial(kubectl.logs, f"pod/{name}", timeout_s=READ_TIMEOUT_S),
+            )

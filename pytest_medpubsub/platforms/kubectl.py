@@ -9,7 +9,6 @@ does. The methods are the handful the platform needs, each with a timeout.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,10 +110,19 @@ class Kubectl:
             timeout_s=timeout_s + 30,
         )
 
-    def logs(self, target: str, *, namespace: str | None = None, tail: int = 2000) -> str:
+    def logs(
+        self,
+        target: str,
+        *,
+        namespace: str | None = None,
+        tail: int = 2000,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> str:
         return self.run(
-            "logs", target, f"--tail={tail}", "--all-containers=true", namespace=namespace
+            "logs",
+            target,
+            f"--tail={tail}",
+            "--all-containers=true",
+            namespace=namespace,
+            timeout_s=timeout_s,
         )
-
-    def describe(self, args: Sequence[str], *, namespace: str | None = None) -> str:
-        return self.run("describe", *args, namespace=namespace)

@@ -157,7 +157,7 @@ def _serve(
         if idle_s >= settings.idle_timeout_seconds:
             return f"idle for {idle_s:.1f} s", 0
         record = consumer.poll(min(POLL_INTERVAL_S, settings.idle_timeout_seconds - idle_s))
-        if record is None:
+        if record is None or stop.is_set():  # a record taken while stopping stays uncommitted
             continue
         error = record.error()
         if error is not None:

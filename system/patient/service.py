@@ -51,7 +51,9 @@ def run() -> int:
     """Run one patient until a stop signal; 0 when stopped, 1 on a fatal producer error."""
     kafka = load(KafkaSettings)
     patient = load(PatientSettings)
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s"
+    )
     stop = StopRequest()
     stop.install()
 

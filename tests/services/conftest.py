@@ -23,9 +23,13 @@ from .kafka_io import (
 
 
 @pytest.fixture
-def topics(medpubsub_kafka: str) -> Iterator[TestTopics]:
-    """This test's own orders / deliveries / dlq topics (1 partition each) and maker group."""
-    created = create_topics(medpubsub_kafka)
+def topics(medpubsub_kafka: str, request: pytest.FixtureRequest) -> Iterator[TestTopics]:
+    """This test's own orders / deliveries / dlq topics (1 partition each) and maker group.
+
+    `@pytest.mark.parametrize("topics", [{"max.message.bytes": "2000"}], indirect=True)` gives
+    the dead-letter topic a configuration.
+    """
+    created = create_topics(medpubsub_kafka, dlq_config=getattr(request, "param", None))
     yield created
     delete_topics(created)
 

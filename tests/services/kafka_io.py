@@ -82,7 +82,9 @@ class TestTopics:
         return service_environment(names | {name: str(value) for name, value in settings.items()})
 
 
-def create_topics(bootstrap: str, partitions: int = 1) -> TestTopics:
+def create_topics(
+    bootstrap: str, partitions: int = 1, dlq_config: Mapping[str, str] | None = None
+) -> TestTopics:
     """Fresh topics (names unique to the test) and a fresh group name."""
     suffix = uuid.uuid4().hex[:10]
     topics = TestTopics(
@@ -93,8 +95,13 @@ def create_topics(bootstrap: str, partitions: int = 1) -> TestTopics:
         group=f"test-medicine-{suffix}",
     )
     admin = AdminClient(common_config(topics.kafka, "test-admin") | QUIET)
-    names = (topics.orders, topics.deliveries, topics.dlq)
-    futures = admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    futures = admin.create_topics(
+        [
+            NewTopic(topics.orders, partitions, 1),
+            NewTopic(topics.deliveries, partitions, 1),
+            NewTopic(topics.dlq, partitions, 1, config=dict(dlq_config or {})),
+        ]
+    )
     for future in futures.values():
         future.result(timeout=30)
     return topics

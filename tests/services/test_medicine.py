@@ -15,6 +15,8 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 
+import pytest
+
 from medpubsub.messages import Order, SeedOrder, Tab
 
 from .kafka_io import ReaderFactory, ServiceFactory, TestTopics, committed_offset, produce
@@ -189,6 +191,25 @@ def test_a_seed_order_is_made_under_its_derived_stable_id_among_other_orders(
     assert {tab.ordered_at_ns for tab in seed_tabs} == {seed.order_timestamp_ns}
     assert {tab.order_id for tab in tabs} == {expected.order_id, current.order_id}
     assert committed_offset(topics) == 2
+
+
+@pytest.mark.parametrize("topics", [{"max.message.bytes": "2000"}], indirect=True)
+def test_a_transaction_that_cannot_commit_is_aborted_retried_then_left_to_the_next_job(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    # Not JSON, and its dead letter is larger than the dead-letter topic accepts: the broker
+    # refuses it, the transaction becomes abortable, the maker aborts and retries the record.
+    poison, good = b"x" * 3000, an_order(tabs_count=1)
+    produce(topics.bootstrap, topics.orders, [poison, good.to_bytes()])
+    maker = service("medicine", topics.environment(MEDICINE_IDLE_TIMEOUT_SECONDS=20))
+
+    assert maker.wait_exit(timeout_s=60) == 1, maker.output()
+    assert maker.output().count("transaction of") == 3  # three attempts, each aborted
+    assert "giving the order up to the next job after 3 attempts" in maker.output()
+    assert "Traceback" not in maker.output()
+    assert committed_offset(topics) < 0  # nothing committed: the next job takes the record
+    assert reader(topics, topics.dlq).read_to_end(timeout_s=10) == []
+    assert reader(topics, topics.deliveries).read_to_end(timeout_s=10) == []
 
 
 def test_a_maker_killed_mid_order_leaves_nothing_and_the_next_makes_each_tab_once(
