@@ -33,7 +33,7 @@ kafka-jars: $(INSTALLED) ## resolve Apache Kafka's jars with Maven into the user
 demo: install ## run the system locally for a while, then write a report (build/demo-report)
 	$(BIN)/medpubsub demo $(DEMO_ARGS) --report build/demo-report
 
-test: install ## every test that can run on this machine (unit, real Kafka, scenarios, offline k8s)
+test: install kustomize ## every test that can run on this machine (unit, real Kafka, scenarios, offline k8s)
 	$(BIN)/pytest --medpubsub-report=$(REPORT)
 	@$(BIN)/python -m pytest_medpubsub.leftovers
 

@@ -41,6 +41,7 @@ PROVIDES: dict[str, frozenset[str]] = {
     ),
     "pydantic-settings": frozenset({"pydantic_settings", "dotenv"}),
 }
+PIP = re.compile(r"pip[0-9.]*")
 OS_PACKAGE_MANAGERS = re.compile(r"\b(apt-get|apt|apk|yum|dnf|microdnf)\s+(install|add)\b")
 
 
@@ -154,7 +155,8 @@ def _pip_packages(command: str) -> list[str]:
     packages: list[str] = []
     for part in re.split(r"&&|;|\|\|", command):
         words = shlex.split(part)
-        if "install" in words and any(word.endswith("pip") for word in words):
+        is_pip = any(PIP.fullmatch(word.rsplit("/", 1)[-1]) for word in words)
+        if is_pip and "install" in words:
             after = words[words.index("install") + 1 :]
             packages += [word for word in after if not word.startswith("-")]
     return packages

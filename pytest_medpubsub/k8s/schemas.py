@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 # Typed as Any where stubs are missing (types-jsonschema is not a dev dependency yet).
-import jsonschema  # type: ignore[import-untyped, unused-ignore]
+import jsonschema
 import kubernetes_validate
 import yaml
 

@@ -37,7 +37,12 @@ from pytest_medpubsub.platforms.images import build, service_images
 from pytest_medpubsub.platforms.kafka_lag import LAG_TIMEOUT_S
 from pytest_medpubsub.platforms.kind import KindBackend
 from pytest_medpubsub.platforms.kubectl import NAMESPACE, Kubectl
-from pytest_medpubsub.platforms.manifests import external_bootstrap, for_cluster, rendered_objects
+from pytest_medpubsub.platforms.manifests import (
+    PATIENT_DEPLOYMENT,
+    external_bootstrap,
+    for_cluster,
+    rendered_objects,
+)
 from pytest_medpubsub.platforms.minikube import MinikubeBackend
 from pytest_medpubsub.platforms.status import (
     deployment_state,
@@ -50,7 +55,6 @@ from pytest_medpubsub.platforms.waits import wait_step
 
 KINDS = ("kind", "minikube", "existing")
 KAFKA_NAME = "medpubsub"
-PATIENT_DEPLOYMENT = "patient"
 SCALED_JOB = "medicine"
 MAKER_SELECTOR = "app.kubernetes.io/name=medicine,app.kubernetes.io/component=maker"
 JOB_SELECTOR = f"scaledjob.keda.sh/name={SCALED_JOB}"

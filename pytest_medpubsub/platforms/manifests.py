@@ -57,6 +57,7 @@ def for_cluster(
         for broker in dig(listener, "configuration", "brokers") or []:
             broker["advertisedHost"] = advertised_host
     for obj in prepared:
+        # The pod shapes of built-in objects and ScaledJobs are views into `obj` itself.
         for pod in pod_shapes(obj):
             for container in pod.spec.get("containers", []):
                 if container.get("image") in images:

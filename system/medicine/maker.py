@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
 from medpubsub.medicine.pool import Halted, ThreadPoolController
 from medpubsub.messages import (
     DeadLetter,

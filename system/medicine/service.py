@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+
 from medpubsub.kafka_clients import consumer_config, producer_config
 from medpubsub.medicine.maker import Destinations, Maker, MakerFailed, Outcome
 from medpubsub.medicine.pool import ThreadPoolController

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
+
 from medpubsub.kafka_clients import order_producer_config
 from medpubsub.messages import Order
 from medpubsub.patient.ordering import build_order, due_at, next_slot

@@ -23,7 +23,6 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     ConsumerGroupTopicPartitions,
-    KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
@@ -178,12 +177,11 @@ class TopicReader:
         config = reader_config(kafka, f"test-reader-{uuid.uuid4().hex[:8]}")
         if not committed_only:
             config["isolation.level"] = "read_uncommitted"
-        config["enable.partition.eof"] = True
         self.topic = topic
         self.records: list[Record] = []
         self._consumer = Consumer(config)
         metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
-        self._at_end = dict.fromkeys(metadata.partitions, False)
+        self._partitions = [TopicPartition(topic, partition) for partition in metadata.partitions]
         self._consumer.assign(
             [
                 TopicPartition(topic, partition, OFFSET_BEGINNING)
@@ -197,30 +195,10 @@ class TopicReader:
         while (message := self._consumer.poll(timeout)) is not None:
             timeout = 0
             partition, offset, error = message.partition(), message.offset(), message.error()
-            assert partition is not None
-            if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                self._at_end[partition] = True
-                continue
             if error is not None:
                 raise KafkaException(error)
-            assert offset is not None
-            self._at_end[partition] = False
+            assert partition is not None and offset is not None
             self.records.append(Record(partition, offset, message.key(), message.value()))
-        return list(self.records)
-
-    def read_to_end(self, timeout_s: float) -> list[Record]:
-        """Read until every partition is at its end (for read_committed: the last stable offset).
-
-        After a maker's transaction committed, this sees every record it wrote, so a duplicate
-        cannot hide behind a count that was merely reached.
-        """
-        wait_until(
-            self.read,
-            lambda _: all(self._at_end.values()),
-            timeout_s,
-            f"the end of every partition of {self.topic}",
-            interval_s=0,
-        )
         return list(self.records)
 
     def wait_for_count(self, count: int, timeout_s: float) -> list[Record]:
@@ -232,6 +210,32 @@ class TopicReader:
             f"{count} records on {self.topic}",
             interval_s=0,
         )
+
+    def read_to_end(self, timeout_s: float) -> list[Record]:
+        """Read every record up to the end offsets as of now; return all records seen.
+
+        The end is the last stable offset for read_committed (the high watermark otherwise), so
+        after a maker's transaction committed this sees every record it wrote: a duplicate cannot
+        hide behind a count that was merely reached. (librdkafka moves the position past
+        transaction markers, so the position reaches the end offset exactly.)
+        """
+        ends = {
+            partition.partition: self._consumer.get_watermark_offsets(partition, timeout=10)[1]
+            for partition in self._partitions
+        }
+
+        def behind() -> dict[int, int]:
+            self.read(wait_s=0.1)
+            return {
+                position.partition: ends[position.partition] - position.offset
+                for position in self._consumer.position(self._partitions)
+                if 0 < ends[position.partition] > position.offset
+            }
+
+        wait_until(
+            behind, lambda lag: not lag, timeout_s, f"the end offsets {ends} of {self.topic}"
+        )
+        return list(self.records)
 
     def documents(self) -> list[dict[str, Any]]:
         return [record.json() for record in self.records]

@@ -1,0 +1,95 @@
+"""The plugin itself, run in a sub-session: options, errors, fixtures, SLO failures, reports.
+
+The sub-sessions that need Kafka use the outer session's broker (`--medpubsub-kafka`) so that no
+second JVM starts; the system's consumer group is only driven by one platform at a time because
+the scenarios, which start the outer platform, run after these tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+A_SHORT_RUN = """
+import pytest
+
+@pytest.mark.medpubsub_slo({slo})
+def test_one_patient_for_a_moment(medpubsub_system):
+    medpubsub_system.scale_patients(1)
+    medpubsub_system.observer.wait_for_orders(3, timeout_s=30, since=medpubsub_system.started)
+"""
+
+
+def test_an_unknown_platform_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--medpubsub-cluster=docker-desktop")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*argument --medpubsub-cluster: invalid choice*"])
+
+
+def test_a_cluster_without_docker_says_so_in_one_sentence(tmp_path: Path) -> None:
+    # A PATH without docker, kind or minikube: the check must answer within seconds.
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--medpubsub-cluster=kind", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "Traceback" not in result.stdout + result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(error_lines) == 1, result.stderr
+    assert "--medpubsub-cluster=kind" in error_lines[0]
+
+
+def test_every_fixture_is_documented(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--fixtures")
+    for fixture in (
+        "medpubsub_system",
+        "medpubsub_kafka",
+        "medpubsub_platform",
+        "medpubsub_observer",
+        "medpubsub_report_dir",
+    ):
+        result.stdout.fnmatch_lines([f"{fixture}*", "*[A-Za-z]*"])
+    assert "session [session scope]" not in result.stdout.str()
+
+
+def test_an_unknown_slo_keyword_names_the_accepted_ones(
+    pytester: pytest.Pytester, medpubsub_kafka: str
+) -> None:
+    pytester.makepyfile(A_SHORT_RUN.format(slo="p95=3"))
+    result = pytester.runpytest(f"--medpubsub-kafka={medpubsub_kafka}")
+    assert result.ret != pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*medpubsub_slo*p95*p95_s*"])
+
+
+def test_a_missed_slo_fails_the_test_with_measured_and_required(
+    pytester: pytest.Pytester, medpubsub_kafka: str
+) -> None:
+    # No order can be made in 0.5 s (a tab takes 2 s): the latency check must fail, and the
+    # others still be reported.
+    pytester.makepyfile(A_SHORT_RUN.format(slo="p95_s=0.5, p99_s=0.6"))
+    report_dir = pytester.path / "reports"
+    result = pytester.runpytest(
+        f"--medpubsub-kafka={medpubsub_kafka}", f"--medpubsub-report={report_dir}"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*SLOs not met*", "*latency_p95*≤ 0.5 s*", "*lost_orders*0*≤ 0*", "*SLO FAILED*"]
+    )
+    (report,) = report_dir.glob("*/report.json")
+    document = json.loads(report.read_text())
+    assert document["slo"]["passed"] is False
+    assert document["orders"] >= 3
+    assert document["lost_orders"] == 0
+    assert document["duplicate_tabs"] == 0
+    assert document["latency_s"]["p50"] >= 2.0  # the physical floor of an order
+    for plot in ("latency.png", "latency-distribution.png", "scaling.png"):
+        assert (report.parent / plot).stat().st_size > 0
