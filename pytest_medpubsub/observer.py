@@ -34,11 +34,11 @@ from confluent_kafka import (
 )
 from confluent_kafka import Message as KafkaMessage
 from confluent_kafka.admin import AdminClient, OffsetSpec
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from medpubsub.kafka_clients import common_config, reader_config
 from medpubsub.messages import DeadLetter, Order, Tab, parse_order
 from medpubsub.settings import KafkaSettings
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from pytest_medpubsub import progress
 from pytest_medpubsub.waiting import WaitTimeout, wait_until
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from medpubsub.settings import KafkaSettings
 
+from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import progress, project
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.jars import KafkaUnavailable

@@ -37,7 +37,10 @@ def producer_config(
     transaction_timeout_ms: int = 10_000,
 ) -> ClientConfig:
     config = common_config(kafka, client_id)
-    config.update({"acks": "all", "enable.idempotence": True, "linger.ms": 0})
+    # Room for a dead letter of the largest order (see tabs.dlq's max.message.bytes).
+    config.update(
+        {"acks": "all", "enable.idempotence": True, "linger.ms": 0, "message.max.bytes": 2_200_000}
+    )
     if transactional_id is not None:
         config["transactional.id"] = transactional_id
         # Each Job has its own transactional id, so nobody fences a killed maker: its open

@@ -9,9 +9,10 @@ from __future__ import annotations
 import socket
 from typing import Annotated, Literal, TypeVar
 
-from medpubsub.messages import MAX_TABS, MIN_TABS
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from medpubsub.messages import MAX_TABS, MIN_TABS
 
 MIN_TAB_SECONDS = 2.0
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
-from medpubsub.settings import KafkaSettings
 
+from medpubsub.settings import KafkaSettings
 from pytest_medpubsub.k8s.objects import Manifest, kafka_listener, load_documents
 from pytest_medpubsub.k8s.render import RenderError, kustomize_command, render
 from pytest_medpubsub.platforms import diagnostics, operators

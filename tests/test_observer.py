@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+
 from medpubsub.kafka_clients import common_config, producer_config
 from medpubsub.messages import DeadLetter, Order, Tab
 from medpubsub.settings import KafkaSettings
-
 from pytest_medpubsub.observer import NS_PER_S, Observer, PlatformSample, Summary
 from pytest_medpubsub.waiting import wait_until
 

@@ -30,10 +30,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from medpubsub.settings import KafkaSettings, MedicineSettings, PatientSettings
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
+from medpubsub.settings import KafkaSettings, MedicineSettings, PatientSettings
 from pytest_medpubsub.k8s.findings import Finding
 from pytest_medpubsub.k8s.objects import (
     EXTERNAL_LISTENER,

@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from confluent_kafka import Producer
+
 from medpubsub.kafka_clients import producer_config
 from medpubsub.settings import KafkaSettings
-
 from pytest_medpubsub import progress, project
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.offsets import OffsetReader

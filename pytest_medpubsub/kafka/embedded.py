@@ -18,9 +18,9 @@ from importlib import resources
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
+
 from medpubsub.kafka_clients import common_config
 from medpubsub.settings import KafkaSettings
-
 from pytest_medpubsub import processes, progress
 from pytest_medpubsub.kafka.jars import KAFKA_VERSION, java_executable, libs_dir
 from pytest_medpubsub.waiting import WaitTimeout, wait_for

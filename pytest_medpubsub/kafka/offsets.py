@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
+
 from medpubsub.kafka_clients import common_config
 from medpubsub.settings import KafkaSettings
-
 from pytest_medpubsub.keda.scaler import PartitionOffsets
 
 _INVALID = -1

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+
 from medpubsub.kafka_clients import common_config
 from medpubsub.settings import KafkaSettings
 

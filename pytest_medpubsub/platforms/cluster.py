@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Protocol
 
 from confluent_kafka.admin import AdminClient
+
 from medpubsub.kafka_clients import common_config
 from medpubsub.settings import KafkaSettings
-
 from pytest_medpubsub import progress
 from pytest_medpubsub.k8s.objects import Manifest, dump_documents, of_kind
 from pytest_medpubsub.kafka.offsets import OffsetReader

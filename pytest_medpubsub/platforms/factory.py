@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medpubsub.settings import KafkaSettings
-
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.platforms.base import Platform, PlatformUnavailable
 

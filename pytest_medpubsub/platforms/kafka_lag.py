@@ -10,7 +10,6 @@ of the topic, an uncommitted partition counting its whole log (the ScaledJob's
 from __future__ import annotations
 
 from medpubsub.settings import KafkaSettings
-
 from pytest_medpubsub.kafka.offsets import OffsetReader
 
 LAG_TIMEOUT_S = 10.0

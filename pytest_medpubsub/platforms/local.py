@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 from medpubsub.settings import KafkaSettings
-
 from pytest_medpubsub import processes, progress, project, state
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.offsets import OffsetReader

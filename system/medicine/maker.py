@@ -101,7 +101,7 @@ class Maker:
                     offset,
                 )
                 self.pool.run(parsed.tabs_count, self._tab_maker(parsed), self.stopping)
-            self._commit(TopicPartition(topic, partition, offset + 1))
+            self._commit(_next_offset(record))
         except Halted:
             log.info("%s: stopping mid-order at %s[%d]@%d", self.name, topic, partition, offset)
             self._abort()
@@ -194,6 +194,19 @@ class Maker:
             self.consumer.seek(record)
         except KafkaException as exception:
             raise MakerFailed(f"could not rewind to the aborted record: {exception}") from exception
+
+
+def _next_offset(record: Message) -> TopicPartition:
+    """The offset after `record`, to commit with it.
+
+    It is what `consumer.position()` holds after polling just this one record, stated explicitly,
+    with the record's leader epoch when the broker gave one (the C binding refuses None).
+    """
+    topic, partition, offset = _coordinates(record)
+    epoch = record.leader_epoch()
+    if epoch is None:
+        return TopicPartition(topic, partition, offset + 1)
+    return TopicPartition(topic, partition, offset + 1, leader_epoch=epoch)
 
 
 def _retrying(call: Callable[[], None], deadline: float) -> None:

@@ -197,7 +197,8 @@ class TopicReader:
             partition, offset, error = message.partition(), message.offset(), message.error()
             if error is not None:
                 raise KafkaException(error)
-            assert partition is not None and offset is not None
+            assert partition is not None
+            assert offset is not None
             self.records.append(Record(partition, offset, message.key(), message.value()))
         return list(self.records)
 
