@@ -23,6 +23,7 @@ delivery report has arrived (or its deadline passed).
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import random
@@ -47,6 +48,7 @@ from pytest_medpubsub.load import (
     ACKS_FILE_ENV,
     RAMP_ENV,
     STOP_FILE_ENV,
+    SUMMARY_FILE_ENV,
     RampError,
     RampStep,
     parse_ramp,
@@ -59,6 +61,8 @@ REQUEST_TYPE = "kafka"
 DEFAULT_ACK_TIMEOUT_S = 30.0
 # How long a stopping patient waits for its orders in flight to be acknowledged.
 STOP_FLUSH_S = 10.0
+# How long a new patient waits for Kafka's metadata before its first order.
+CONNECT_TIMEOUT_S = 10.0
 # A ramp step starts (or stops) all of its patients at once.
 SPAWN_RATE = 100.0
 # Delivery reports are polled every 1 ms at first, backing off to 20 ms: an acknowledgement on
@@ -163,31 +167,76 @@ class _Acknowledgements:
             self._handle = None
 
 
-_target: Target | None = None
+@dataclass
+class _Run:
+    """What this Locust process found at its start (set once, by the init event)."""
+
+    target: Target | None = None
+    environment: Environment | None = None
+
+
+_run = _Run()
 _acknowledgements = _Acknowledgements()
 _patient_numbers = itertools.count(1)
 
 
-@events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     """Find Kafka before any user starts, so a missing system is one sentence, not N errors."""
-    global _target
-    _target = resolve_target()
+    target = _run.target = resolve_target()
+    _run.environment = environment
     _acknowledgements.open(os.environ.get(ACKS_FILE_ENV))
     log.info(
         "patients order %s-%s tabs every %g s to %s at %s (from %s)",
         PATIENT.min_tabs_count,
         PATIENT.max_tabs_count,
         PATIENT.order_period_seconds,
-        _target.kafka.orders_topic,
-        _target.kafka.kafka_bootstrap,
-        _target.source,
+        target.kafka.orders_topic,
+        target.kafka.kafka_bootstrap,
+        target.source,
     )
 
 
-@events.quit.add_listener
 def _on_quit(**_: Any) -> None:
+    """Write the final figures: Locust's CSV is rewritten once a second and not at its end, so
+    the orders of the last second would be missing from it."""
     _acknowledgements.close()
+    summary_file = os.environ.get(SUMMARY_FILE_ENV)
+    if summary_file and _run.environment is not None:
+        Path(summary_file).write_text(json.dumps(_final_figures(_run.environment)) + "\n")
+
+
+def _final_figures(environment: Environment) -> dict[str, Any]:
+    """The totals (in the form of `pytest_medpubsub.load.LocustStats`) and the errors."""
+    return {
+        "stats": _totals(environment),
+        "errors": [
+            f"{error.occurrences} x {error.error}" for error in environment.stats.errors.values()
+        ],
+    }
+
+
+def _totals(environment: Environment) -> dict[str, Any]:
+    total = environment.stats.total
+    requests = int(total.num_requests)
+
+    def when_any(value: Any) -> float | None:
+        return float(value) if requests else None
+
+    return {
+        "requests": requests,
+        "failures": int(total.num_failures),
+        "median_ms": when_any(total.median_response_time),
+        "average_ms": when_any(total.avg_response_time),
+        "p95_ms": when_any(total.get_response_time_percentile(0.95)),
+        "p99_ms": when_any(total.get_response_time_percentile(0.99)),
+        "max_ms": when_any(total.max_response_time),
+        "requests_per_s": when_any(total.total_rps),
+    }
+
+
+# Locust's EventHook is not annotated.
+events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
+events.quit.add_listener(_on_quit)  # type: ignore[no-untyped-call]
 
 
 class _Delivery:
@@ -230,9 +279,9 @@ class Patient(User):
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        if _target is None:  # created without the init event (not by the locust command)
+        if _run.target is None:  # created without the init event (not by the locust command)
             raise RuntimeError("load/patients.py must be run by the locust command")
-        self.kafka = _target.kafka
+        self.kafka = _run.target.kafka
         self.topic = self.kafka.orders_topic
         self.patient = PATIENT.model_copy(
             update={"patient_id": f"{PATIENT.patient_id}-{next(_patient_numbers)}"}
@@ -250,6 +299,20 @@ class Patient(User):
         config["error_cb"] = self._on_error
         config["logger"] = _LIBRDKAFKA_LOG
         self.producer = Producer(config)
+        self._connect(self.producer)
+
+    def _connect(self, producer: Producer) -> None:
+        """Fetch the orders topic's metadata before the first order, as a patient pod does long
+        before it orders: otherwise the first acknowledgement of every patient includes the
+        connection and the metadata round trip (~0.5 s), which says nothing about Kafka under
+        load. `list_topics` blocks in C, so it runs in gevent's thread pool; a failure here is
+        left to the orders to report."""
+        try:
+            gevent.get_hub().threadpool.apply(
+                producer.list_topics, (self.topic,), {"timeout": CONNECT_TIMEOUT_S}
+            )
+        except KafkaException as error:
+            log.warning("patient %s: no metadata yet: %s", self.patient.patient_id, error)
 
     @task
     def order(self) -> None:
@@ -310,7 +373,7 @@ class Patient(User):
 
 def _stop_requested() -> bool:
     stop_file = os.environ.get(STOP_FILE_ENV)
-    return bool(stop_file) and Path(stop_file).exists()
+    return stop_file is not None and Path(stop_file).exists()
 
 
 if RAMP is not None:
@@ -323,5 +386,6 @@ if RAMP is not None:
         def tick(self) -> tuple[int, float] | None:
             if _stop_requested():
                 return None
-            step = step_at(_STEPS, self.get_run_time())
+            elapsed_s: float = time.perf_counter() - self.start_time  # reset when the run starts
+            step = step_at(_STEPS, elapsed_s)
             return None if step is None else (step.patients, SPAWN_RATE)

@@ -38,6 +38,7 @@ RAMP_ENV = "MEDPUBSUB_RAMP"
 ACKS_FILE_ENV = "MEDPUBSUB_LOAD_ACKS_FILE"
 STOP_FILE_ENV = "MEDPUBSUB_LOAD_STOP_FILE"
 ACK_TIMEOUT_ENV = "MEDPUBSUB_LOAD_ACK_TIMEOUT_SECONDS"
+SUMMARY_FILE_ENV = "MEDPUBSUB_LOAD_SUMMARY_FILE"
 
 LOCUSTFILE = Path("load/patients.py")
 CSV_PREFIX = "locust"
@@ -136,6 +137,13 @@ class LocustStats(BaseModel):
     p99_ms: float | None
     max_ms: float | None
     requests_per_s: float | None
+
+
+class _Summary(BaseModel):
+    """What load/patients.py writes when Locust quits (MEDPUBSUB_LOAD_SUMMARY_FILE)."""
+
+    stats: LocustStats
+    errors: list[str]
 
 
 class LocustResult(BaseModel):
@@ -267,6 +275,10 @@ class LocustProcess:
         return self.out_dir / "acknowledged-orders.txt"
 
     @property
+    def summary_file(self) -> Path:
+        return self.out_dir / "locust-summary.json"
+
+    @property
     def stop_file(self) -> Path:
         return self.out_dir / "stop"
 
@@ -303,6 +315,7 @@ class LocustProcess:
                 RAMP_ENV: self.ramp,
                 ACKS_FILE_ENV: str(self.acks_file),
                 STOP_FILE_ENV: str(self.stop_file),
+                SUMMARY_FILE_ENV: str(self.summary_file),
                 "ORBITAL_PATIENT_ID": self.patient_prefix,
                 "PYTHONUNBUFFERED": "1",
             }
@@ -317,7 +330,7 @@ class LocustProcess:
         if self._process is not None:
             raise RuntimeError("a LocustProcess runs once; create another one to run again")
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (self.stop_file, self.acks_file):
+        for stale in (self.stop_file, self.acks_file, self.summary_file):
             stale.unlink(missing_ok=True)
         self._process = processes.spawn(
             self.command(), env=self.environment(), log_path=self.log_file, cwd=self.out_dir
@@ -342,9 +355,7 @@ class LocustProcess:
                 raise RuntimeError(f"Locust exited early: {self._log_tail()}")
             return self.acknowledged() >= count
 
-        wait_for(
-            flowing, timeout_s, f"{count} orders acknowledged by Locust's patients", 0.2
-        )
+        wait_for(flowing, timeout_s, f"{count} orders acknowledged by Locust's patients", 0.2)
         return self.acknowledged()
 
     def wait(self, timeout_s: float | None = None) -> LocustResult:
@@ -390,14 +401,17 @@ class LocustProcess:
         if self._result is None:
             stats_csv = self.out_dir / f"{CSV_PREFIX}_stats.csv"
             errors = parse_failures_csv(self.out_dir / f"{CSV_PREFIX}_failures.csv")
-            if not stats_csv.exists():
+            if self.summary_file.exists():  # the final figures (the CSV lags by up to 1 s)
+                summary = _Summary.model_validate_json(self.summary_file.read_text())
+                stats, errors = summary.stats, summary.errors
+            elif stats_csv.exists():  # killed before it could write them
+                stats = parse_stats_csv(stats_csv)
+            else:
                 errors.append(f"no {stats_csv.name}: {self._log_tail()}")
                 stats = LocustStats(
                     requests=0, failures=0, median_ms=None, average_ms=None,
                     p95_ms=None, p99_ms=None, max_ms=None, requests_per_s=None,
                 )  # fmt: skip
-            else:
-                stats = parse_stats_csv(stats_csv)
             self._result = LocustResult(
                 ramp=self.ramp,
                 exit_code=process.returncode,
@@ -478,4 +492,3 @@ def acknowledged_ids(out_dir: Path) -> list[str]:
     """The ids of the orders a finished run's patients had acknowledged."""
     path = out_dir / "acknowledged-orders.txt"
     return path.read_text().split() if path.exists() else []
-

@@ -295,3 +295,20 @@ def _report_root(config: pytest.Config) -> Path:
 
 def _safe_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
+
+
+# -- load and chaos (issue 5) --------------------------------------------------------------------
+# Locust runs as a child process (its gevent monkey-patching must stay out of this process);
+# pytest_medpubsub.load imports neither Locust nor gevent.
+
+from pytest_medpubsub.load import LocustLoad  # noqa: E402 - this section's own import
+
+
+@pytest.fixture
+def medpubsub_locust(medpubsub_system: MedpubsubSystem) -> LocustLoad:
+    """Locust patients (load/patients.py) against the system: `.run("1x10,3x15,0x5")` runs a
+    ramp (patients x seconds) headless and puts Locust's figures into the test's report."""
+    return LocustLoad(medpubsub_system)
+
+
+# -- end of load and chaos -----------------------------------------------------------------------

@@ -32,6 +32,8 @@ log = logging.getLogger("medpubsub.medicine")
 # librdkafka retries most transactional requests itself; these bound how long we keep asking.
 COMMIT_TIMEOUT_S = 10.0
 ABORT_TIMEOUT_S = 5.0
+# How often the group is served while an order's tabs are being made.
+GROUP_POLL_S = 0.1
 
 
 class Outcome(enum.Enum):
@@ -48,6 +50,16 @@ class MakerFailed(Exception):
 
     Nothing is lost: the record's offset is not committed, so the next maker takes it again.
     """
+
+
+@dataclass
+class _InProgress:
+    """The order being made: its worker thread and, once settled early, how it ended."""
+
+    partition: TopicPartition  # the order's partition at the offset after the record
+    worker: threading.Thread
+    failure: list[BaseException]
+    settled: Outcome | None = None  # set when a revocation made us finish it inside the callback
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,7 @@ class Maker:
         self.pool = pool
         self.tab_seconds = tab_seconds
         self.stopping = stopping
+        self._current: _InProgress | None = None
 
     def handle(self, record: Message) -> Outcome:
         """Make `record` (a polled, error-free message) into tabs or a dead letter, transactionally.
@@ -100,7 +113,9 @@ class Maker:
                     partition,
                     offset,
                 )
-                self.pool.run(parsed.tabs_count, self._tab_maker(parsed), self.stopping)
+                settled = self._make_serving_the_group(record, parsed)
+                if settled is not None:
+                    return settled
             self._commit(_next_offset(record))
         except Halted:
             log.info("%s: stopping mid-order at %s[%d]@%d", self.name, topic, partition, offset)
@@ -139,6 +154,80 @@ class Maker:
             time.monotonic() - started,
         )
         return Outcome.MADE
+
+    def _make_serving_the_group(self, record: Message, order: Order) -> Outcome | None:
+        """Make the order's tabs on the pool while this thread keeps polling the group.
+
+        With KIP-848 a member hands partitions over only from poll(). A maker that stopped
+        polling for the seconds an order takes would keep every partition it owns: orders there
+        wait for it, and a maker that joins meanwhile gets nothing to do. A record such a poll
+        returns is put back, so polling serves the group without taking a second order.
+        Returns the outcome when a revocation of the order's own partition made `on_revoke`
+        finish it already, else None (commit it).
+        """
+        failure: list[BaseException] = []
+
+        def make() -> None:
+            try:
+                self.pool.run(order.tabs_count, self._tab_maker(order), self.stopping)
+            except BaseException as error:  # handed to this thread below
+                failure.append(error)
+
+        worker = threading.Thread(target=make, name=f"order-{order.order_id}")
+        current = _InProgress(_next_offset(record), worker, failure)
+        self._current = current
+        worker.start()
+        try:
+            while worker.is_alive() and current.settled is None:
+                stray = self.consumer.poll(GROUP_POLL_S)
+                if stray is not None and stray.error() is None:
+                    self._put_back(stray)
+                    worker.join(GROUP_POLL_S)  # records keep coming: don't spin on them
+        finally:
+            worker.join()
+            self._current = None
+        if current.settled is not None:
+            return current.settled
+        if failure:
+            raise failure[0]
+        return None
+
+    def on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        """Rebalance callback: finish and commit the order before its partition is handed over.
+
+        The commit needs the partition to be ours, and it is until this callback returns.
+        """
+        current = self._current
+        if current is None or not any(
+            (p.topic, p.partition) == (current.partition.topic, current.partition.partition)
+            for p in partitions
+        ):
+            return
+        current.worker.join()
+        try:
+            if current.failure:
+                raise current.failure[0]
+            self._commit(current.partition)
+            current.settled = Outcome.MADE
+        except Halted:
+            self._abort()
+            current.settled = Outcome.INTERRUPTED
+        except (KafkaException, BufferError) as exception:
+            log.warning(
+                "%s: commit before handing over the partition failed: %s", self.name, exception
+            )
+            self._abort()  # the next owner makes the order again
+            current.settled = Outcome.RETRY
+
+    def _put_back(self, record: Message) -> None:
+        """A record polled while busy: rewind so that it is taken after this order.
+
+        Rewinding (not pausing) because a resumed partition is fetched again only up to a
+        second later in librdkafka, which would add that second to every queued order.
+        """
+        topic, partition, offset = _coordinates(record)
+        where = TopicPartition(topic, partition, offset)
+        self.consumer.seek(where)
 
     def _tab_maker(self, order: Order) -> Callable[[int, threading.Event], None]:
         def make_tab(index: int, halt: threading.Event) -> None:

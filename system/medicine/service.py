@@ -100,7 +100,6 @@ def run() -> int:
         log.error("%s: %s", name, failure)
         return 1
     consumer = Consumer(consumer_config(kafka, client_id=name, group_id=settings.group_id))
-    consumer.subscribe([kafka.orders_topic])
     maker = Maker(
         name,
         consumer=consumer,
@@ -110,6 +109,8 @@ def run() -> int:
         tab_seconds=settings.tab_seconds,
         stopping=stop.is_set,
     )
+    # The maker finishes and commits an order before its partition is handed over.
+    consumer.subscribe([kafka.orders_topic], on_revoke=maker.on_revoke)
     print(
         f"medicine {name}: taking orders from {kafka.orders_topic} as {settings.group_id}"
         f" at {kafka.kafka_bootstrap}",

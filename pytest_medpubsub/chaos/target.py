@@ -1,0 +1,83 @@
+"""What an experiment acts on: the local system's state file, or a Kafka bootstrap address.
+
+Local actions find pids in `.medpubsub/local.json`, which its owner rewrites every half second.
+A pid read there may belong to a process that has exited since (and, rarely, to a new process
+that got the same pid), so every signal is preceded by a look at `/proc/<pid>/cmdline`: chaos must
+never kill something that is not part of the system.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from medpubsub.settings import KafkaSettings
+from pytest_medpubsub import processes, state
+
+# The owner rewrites the state file every 0.5 s; older than this, it is not looking after it.
+STALE_AFTER_S = 10.0
+
+# Experiments log through Chaos Toolkit's logger, so the lines land in chaostoolkit.log.
+logger = logging.getLogger("chaostoolkit")
+
+# librdkafka logs every refused connection while a broker is down; the waits report instead.
+quiet_librdkafka = logging.getLogger("medpubsub.chaos.librdkafka")
+quiet_librdkafka.setLevel(logging.CRITICAL)
+
+
+class NotApplicable(RuntimeError):
+    """The action does not apply to this system (e.g. no embedded broker to kill)."""
+
+
+def state_path(state_file: str | None) -> Path | None:
+    """`state_file` as a path; None (or "") means `state.default_path()`."""
+    return Path(state_file) if state_file else None
+
+
+def local_state(state_file: str | None = None) -> state.LocalState:
+    """The running local system, or `state.NoLocalSystem` with a sentence saying what to do."""
+    current = state.read(state_path(state_file))
+    age_s = (time.time_ns() - current.updated_at_ns) / 1e9
+    if age_s > STALE_AFTER_S:
+        raise state.NoLocalSystem(
+            f"{state_path(state_file) or state.default_path()} was last written {age_s:.0f} s "
+            f"ago: its owner (pid {current.owner_pid}) no longer keeps it up to date"
+        )
+    return current
+
+
+def kafka_settings(bootstrap: str | None = None, state_file: str | None = None) -> KafkaSettings:
+    """Kafka at `bootstrap` (other client settings from the MEDPUBSUB_* environment), or the
+    local system's Kafka and topics when no bootstrap is given."""
+    if bootstrap:
+        return KafkaSettings(kafka_bootstrap=bootstrap)
+    current = local_state(state_file)
+    return KafkaSettings(
+        kafka_bootstrap=current.bootstrap,
+        orders_topic=current.orders_topic,
+        deliveries_topic=current.deliveries_topic,
+        dlq_topic=current.dlq_topic,
+    )
+
+
+def command_line(pid: int) -> list[str]:
+    """The arguments `pid` was started with; empty when it is gone (or a zombie)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def runs(pid: int, *markers: str) -> bool:
+    """Whether `pid` is alive and its command line contains every one of `markers`."""
+    if not processes.is_alive(pid):
+        return False
+    arguments = command_line(pid)
+    return all(any(marker in argument for argument in arguments) for marker in markers)
+
+
+# What the processes of the local system look like (see LocalPlatform and EmbeddedKafka).
+MAKER_MARKERS = ("medpubsub", "medicine")
+BROKER_MARKERS = ("kafka.Kafka",)

@@ -1,0 +1,232 @@
+"""The Chaos Toolkit extension pytest_medpubsub.chaos: discovery, and the actions' safety.
+
+Faults are SIGKILLs at pids read from a state file, so the important property is what they do
+*not* kill. The state files here are real ones (written by `state.write`, owned by this process)
+describing processes this test starts; the real local system is killed in the scenarios.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medpubsub.settings import KafkaSettings
+from pytest_medpubsub import processes, state
+from pytest_medpubsub.chaos import actions, discover, probes
+from pytest_medpubsub.chaos.target import NotApplicable
+from pytest_medpubsub.kafka.topics import TopicSpec, ensure_topics
+from pytest_medpubsub.waiting import WaitTimeout
+
+EXPORTED: list[Callable[..., Any]] = [
+    *(getattr(actions, name) for name in actions.__all__),
+    *(getattr(probes, name) for name in probes.__all__),
+]
+
+
+def test_discovery_lists_every_action_and_probe_with_its_arguments() -> None:
+    discovery = discover(discover_system=False)
+    found = {(activity["type"], activity["name"]) for activity in discovery["activities"]}
+    assert found == {
+        ("action", "kill_makers"),
+        ("action", "kill_broker"),
+        ("action", "wait_for_broker"),
+        ("action", "start_load"),
+        ("action", "stop_load"),
+        ("probe", "orders_delivered_within"),
+        ("probe", "no_lost_orders"),
+        ("probe", "no_duplicate_tabs"),
+        ("probe", "makers_back_to_zero"),
+    }
+    kill_makers = next(a for a in discovery["activities"] if a["name"] == "kill_makers")
+    assert kill_makers["mod"] == "pytest_medpubsub.chaos.actions"
+    assert {"name": "count", "default": 1, "type": "integer"} in kill_makers["arguments"]
+    assert discovery["extension"]["name"] == "medpubsub"
+
+
+@pytest.mark.parametrize("function", EXPORTED, ids=lambda function: function.__name__)
+def test_every_argument_is_explained_in_the_docstring(function: Callable[..., Any]) -> None:
+    doc = inspect.getdoc(function) or ""
+    for name in inspect.signature(function).parameters:
+        assert f"`{name}`" in doc, f"{function.__name__}: `{name}` is not explained"
+
+
+def test_python_m_writes_the_discovery_document(tmp_path: Path) -> None:
+    target = tmp_path / "discovery.json"
+    subprocess.run(
+        [sys.executable, "-m", "pytest_medpubsub.chaos", "--discovery-path", str(target),
+         "--no-system-info"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    discovery = json.loads(target.read_text())
+    assert len(discovery["activities"]) == 9
+    assert discovery["system"] is None
+
+
+# -- the actions' safety --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def spawned() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start processes that sleep (with the given extra arguments); all stopped by pid."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn(*arguments: str) -> subprocess.Popen[bytes]:
+        code = "import time; time.sleep(120)"
+        process = processes.spawn([sys.executable, "-c", code, *arguments])
+        started.append(process)
+        return process
+
+    yield spawn
+    processes.stop_all(started, grace_s=5)
+
+
+def write_state(
+    path: Path,
+    makers: Sequence[subprocess.Popen[bytes]] = (),
+    broker: subprocess.Popen[bytes] | None = None,
+    age_s: float = 5.0,
+    updated_ago_s: float = 0.0,
+) -> str:
+    """A state file owned by this process, describing the given processes."""
+    now = time.time_ns()
+    started = now - int(age_s * 1e9)
+    state.write(
+        state.LocalState(
+            owner_pid=os.getpid(),
+            bootstrap="127.0.0.1:9",
+            group_id="medicine",
+            orders_topic="tabs.orders",
+            deliveries_topic="tabs.deliveries",
+            dlq_topic="tabs.dlq",
+            broker=None
+            if broker is None
+            else state.ProcessInfo(name="kafka", pid=broker.pid, started_at_ns=0),
+            kafka_data_dir=None,
+            patients=[],
+            makers=[
+                state.ProcessInfo(name=f"medicine-{n:05d}", pid=p.pid, started_at_ns=started)
+                for n, p in enumerate(makers, start=1)
+            ],
+            updated_at_ns=now - int(updated_ago_s * 1e9),
+        ),
+        path,
+    )
+    return str(path)
+
+
+def test_kill_makers_kills_makers_only(
+    tmp_path: Path, spawned: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    maker = spawned("medpubsub", "medicine")  # looks like `python -m medpubsub medicine`
+    impostor = spawned("something", "else")  # a pid that was reused by another program
+    state_file = write_state(tmp_path / "local.json", makers=[impostor, maker])
+
+    killed = actions.kill_makers(count=2, min_age_s=1.0, wait_s=5, state_file=state_file)
+
+    assert killed == [f"medicine-00002 (pid {maker.pid})"]
+    assert maker.wait(timeout=10) == -9
+    assert impostor.poll() is None
+
+
+def test_kill_makers_waits_for_a_maker_and_says_what_it_saw(
+    tmp_path: Path, spawned: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    young = spawned("medpubsub", "medicine")
+    state_file = write_state(tmp_path / "local.json", makers=[young], age_s=0.0)
+
+    with pytest.raises(WaitTimeout, match="a maker running for at least 30 s"):
+        actions.kill_makers(min_age_s=30, wait_s=0.5, state_file=state_file)
+    assert young.poll() is None
+
+
+def test_kill_broker_kills_only_a_kafka_broker(
+    tmp_path: Path, spawned: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    not_kafka = spawned("medpubsub", "patient")
+    with pytest.raises(NotApplicable, match="is not a running Kafka broker"):
+        actions.kill_broker(write_state(tmp_path / "a.json", broker=not_kafka))
+    assert not_kafka.poll() is None
+
+    with pytest.raises(NotApplicable, match=re.escape("uses an external broker at 127.0.0.1:9")):
+        actions.kill_broker(write_state(tmp_path / "b.json"))
+
+    broker = spawned("kafka.Kafka", "server.properties")
+    killed = actions.kill_broker(write_state(tmp_path / "c.json", broker=broker))
+    assert killed["pid"] == broker.pid
+    assert broker.wait(timeout=10) == -9
+
+
+def test_without_a_running_system_the_actions_say_so(tmp_path: Path) -> None:
+    with pytest.raises(state.NoLocalSystem, match="start one with `medpubsub up`"):
+        actions.kill_broker(str(tmp_path / "missing.json"))
+    stale = write_state(tmp_path / "stale.json", updated_ago_s=60)
+    with pytest.raises(state.NoLocalSystem, match="no longer keeps it up to date"):
+        actions.kill_makers(state_file=stale, wait_s=0)
+
+
+def test_stop_load_without_a_load_is_a_no_op() -> None:
+    assert actions.stop_load() == {"running": False}
+
+
+# -- against the session's broker -----------------------------------------------------------------
+
+
+@pytest.fixture
+def empty_topics(medpubsub_kafka: str, monkeypatch: pytest.MonkeyPatch) -> KafkaSettings:
+    """Three new, empty topics, named in the environment so that `bootstrap=` probes use them."""
+    prefix = f"chaos-test.{uuid.uuid4().hex[:8]}"
+    kafka = KafkaSettings(
+        kafka_bootstrap=medpubsub_kafka,
+        orders_topic=f"{prefix}.orders",
+        deliveries_topic=f"{prefix}.deliveries",
+        dlq_topic=f"{prefix}.dlq",
+    )
+    topics = (kafka.orders_topic, kafka.deliveries_topic, kafka.dlq_topic)
+    ensure_topics(kafka, [TopicSpec(name, 1) for name in topics])
+    monkeypatch.setenv("MEDPUBSUB_ORDERS_TOPIC", kafka.orders_topic)
+    monkeypatch.setenv("MEDPUBSUB_DELIVERIES_TOPIC", kafka.deliveries_topic)
+    monkeypatch.setenv("MEDPUBSUB_DLQ_TOPIC", kafka.dlq_topic)
+    return kafka
+
+
+def test_probes_on_a_system_without_orders(empty_topics: KafkaSettings) -> None:
+    bootstrap = empty_topics.kafka_bootstrap
+    assert probes.no_lost_orders(window_s=60, settle_s=1, bootstrap=bootstrap)
+    assert probes.no_duplicate_tabs(window_s=60, bootstrap=bootstrap)
+    # No order in the window proves nothing about latency: not a steady state.
+    assert not probes.orders_delivered_within(latency_s=1, window_s=0.5, bootstrap=bootstrap)
+
+
+def test_wait_for_broker_returns_once_the_orders_topic_has_leaders(
+    empty_topics: KafkaSettings,
+) -> None:
+    seconds = actions.wait_for_broker(timeout_s=30, bootstrap=empty_topics.kafka_bootstrap)
+    assert 0 <= seconds < 30
+
+
+def test_wait_for_broker_says_what_it_saw_last(tmp_path: Path) -> None:
+    with pytest.raises(WaitTimeout, match="ConnectionRefusedError"):
+        actions.wait_for_broker(timeout_s=0.5, bootstrap="127.0.0.1:9")
+
+
+def test_makers_back_to_zero_follows_the_state_file(
+    tmp_path: Path, spawned: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    path = tmp_path / "local.json"
+    maker = spawned("medpubsub", "medicine")
+    write_state(path, makers=[maker])
+    assert not probes.makers_back_to_zero(timeout_s=0.5, state_file=str(path))
+    write_state(path)
+    assert probes.makers_back_to_zero(timeout_s=5, state_file=str(path))
+    assert maker.poll() is None  # a probe only looks
