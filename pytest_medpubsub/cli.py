@@ -34,7 +34,8 @@ from pytest_medpubsub.system import wait_scaled_in
 DEMO_SCALE_IN_S = 60.0
 
 _console = Console()
-_errors = Console(stderr=True)
+# Errors are one line each, whatever the terminal width (they are read by people and by tests).
+_errors = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def register(commands: Any) -> None:

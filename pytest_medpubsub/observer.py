@@ -40,6 +40,7 @@ from medpubsub.kafka_clients import common_config, reader_config
 from medpubsub.messages import DeadLetter, Order, Tab, parse_order
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import progress
+from pytest_medpubsub.kafka.client_log import quiet
 from pytest_medpubsub.waiting import WaitTimeout, wait_until
 
 NS_PER_S = 1_000_000_000
@@ -292,11 +293,11 @@ class Observer:
         if self._consumer is not None:  # a second start would read everything twice
             raise RuntimeError("an observer starts once; create a new one to watch again")
         client_id = f"medpubsub-observer-{uuid.uuid4().hex[:8]}"
-        config = reader_config(self._kafka, client_id)
+        config = quiet(reader_config(self._kafka, client_id))
         # Partition EOF events carry the offset where a partition's readable records end.
         config["enable.partition.eof"] = True
         consumer = Consumer(config)
-        self._admin = AdminClient(common_config(self._kafka, client_id))
+        self._admin = AdminClient(quiet(common_config(self._kafka, client_id)))
         try:
             wait_until(
                 lambda: consumer.list_topics(timeout=2.0),

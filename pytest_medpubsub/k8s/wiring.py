@@ -12,8 +12,8 @@ catch that before a cluster does:
   service (`<kafka>-kafka-bootstrap.<namespace>.svc:<plain port>`);
 - [wiring.trigger] the trigger parses as KEDA parses it, names the makers' orders topic, counts
   real backlog for a group with no commits (`offsetResetPolicy: earliest` or
-  `scaleToZeroOnInvalidOffset`), keeps the partition cap and measures one job per
-  `MEDICINE_MAX_ORDERS` orders;
+  `scaleToZeroOnInvalidOffset`), keeps the partition cap and counts one job per queued order
+  (`lagThreshold: 1`: a maker makes one order at a time);
 - [wiring.group] the trigger's `consumerGroup` is the makers' `MEDICINE_GROUP_ID`;
 - [wiring.partitions] `maxReplicaCount` is at least 30 and at most the orders topic's partitions
   + 1 (KEDA caps the lag at one job per partition, so more would never be created), and that
@@ -322,12 +322,11 @@ def _scaled_job(
         )
     if trigger.allow_idle_consumers:
         broken("wiring.trigger", "allowIdleConsumers would create makers that get no partition")
-    max_orders = maker_env.get("MEDICINE_MAX_ORDERS", "1")
-    if max_orders.isdigit() and int(max_orders) > 0 and trigger.lag_threshold != int(max_orders):
+    if trigger.lag_threshold != 1:
         broken(
             "wiring.trigger",
-            f"lagThreshold {trigger.lag_threshold} differs from MEDICINE_MAX_ORDERS {max_orders}: "
-            "one job should be created per batch of orders a maker takes",
+            f"lagThreshold {trigger.lag_threshold}: a maker makes one order at a time, so each "
+            "queued order is one job's worth of work (lagThreshold 1)",
         )
     max_replicas = spec.scaling.max_replica_count
     partitions = dig(topics.get(trigger.topic, {}), "spec", "partitions")

@@ -13,6 +13,7 @@ from confluent_kafka import Producer
 from medpubsub.kafka_clients import producer_config
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import progress, project
+from pytest_medpubsub.kafka.client_log import quiet
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.offsets import OffsetReader
 from pytest_medpubsub.kafka.topics import DEFAULT_TOPICS, TopicSpec, ensure_topics, read_topic_specs
@@ -66,5 +67,5 @@ def warm_up_coordinators(kafka: KafkaSettings, timeout_s: float = 60.0) -> None:
     with progress.step("Loading the group and transaction coordinators"):
         reader = OffsetReader(kafka, "medpubsub-warm-up", kafka.orders_topic)
         wait_until(reader.partitions, bool, timeout_s, "the group coordinator to answer")
-        producer = Producer(producer_config(kafka, "medpubsub-warm-up", "medpubsub-warm-up"))
+        producer = Producer(quiet(producer_config(kafka, "medpubsub-warm-up", "medpubsub-warm-up")))
         producer.init_transactions(timeout_s)

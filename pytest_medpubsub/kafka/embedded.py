@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 from medpubsub.kafka_clients import common_config
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes, progress
+from pytest_medpubsub.kafka.client_log import quiet
 from pytest_medpubsub.kafka.jars import KAFKA_VERSION, java_executable, libs_dir
 from pytest_medpubsub.waiting import WaitTimeout, wait_for
 
@@ -219,7 +220,8 @@ class EmbeddedKafka:
             with socket.create_connection((HOST, port), timeout=1):
                 pass
             if not admins:
-                admins.append(AdminClient(common_config(self.kafka, "medpubsub-embedded-ready")))
+                config = quiet(common_config(self.kafka, "medpubsub-embedded-ready"))
+                admins.append(AdminClient(config))
             return len(admins[0].list_topics(timeout=5).brokers) > 0
 
         try:

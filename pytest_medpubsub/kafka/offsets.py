@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from medpubsub.kafka_clients import common_config
 from medpubsub.settings import KafkaSettings
+from pytest_medpubsub.kafka.client_log import quiet
 from pytest_medpubsub.keda.scaler import PartitionOffsets
 
 _INVALID = -1
@@ -24,7 +25,7 @@ class OffsetReader:
         self.group = group
         self.topic = topic
         self._timeout_s = timeout_s
-        self._admin = AdminClient(common_config(kafka, f"medpubsub-offsets-{group}"))
+        self._admin = AdminClient(quiet(common_config(kafka, f"medpubsub-offsets-{group}")))
 
     def partitions(self) -> list[PartitionOffsets]:
         """Committed (−1 when none) and log-end offset of every partition of the topic."""

@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from medpubsub.kafka_clients import common_config
 from medpubsub.settings import KafkaSettings
+from pytest_medpubsub.kafka.client_log import quiet
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def read_topic_specs(manifest: Path) -> list[TopicSpec]:
 
 def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec], timeout_s: float = 30.0) -> None:
     """Create the topics that do not exist yet (replication factor 1: a single broker)."""
-    admin = AdminClient(common_config(kafka, "medpubsub-topics"))
+    admin = AdminClient(quiet(common_config(kafka, "medpubsub-topics")))
     new_topics = [
         NewTopic(
             spec.name, num_partitions=spec.partitions, replication_factor=1, config=spec.config

@@ -28,6 +28,7 @@ from medpubsub.kafka_clients import common_config
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import progress
 from pytest_medpubsub.k8s.objects import Manifest, dump_documents, of_kind
+from pytest_medpubsub.kafka.client_log import quiet
 from pytest_medpubsub.kafka.offsets import OffsetReader
 from pytest_medpubsub.keda.scaledjob import ScaledJobError, ScaledJobSpec, parse_scaled_job
 from pytest_medpubsub.platforms import diagnostics, operators
@@ -232,7 +233,7 @@ class ClusterPlatform(Platform):
         )
 
     def _topics_from_here(self) -> set[str]:
-        admin = AdminClient(common_config(self.kafka, "medpubsub-cluster-probe"))
+        admin = AdminClient(quiet(common_config(self.kafka, "medpubsub-cluster-probe")))
         return set(admin.list_topics(timeout=5).topics)
 
     def stop(self) -> None:
