@@ -24,8 +24,9 @@ def _read_all(kafka: KafkaSettings, topic: str, expected: int) -> list[bytes]:
     try:
         for _ in range(200):  # bounded: at most ~20 s
             message = consumer.poll(0.1)
-            if message is not None and message.error() is None and message.value() is not None:
-                values.append(message.value())
+            value = message.value() if message is not None and message.error() is None else None
+            if value is not None:
+                values.append(value)
             if len(values) >= expected:
                 break
     finally:
