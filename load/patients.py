@@ -61,7 +61,8 @@ REQUEST_TYPE = "kafka"
 DEFAULT_ACK_TIMEOUT_S = 30.0
 # How long a stopping patient waits for its orders in flight to be acknowledged.
 STOP_FLUSH_S = 10.0
-# How long a new patient waits for Kafka's metadata before its first order.
+# How long a new patient waits for Kafka's metadata before its first order (at most the ack
+# timeout: an unreachable Kafka must show as failed orders, not as a patient that never ordered).
 CONNECT_TIMEOUT_S = 10.0
 # A ramp step starts (or stops) all of its patients at once.
 SPAWN_RATE = 100.0
@@ -309,7 +310,9 @@ class Patient(User):
         left to the orders to report."""
         try:
             gevent.get_hub().threadpool.apply(
-                producer.list_topics, (self.topic,), {"timeout": CONNECT_TIMEOUT_S}
+                producer.list_topics,
+                (self.topic,),
+                {"timeout": min(CONNECT_TIMEOUT_S, ACK_TIMEOUT_S)},
             )
         except KafkaException as error:
             log.warning("patient %s: no metadata yet: %s", self.patient.patient_id, error)

@@ -24,6 +24,7 @@ import pytest
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes, state
 from pytest_medpubsub.chaos import actions, discover, probes
+from pytest_medpubsub.chaos.actions import _pid_of
 from pytest_medpubsub.chaos.target import NotApplicable
 from pytest_medpubsub.kafka.topics import TopicSpec, ensure_topics
 from pytest_medpubsub.waiting import WaitTimeout
@@ -132,22 +133,23 @@ def test_kill_makers_kills_makers_only(
     impostor = spawned("something", "else")  # a pid that was reused by another program
     state_file = write_state(tmp_path / "local.json", makers=[impostor, maker])
 
-    killed = actions.kill_makers(count=2, min_age_s=1.0, wait_s=5, state_file=state_file)
+    killed = actions.kill_makers(count=2, mid_order=False, wait_s=5, state_file=state_file)
 
     assert killed == [f"medicine-00002 (pid {maker.pid})"]
     assert maker.wait(timeout=10) == -9
     assert impostor.poll() is None
 
 
-def test_kill_makers_waits_for_a_maker_and_says_what_it_saw(
-    tmp_path: Path, spawned: Callable[..., subprocess.Popen[bytes]]
-) -> None:
-    young = spawned("medpubsub", "medicine")
-    state_file = write_state(tmp_path / "local.json", makers=[young], age_s=0.0)
+def test_kill_makers_waits_for_a_maker_and_says_what_it_saw(tmp_path: Path) -> None:
+    state_file = write_state(tmp_path / "local.json", makers=[])
 
-    with pytest.raises(WaitTimeout, match="a maker running for at least 30 s"):
-        actions.kill_makers(min_age_s=30, wait_s=0.5, state_file=state_file)
-    assert young.poll() is None
+    with pytest.raises(WaitTimeout, match=r"a running maker in .*; last saw \[\]"):
+        actions.kill_makers(mid_order=False, wait_s=0.5, state_file=state_file)
+
+
+def test_the_pid_of_a_local_makers_client_id() -> None:
+    assert _pid_of("vm-30240") == 30240
+    assert _pid_of("medicine-abc") == -1
 
 
 def test_kill_broker_kills_only_a_kafka_broker(

@@ -72,18 +72,28 @@ def test_figures_before_and_during_the_faults_of_a_journal() -> None:
             run("no_lost_orders", 15.2, 30),
         ],
     }
-    rows = [row(1, 3.0), row(5, 4.0), row(13, 14.0), row(16, 3.0), row(29, 3.5), row(31, 3.0)]
+    rows = [
+        row(1, 3.0),
+        row(5, 4.0),
+        row(10, 9.0),  # in flight at the first fault (12 s): touched by it
+        row(13, 14.0),
+        row(16, 3.0),
+        row(29, 3.5),
+        row(31, 3.0),  # after the method
+    ]
     figures = fault_figures(journal, rows, "kill_makers")
     assert figures.injections == 2
     assert figures.fault_seconds == [12, 15]
     assert figures.before.orders == 2
-    assert (figures.during.orders, figures.during.lost) == (3, 0)
+    assert figures.before.latency_s is not None
+    assert figures.before.latency_s.max == 4.0
+    assert (figures.during.orders, figures.during.lost) == (4, 0)
     assert figures.during.latency_s is not None
     assert figures.during.latency_s.max == 14.0
     # The order placed at 13 s (in flight at the last kill, 15 s) was done at 27 s.
     assert figures.recovered_after_s == pytest.approx(12.0)
     assert figures.broker_back_after_s is None
-    assert "kill_makers x2: 3 orders during the fault, 0 lost" in figures.describe()
+    assert "kill_makers x2: 4 orders during the fault, 0 lost" in figures.describe()
     with pytest.raises(ValueError, match="no run of kill_broker"):
         fault_figures(journal, rows, "kill_broker")
 
@@ -97,10 +107,11 @@ def test_a_broker_fault_lasts_until_the_broker_serves_again() -> None:
             run("no_lost_orders", 16, 25),
         ],
     }
-    rows = [row(5, 3.0), row(12, 9.0), row(15, 6.0), row(20, 3.0)]
+    rows = [row(5, 3.0), row(8, 4.0), row(12, 9.0), row(15, 6.0), row(20, 3.0)]
     figures = fault_figures(journal, rows, "kill_broker")
     assert figures.broker_back_after_s == 5.9
-    assert figures.during.orders == 3
+    assert figures.before.orders == 1  # the order placed at 8 s was still in flight at 10 s
+    assert figures.during.orders == 4
     assert figures.recovered_after_s == pytest.approx(11.0)  # placed at 15 s, done at 21 s
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from medpubsub.kafka_clients import common_config
@@ -43,40 +44,42 @@ __all__ = ["kill_broker", "kill_makers", "start_load", "stop_load", "wait_for_br
 
 def kill_makers(
     count: int = 1,
-    min_age_s: float = 1.5,
+    mid_order: bool = True,
     wait_s: float = 20.0,
     state_file: str | None = None,
 ) -> list[str]:
     """SIGKILL up to `count` running medicine makers; returns `name (pid N)` of each one killed.
 
-    `count`: how many makers to kill at once (fewer when fewer are running).
-    `min_age_s`: only makers running for at least this long are picked, the youngest first: a
-    maker that old has joined the group and is most likely in the middle of its one order (an
-    older one may be idling out, a younger one may not have an order yet). Killing it mid-order
-    leaves an open transaction behind, the case exactly-once has to survive.
-    `wait_s`: how long to wait for such a maker to be running (makers come and go with orders).
+    `count`: how many makers to kill at once (fewer when fewer qualify).
+    `mid_order`: only kill makers that own a partition of the orders topic holding an order not
+    made yet (its offset is uncommitted), i.e. makers in the middle of an order or about to take
+    one: killing those leaves an open transaction behind, the case exactly-once has to survive.
+    The ScaledJob keeps idle makers in reserve, so a maker picked blindly is usually idle. Without
+    it, any running maker qualifies. The youngest qualifying makers are killed first.
+    `wait_s`: how long to wait for a maker to qualify (makers come and go with the orders).
     `state_file`: the local system's state file (default `.medpubsub/local.json`).
     """
     if count < 1:
         raise ValueError(f"count must be at least 1, not {count}")
-    local_state(state_file)  # no system at all is an error now, not after `wait_s`
+    current = local_state(state_file)  # no system at all is an error now, not after `wait_s`
+    kafka = kafka_settings(None, state_file)
+    group = _Group(kafka, current.group_id) if mid_order else None
 
     def candidates() -> list[ProcessInfo]:
-        now_ns = time.time_ns()
-        old_enough = [
-            maker
-            for maker in local_state(state_file).makers
-            if (now_ns - maker.started_at_ns) / 1e9 >= min_age_s and runs(maker.pid, *MAKER_MARKERS)
-        ]
-        return sorted(old_enough, key=lambda maker: -maker.started_at_ns)
+        makers = [m for m in local_state(state_file).makers if runs(m.pid, *MAKER_MARKERS)]
+        if group is not None:
+            busy = group.busy_pids()
+            makers = [maker for maker in makers if maker.pid in busy]
+        return sorted(makers, key=lambda maker: -maker.started_at_ns)
 
-    found = wait_until(
-        candidates,
-        bool,
-        wait_s,
-        f"a maker running for at least {min_age_s:g} s in {_where(state_file)}",
-        interval_s=0.1,
-    )
+    describe = "a maker in the middle of an order" if mid_order else "a running maker"
+    try:
+        found = wait_until(
+            candidates, bool, wait_s, f"{describe} in {_where(state_file)}", interval_s=0.1
+        )
+    finally:
+        if group is not None:
+            group.close()
     killed = []
     for maker in found[:count]:
         if runs(maker.pid, *MAKER_MARKERS):  # checked again right before the signal
@@ -84,6 +87,52 @@ def kill_makers(
             killed.append(f"{maker.name} (pid {maker.pid})")
     logger.info("killed makers: %s", ", ".join(killed) or "none (they had just finished)")
     return killed
+
+
+class _Group:
+    """Which makers own an order not made yet, from the makers' group as Kafka sees it.
+
+    A maker's Kafka client id is `<host>-<pid>` on this machine (`maker_name`), so the members
+    of the group description map to the pids of the state file. Committed offsets are read
+    through a consumer of the group that never joins it: the admin API for them crashes on a
+    restarted broker's NOT_COORDINATOR (librdkafka #5040).
+    """
+
+    def __init__(self, kafka: KafkaSettings, group: str):
+        self.kafka = kafka
+        self.group = group
+        config = common_config(kafka, "medpubsub-chaos") | {"logger": quiet_librdkafka}
+        self._admin = AdminClient(config)
+        self._offsets = Consumer(config | {"group.id": group, "enable.auto.commit": False})
+
+    def busy_pids(self) -> set[int]:
+        topic = self.kafka.orders_topic
+        description = self._admin.describe_consumer_groups([self.group], request_timeout=5)[
+            self.group
+        ].result()
+        metadata = self._admin.list_topics(topic=topic, timeout=5).topics[topic]
+        partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
+        committed = {tp.partition: tp.offset for tp in self._offsets.committed(partitions, 5)}
+        waiting = {
+            tp.partition
+            for tp in partitions
+            if self._offsets.get_watermark_offsets(tp, timeout=5)[1]
+            > max(committed.get(tp.partition, 0), 0)
+        }
+        return {
+            _pid_of(member.client_id)
+            for member in description.members
+            if any(tp.partition in waiting for tp in member.assignment.topic_partitions)
+        }
+
+    def close(self) -> None:
+        self._offsets.close()
+
+
+def _pid_of(client_id: str) -> int:
+    """The pid in a local maker's client id `<host>-<pid>`; -1 when there is none."""
+    suffix = client_id.rpartition("-")[2]
+    return int(suffix) if suffix.isdigit() else -1
 
 
 def kill_broker(state_file: str | None = None) -> dict[str, Any]:

@@ -28,8 +28,9 @@ class WindowFigures(BaseModel):
 
 
 class FaultFigures(BaseModel):
-    """Before = from the experiment's start to the first fault; during = from the first fault to
-    the end of the method (which ends once the system has caught up again).
+    """Before = the orders placed since the experiment's start and delivered before the first
+    fault; during = the orders the fault could touch: in flight when it hit, or placed from then
+    until the end of the method (which ends once the system has caught up again).
 
     `recovered_after_s`: from the last injection until every order placed up to the end of the
     fault (the last injection, or the broker serving again) had been delivered: when the
@@ -67,7 +68,15 @@ class FaultFigures(BaseModel):
 
 def window_figures(rows: Sequence[OrderRow], start_ns: int, end_ns: int) -> WindowFigures:
     """Figures of the orders placed in [start_ns, end_ns)."""
-    inside = [row for row in rows if start_ns <= row.ordered_at_ns < end_ns]
+    return figures_of([row for row in rows if start_ns <= row.ordered_at_ns < end_ns])
+
+
+def delivered_by(row: OrderRow, moment_ns: int) -> bool:
+    return row.latency_s is not None and row.ordered_at_ns + row.latency_s * NS_PER_S < moment_ns
+
+
+def figures_of(inside: Sequence[OrderRow]) -> WindowFigures:
+    """Counts and latency of these orders (incomplete ones count as lost)."""
     latencies = [row.latency_s for row in inside if row.latency_s is not None]
     return WindowFigures(
         orders=len(inside),
@@ -120,8 +129,22 @@ def fault_figures(
         fault_seconds=[
             round((timestamp_ns(run["start"]) - experiment_start) / NS_PER_S, 2) for run in faults
         ],
-        before=window_figures(rows, experiment_start, first_fault),
-        during=window_figures(rows, first_fault, method_end),
+        before=figures_of(
+            [
+                row
+                for row in rows
+                if experiment_start <= row.ordered_at_ns < first_fault
+                and delivered_by(row, first_fault)
+            ]
+        ),
+        during=figures_of(
+            [
+                row
+                for row in rows
+                if experiment_start <= row.ordered_at_ns < method_end
+                and not delivered_by(row, first_fault)
+            ]
+        ),
         recovered_after_s=recovered_after_s(rows, last_fault, fault_end),
         broker_back_after_s=float(broker_back[-1]) if broker_back else None,
     )
