@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, Producer
 from medpubsub.kafka_clients import common_config, producer_config, reader_config
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes
-from pytest_medpubsub.kafka.embedded import EmbeddedKafka
+from pytest_medpubsub.kafka.embedded import EmbeddedKafka, _new_cluster_id
 from pytest_medpubsub.kafka.jars import _java_major
 from pytest_medpubsub.kafka.topics import TopicSpec, ensure_topics
 
@@ -96,3 +96,10 @@ def test_java_versions_are_read_from_both_version_schemes() -> None:
     assert _java_major('openjdk version "17.0.15" 2025-04-15') == 17
     assert _java_major('java version "1.8.0_392"') == 8
     assert _java_major("garbage") is None
+
+
+def test_cluster_ids_never_look_like_an_option() -> None:
+    # One id in 64 would start with "-" and break the storage tool's argument parsing.
+    ids = [_new_cluster_id() for _ in range(2000)]
+    assert not [cluster_id for cluster_id in ids if cluster_id.startswith("-")]
+    assert all(len(cluster_id) == 22 for cluster_id in ids)

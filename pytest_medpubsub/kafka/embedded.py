@@ -251,4 +251,12 @@ def _free_port() -> int:
 
 
 def _new_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """16 random bytes, URL-safe base64 without padding, as Kafka makes them.
+
+    Like Kafka's own `Uuid.randomUuid`, an id starting with "-" is drawn again: the storage tool
+    would read it as an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
