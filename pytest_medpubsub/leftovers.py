@@ -1,4 +1,4 @@
-"""After a test run: fail loudly if a broker, patient or maker of ours is still running.
+"""After a test run: fail loudly if a broker, patient, maker or Locust of ours is still running.
 
 `make test` runs this after pytest. A leftover process means a fixture or command did not stop
 what it started; it is listed (pid and command) and exit status 1 makes the run fail.
@@ -13,7 +13,9 @@ from pathlib import Path
 
 # A service or harness command (`python -m medpubsub medicine`, `.venv/bin/medpubsub up`), or an
 # embedded broker: `kafka.Kafka` with medpubsub's jar cache on its classpath.
-_SERVICE = re.compile(r"\bmedpubsub (patient|medicine|kafka|up|demo)\b")
+_SERVICE = re.compile(
+    r"\bmedpubsub (patient|medicine|kafka|up|demo)\b|\blocust\b.*\bload/patients\.py\b"
+)
 _BROKER = re.compile(r"\bkafka\.Kafka\b")
 
 

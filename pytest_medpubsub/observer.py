@@ -507,7 +507,7 @@ class Observer:
         try:
             while not self._stopping.is_set():
                 if time.monotonic() >= self._next_refresh:
-                    self._refresh_assignment()
+                    self._refresh_assignment_or_retry()
                 for message in consumer.consume(_POLL_BATCH, _POLL_TIMEOUT_S):
                     self._handle(message)
         except BaseException as error:  # kept and raised by the next question asked
@@ -515,6 +515,15 @@ class Observer:
             progress.say(f"observer: stopped reading Kafka: {error!r}")
         finally:
             consumer.close()
+
+    def _refresh_assignment_or_retry(self) -> None:
+        """A metadata refresh that fails (the broker is down: chaos) is tried again next round."""
+        try:
+            self._refresh_assignment()
+        except KafkaException as error:
+            if str(error) != self._last_error:
+                progress.say(f"observer: cannot refresh the topics' partitions yet: {error}")
+                self._last_error = str(error)
 
     def _refresh_assignment(self) -> None:
         """Assign, from the beginning, every partition of the topics not assigned yet."""

@@ -11,7 +11,6 @@ during, time to recover) go into the report.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from pytest_medpubsub import progress, project
 from pytest_medpubsub.chaos.experiment import Journal, activity_runs, outcome, run_file, to_json
 from pytest_medpubsub.chaos.figures import FaultFigures, fault_figures
 from pytest_medpubsub.chaos.probes import makers_back_to_zero
-from pytest_medpubsub.kafka import offsets
 from pytest_medpubsub.load import acknowledged_ids
 from pytest_medpubsub.platforms.local import LocalPlatform
 from pytest_medpubsub.system import MedpubsubSystem
@@ -97,29 +95,6 @@ def test_killing_makers_mid_order_keeps_the_steady_state(
     assert makers_back_to_zero(timeout_s=60, state_file=str(platform.state_file))
 
 
-def broker_restart_would_crash_this_process() -> str | None:
-    """Why killing the broker would take this very process down (None when it would not).
-
-    The local platform's KEDA scaler reads the makers' committed offsets with
-    `AdminClient.list_consumer_group_offsets`. librdkafka (2.16 included) dereferences the
-    consumer-group handle an admin client does not have when a restarted broker answers that
-    request with NOT_COORDINATOR (librdkafka #5040): a segfault of the whole pytest session.
-    Reading them with a `Consumer`'s `committed()` goes through a real group handle instead.
-    """
-    if "list_consumer_group_offsets" in inspect.getsource(offsets):
-        return (
-            "pytest_medpubsub/kafka/offsets.py reads committed offsets with "
-            "AdminClient.list_consumer_group_offsets, which segfaults this process when the "
-            "restarted broker answers NOT_COORDINATOR (librdkafka #5040)"
-        )
-    return None
-
-
-_CRASH = broker_restart_would_crash_this_process()
-
-
-# Skipped before the system fixture is set up: a skipped run leaves no report behind.
-@pytest.mark.skipif(_CRASH is not None, reason=_CRASH or "")
 @pytest.mark.medpubsub_slo(p95_s=15.0, p99_s=25.0, min_jobs=2)
 def test_a_broker_restart_loses_no_acknowledged_order(medpubsub_system: MedpubsubSystem) -> None:
     platform = medpubsub_system.platform

@@ -7,7 +7,7 @@ scaler.
 
 from __future__ import annotations
 
-from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from medpubsub.kafka_clients import common_config
@@ -25,7 +25,15 @@ class OffsetReader:
         self.group = group
         self.topic = topic
         self._timeout_s = timeout_s
-        self._admin = AdminClient(quiet(common_config(kafka, f"medpubsub-offsets-{group}")))
+        client_id = f"medpubsub-offsets-{group}"
+        self._admin = AdminClient(quiet(common_config(kafka, client_id)))
+        # Committed offsets are read through a consumer of the group that never subscribes (so
+        # it never joins): the admin API's `list_consumer_group_offsets` crashes the process
+        # when a restarted broker answers NOT_COORDINATOR (librdkafka #5040).
+        self._group_reader = Consumer(
+            quiet(common_config(kafka, client_id))
+            | {"group.id": group, "enable.auto.commit": False}
+        )
 
     def partitions(self) -> list[PartitionOffsets]:
         """Committed (−1 when none) and log-end offset of every partition of the topic."""
@@ -56,10 +64,8 @@ class OffsetReader:
         return sum(p.end - max(p.committed, 0) for p in self.partitions())
 
     def _committed(self, partitions: list[TopicPartition]) -> dict[int, int]:
-        request = [ConsumerGroupTopicPartitions(self.group, partitions)]
-        futures = self._admin.list_consumer_group_offsets(request, request_timeout=self._timeout_s)
-        result = futures[self.group].result(timeout=self._timeout_s)
-        return {
-            tp.partition: tp.offset if tp.offset >= 0 else _INVALID
-            for tp in result.topic_partitions
-        }
+        committed = self._group_reader.committed(partitions, timeout=self._timeout_s)
+        return {tp.partition: tp.offset if tp.offset >= 0 else _INVALID for tp in committed}
+
+    def close(self) -> None:
+        self._group_reader.close()

@@ -91,6 +91,8 @@ class LocalPlatform(Platform):
             self._scaledjob.stop()
         if self._supervisor.is_alive():
             self._supervisor.join(timeout=10)
+        if self._offsets is not None:
+            self._offsets.close()
         if self.state_file is not None:
             state.remove(self.state_file)
 
