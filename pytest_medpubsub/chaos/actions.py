@@ -31,10 +31,10 @@ from pytest_medpubsub.chaos.target import (
     kafka_settings,
     local_state,
     logger,
-    quiet_librdkafka,
     runs,
     state_path,
 )
+from pytest_medpubsub.kafka.client_log import quiet
 from pytest_medpubsub.load import LocustProcess
 from pytest_medpubsub.state import LocalState, ProcessInfo, default_path
 from pytest_medpubsub.waiting import wait_until
@@ -101,7 +101,7 @@ class _Group:
     def __init__(self, kafka: KafkaSettings, group: str):
         self.kafka = kafka
         self.group = group
-        config = common_config(kafka, "medpubsub-chaos") | {"logger": quiet_librdkafka}
+        config = quiet(common_config(kafka, "medpubsub-chaos"))
         self._admin = AdminClient(config)
         self._offsets = Consumer(config | {"group.id": group, "enable.auto.commit": False})
 
@@ -209,7 +209,7 @@ def wait_for_broker(
 
 
 def _admin(kafka: KafkaSettings) -> AdminClient:
-    return AdminClient(common_config(kafka, "medpubsub-chaos") | {"logger": quiet_librdkafka})
+    return AdminClient(quiet(common_config(kafka, "medpubsub-chaos")))
 
 
 def _orders_topic_state(admin: AdminClient, kafka: KafkaSettings) -> str:

@@ -21,10 +21,6 @@ STALE_AFTER_S = 10.0
 # Experiments log through Chaos Toolkit's logger, so the lines land in chaostoolkit.log.
 logger = logging.getLogger("chaostoolkit")
 
-# librdkafka logs every refused connection while a broker is down; the waits report instead.
-quiet_librdkafka = logging.getLogger("medpubsub.chaos.librdkafka")
-quiet_librdkafka.setLevel(logging.CRITICAL)
-
 
 class NotApplicable(RuntimeError):
     """The action does not apply to this system (e.g. no embedded broker to kill)."""
