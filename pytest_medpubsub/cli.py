@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
-import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -24,7 +23,7 @@ from rich.live import Live
 from pytest_medpubsub import processes, progress, state
 from pytest_medpubsub.kafka.jars import KAFKA_VERSION, KafkaUnavailable, libs_dir
 from pytest_medpubsub.live import status_table
-from pytest_medpubsub.observer import Observer, PlatformSample, Summary
+from pytest_medpubsub.observer import Mark, Observer, PlatformSample, Summary
 from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.local import LocalPlatform
 from pytest_medpubsub.project import ProjectNotFound
@@ -244,7 +243,7 @@ def _print_outcome(summary: Summary, slo_table: str, report: Path) -> None:
 def _watch(
     bootstrap: str,
     observer: Observer,
-    since: Any,
+    since: Mark,
     stop: threading.Event,
     deadline: float | None,
 ) -> None:
@@ -310,7 +309,7 @@ def _names(items: list[state.ProcessInfo]) -> str:
 # -- shared ---------------------------------------------------------------------------------------
 
 
-def _failing_cleanly(command: str, work: Any) -> int:
+def _failing_cleanly(command: str, work: Callable[[], None]) -> int:
     """Run `work`; a missing prerequisite or a platform problem is one line and exit 2 / 1."""
     try:
         work()
@@ -333,9 +332,3 @@ def _stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stop
-
-
-def main() -> None:  # pragma: no cover - `python -m pytest_medpubsub.cli` for debugging
-    from medpubsub.cli import main as medpubsub_main
-
-    sys.exit(medpubsub_main())

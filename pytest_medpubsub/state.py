@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from pytest_medpubsub import project
+from pytest_medpubsub.processes import is_alive
 
 
 class ProcessInfo(BaseModel):
@@ -68,8 +69,6 @@ def read(path: Path | None = None) -> LocalState:
         raise NoLocalSystem(
             f"no local medpubsub is running ({source} is missing); start one with `medpubsub up`"
         ) from None
-    from pytest_medpubsub.processes import is_alive
-
     if not is_alive(state.owner_pid):
         raise NoLocalSystem(
             f"the medpubsub that wrote {source} (pid {state.owner_pid}) is gone; start one with "

@@ -65,7 +65,7 @@ def warm_up_coordinators(kafka: KafkaSettings, timeout_s: float = 60.0) -> None:
     latency and the scaler's first poll.
     """
     with progress.step("Loading the group and transaction coordinators"):
-        reader = OffsetReader(kafka, "medpubsub-warm-up", kafka.orders_topic)
-        wait_until(reader.partitions, bool, timeout_s, "the group coordinator to answer")
+        with OffsetReader(kafka, "medpubsub-warm-up", kafka.orders_topic) as reader:
+            wait_until(reader.partitions, bool, timeout_s, "the group coordinator to answer")
         producer = Producer(quiet(producer_config(kafka, "medpubsub-warm-up", "medpubsub-warm-up")))
         producer.init_transactions(timeout_s)

@@ -69,3 +69,9 @@ class OffsetReader:
 
     def close(self) -> None:
         self._group_reader.close()
+
+    def __enter__(self) -> OffsetReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -237,6 +237,9 @@ class ClusterPlatform(Platform):
         return set(admin.list_topics(timeout=5).topics)
 
     def stop(self) -> None:
+        if self._offsets is not None:
+            self._offsets.close()
+            self._offsets = None
         if self._options.keep:
             if self._kafka is not None:
                 progress.say(f"keeping {self._backend.describe()}; Kafka: {self.bootstrap_servers}")

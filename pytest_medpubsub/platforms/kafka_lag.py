@@ -16,5 +16,6 @@ LAG_TIMEOUT_S = 10.0
 
 
 def group_lag(kafka: KafkaSettings, group: str, topic: str) -> int:
-    """Total lag of `group` on `topic` now (one short-lived admin client per call)."""
-    return OffsetReader(kafka, group, topic, timeout_s=LAG_TIMEOUT_S).total_lag()
+    """Total lag of `group` on `topic` now (short-lived clients, closed before returning)."""
+    with OffsetReader(kafka, group, topic, timeout_s=LAG_TIMEOUT_S) as reader:
+        return reader.total_lag()

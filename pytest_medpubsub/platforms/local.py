@@ -8,6 +8,7 @@ StatefulSet pod, a broker that dies (chaos) is started again on its data dir.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -45,7 +46,7 @@ class LocalPlatform(Platform):
         self.state_file = state_file
         self._manifest = scaledjob_manifest
         self._patients: list[tuple[str, subprocess.Popen[bytes], int]] = []
-        self._patient_numbers = iter(range(1, 1_000_000))
+        self._patient_numbers = itertools.count(1)
         self._scaledjob: LocalScaledJob | None = None
         self._offsets: OffsetReader | None = None
         self._stopping = threading.Event()
