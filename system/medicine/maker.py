@@ -9,6 +9,7 @@ and the record is still uncommitted, so the next maker makes the whole order aga
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import threading
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from medpubsub.medicine.pool import Halted, ThreadPoolController
+from medpubsub.medicine.watchdog import Watchdog, exit_at_once
 from medpubsub.messages import (
     DeadLetter,
     Order,
@@ -29,9 +31,13 @@ from medpubsub.messages import (
 
 log = logging.getLogger("medpubsub.medicine")
 
-# librdkafka retries most transactional requests itself; these bound how long we keep asking.
-COMMIT_TIMEOUT_S = 10.0
+# librdkafka retries most transactional requests itself; these bound how long we keep asking. A
+# commit takes milliseconds: one still going after seconds means the coordinator is out of reach,
+# and the broker aborts the transaction soon anyway (transaction.timeout.ms: making time + 8 s).
+COMMIT_TIMEOUT_S = 5.0
 ABORT_TIMEOUT_S = 5.0
+# How long past those bounds the watchdog lets a call block before it ends the process (#5456).
+WATCHDOG_GRACE_S = 2.0
 # How often the group is served while an order's tabs are being made.
 GROUP_POLL_S = 0.1
 
@@ -81,6 +87,7 @@ class Maker:
         pool: ThreadPoolController,
         tab_seconds: float,
         stopping: Callable[[], bool],
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.name = name
         self.consumer = consumer
@@ -89,7 +96,11 @@ class Maker:
         self.pool = pool
         self.tab_seconds = tab_seconds
         self.stopping = stopping
+        self.watchdog = watchdog or Watchdog(
+            name, on_expiry=functools.partial(exit_at_once, last_words=self.leave_group)
+        )
         self._current: _InProgress | None = None
+        self._in_rebalance = False
 
     def handle(self, record: Message) -> Outcome:
         """Make `record` (a polled, error-free message) into tabs or a dead letter, transactionally.
@@ -134,6 +145,12 @@ class Maker:
                 exception,
             )
             self._abort()
+            if error is not None and error.code() == KafkaError._TIMED_OUT:
+                raise MakerFailed(
+                    f"the transaction timed out ({error}): a producer whose coordinator was out of"
+                    " reach may never finish another one (librdkafka#5456); the next maker takes"
+                    " the order"
+                ) from exception
             self._rewind(TopicPartition(topic, partition, offset))
             return Outcome.RETRY
         if isinstance(parsed, Rejection):
@@ -204,6 +221,7 @@ class Maker:
         ):
             return
         current.worker.join()
+        self._in_rebalance = True
         try:
             if current.failure:
                 raise current.failure[0]
@@ -218,6 +236,17 @@ class Maker:
             )
             self._abort()  # the next owner makes the order again
             current.settled = Outcome.RETRY
+        finally:
+            self._in_rebalance = False
+
+    def leave_group(self) -> None:
+        """The watchdog's last words: hand this maker's partitions over now, not at session expiry.
+
+        Not from inside a rebalance callback: the stuck thread is then in the middle of a poll, and
+        closing a consumer under a running poll is not safe; the session expiry frees them there.
+        """
+        if not self._in_rebalance:
+            self.consumer.close()
 
     def _put_back(self, record: Message) -> None:
         """A record polled while busy: rewind so that it is taken after this order.
@@ -259,17 +288,21 @@ class Maker:
     def _commit(self, next_offset: TopicPartition) -> None:
         deadline = time.monotonic() + COMMIT_TIMEOUT_S
         group = self.consumer.consumer_group_metadata()
-        _retrying(
-            lambda: self.producer.send_offsets_to_transaction(
-                [next_offset], group, _remaining(deadline)
-            ),
-            deadline,
-        )
-        _retrying(lambda: self.producer.commit_transaction(_remaining(deadline)), deadline)
+        with self.watchdog.guard("committing the transaction", COMMIT_TIMEOUT_S + WATCHDOG_GRACE_S):
+            _retrying(
+                lambda: self.producer.send_offsets_to_transaction(
+                    [next_offset], group, _remaining(deadline)
+                ),
+                deadline,
+            )
+            _retrying(lambda: self.producer.commit_transaction(_remaining(deadline)), deadline)
 
     def _abort(self) -> None:
         try:
-            self.producer.abort_transaction(ABORT_TIMEOUT_S)
+            with self.watchdog.guard(
+                "aborting the transaction", ABORT_TIMEOUT_S + WATCHDOG_GRACE_S
+            ):
+                self.producer.abort_transaction(ABORT_TIMEOUT_S)
         except KafkaException as exception:
             # The broker aborts it after transaction.timeout.ms; this producer is done for.
             raise MakerFailed(f"could not abort the transaction: {exception}") from exception

@@ -8,7 +8,8 @@ partition is only revoked when its owner polls, an order in progress keeps its p
 Exit status: 0 when done (MEDICINE_MAX_ORDERS orders made), idle (no record for
 MEDICINE_IDLE_TIMEOUT_SECONDS) or stopped (SIGTERM / SIGINT; an open transaction is aborted);
 1 when Kafka failed in a way this process cannot recover from (fenced, fatal error, a transaction
-that cannot be aborted, or a record that keeps failing); 2 for a configuration error (the CLI).
+that timed out or cannot be aborted, a commit or abort that librdkafka does not return from in time
+(see watchdog.py), or a record that keeps failing); 2 for a configuration error (the CLI).
 Dead-lettered records do not count as orders made: a job sent a bad record carries on to a real
 order, so KEDA's lag arithmetic (one job per order) still converges.
 """

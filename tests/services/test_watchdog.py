@@ -1,0 +1,147 @@
+"""The maker's watchdog: a commit or abort that librdkafka never returns from ends the process.
+
+The librdkafka defect itself (a coordinator request outliving its timeout, #5456) needs a broker
+restart mid-transaction; the local broker-kill chaos scenario shows it. Here: the watchdog's
+contract, its exit from a real blocked process, and that the maker guards every commit and abort
+of a real transaction.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from confluent_kafka import Consumer, Message, Producer
+
+from medpubsub.kafka_clients import consumer_config, producer_config
+from medpubsub.medicine.maker import Destinations, Maker, Outcome
+from medpubsub.medicine.pool import ThreadPoolController
+from medpubsub.medicine.watchdog import EXIT_FAILED, Watchdog
+from medpubsub.messages import Order
+
+from .kafka_io import TestTopics, produce
+
+
+class Expiries:
+    """Records what the watchdog reported, and signals the first report."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.fired = threading.Event()
+
+    def __call__(self, message: str) -> None:
+        self.messages.append(message)
+        self.fired.set()
+
+
+def test_a_block_that_outlives_its_bound_is_reported_with_what_blocked() -> None:
+    expiries = Expiries()
+    watchdog = Watchdog("maker-7", on_expiry=expiries)
+
+    with watchdog.guard("committing the transaction", 0.2):
+        assert expiries.fired.wait(timeout=10), "the watchdog never fired"
+
+    [message] = expiries.messages
+    assert message.startswith("maker-7: committing the transaction still blocked after 0 s")
+    assert "librdkafka#5456" in message
+
+
+def test_a_block_that_ends_in_time_is_never_reported() -> None:
+    expiries = Expiries()
+    watchdog = Watchdog("maker-7", on_expiry=expiries)
+
+    for _ in range(3):
+        with watchdog.guard("aborting the transaction", 0.5):
+            pass
+
+    # Three times the bound: a timer left running would have fired by now.
+    assert not expiries.fired.wait(timeout=1.5), expiries.messages
+
+
+def test_the_default_expiry_ends_a_blocked_process_with_status_1() -> None:
+    program = textwrap.dedent(
+        """
+        import logging, sys, time
+        from medpubsub.medicine.watchdog import Watchdog
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+        with Watchdog("maker-9").guard("committing the transaction", 0.2):
+            time.sleep(60)  # stands for a C call that never returns
+        print("not reached")
+        """
+    )
+    # The 30 s timeout is the failure mode: without the watchdog the sleep runs its full minute.
+    finished = subprocess.run(
+        [sys.executable, "-c", program], check=False, capture_output=True, text=True, timeout=30
+    )
+
+    assert finished.returncode == EXIT_FAILED, finished.stderr
+    assert "maker-9: committing the transaction still blocked" in finished.stderr
+    assert "not reached" not in finished.stdout
+
+
+class GuardLog(Watchdog):
+    """A watchdog that never fires and remembers every block it guarded."""
+
+    def __init__(self) -> None:
+        super().__init__("maker-test", on_expiry=lambda message: None)
+        self.guarded: list[str] = []
+
+    @contextmanager
+    def guard(self, what: str, seconds: float) -> Iterator[None]:
+        self.guarded.append(what)
+        with super().guard(what, seconds):
+            yield
+
+
+@pytest.mark.parametrize("topics", [{"max.message.bytes": "2000"}], indirect=True)
+def test_the_maker_guards_every_commit_and_every_abort(topics: TestTopics) -> None:
+    order = Order(order_id=str(uuid.uuid4()), patient_id="patient-w", tabs_count=1, ordered_at_ns=1)
+    # The poison record's dead letter is larger than the dead-letter topic accepts: its
+    # transaction fails and is aborted.
+    produce(topics.bootstrap, topics.orders, [order.to_bytes(), b"x" * 3000])
+    name = f"watchdog-test-{uuid.uuid4().hex[:8]}"
+    producer = Producer(
+        producer_config(topics.kafka, client_id=name, transactional_id=f"medicine-{name}")
+    )
+    producer.init_transactions(30)
+    consumer = Consumer(consumer_config(topics.kafka, client_id=name, group_id=topics.group))
+    consumer.subscribe([topics.orders])
+    guards = GuardLog()
+    maker = Maker(
+        name,
+        consumer=consumer,
+        producer=producer,
+        destinations=Destinations(topics.deliveries, topics.dlq),
+        pool=ThreadPoolController(30),
+        tab_seconds=0.1,
+        stopping=lambda: False,
+        watchdog=guards,
+    )
+    try:
+        outcomes = [maker.handle(_next_record(consumer)) for _ in range(2)]
+    finally:
+        consumer.close()
+
+    assert outcomes == [Outcome.MADE, Outcome.RETRY]
+    # The poison record's commit fails (guarded) and its transaction is aborted (guarded).
+    assert guards.guarded == [
+        "committing the transaction",
+        "committing the transaction",
+        "aborting the transaction",
+    ]
+
+
+def _next_record(consumer: Consumer, timeout_s: float = 30.0) -> Message:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        record = consumer.poll(0.5)
+        if record is not None and record.error() is None:
+            return record
+    raise AssertionError(f"no record on the orders topic within {timeout_s} s")
