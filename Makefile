@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 # New modules must be linked into the editable install (strict mode, so that mypy sees
 # `medpubsub`, which lives in system/): reinstall when the set of sources changes.
-SOURCES := $(shell find system pytest_medpubsub -name '*.py' 2>/dev/null | sort)
+SOURCES := $(shell find system pytest_medpubsub chaosmedpubsub -name '*.py' 2>/dev/null | sort)
 REPORT ?= build/report
 DEMO_ARGS ?= --patients 2 --duration 45
 
@@ -40,7 +40,7 @@ test: install kustomize ## every test that can run on this machine (unit, real K
 lint: $(INSTALLED) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy -p medpubsub -p pytest_medpubsub
+	$(BIN)/mypy -p medpubsub -p pytest_medpubsub -p chaosmedpubsub
 	$(BIN)/mypy tests scenarios load
 
 manifests: $(INSTALLED) kustomize ## render every overlay (k8s + keda) to build/manifests/<overlay>.yaml

@@ -62,15 +62,20 @@ def test_every_argument_is_explained_in_the_docstring(function: Callable[..., An
         assert f"`{name}`" in doc, f"{function.__name__}: `{name}` is not explained"
 
 
-def test_python_m_writes_the_discovery_document(tmp_path: Path) -> None:
+def test_chaos_discover_finds_the_extension_by_its_distribution(tmp_path: Path) -> None:
     target = tmp_path / "discovery.json"
-    subprocess.run(
-        [sys.executable, "-m", "pytest_medpubsub.chaos", "--discovery-path", str(target),
-         "--no-system-info"],
-        check=True, capture_output=True, timeout=60,
+    chaos = Path(sys.executable).with_name("chaos")
+    finished = subprocess.run(
+        [str(chaos), "--no-version-check", "--no-log-file", "discover", "--no-install", "--no-system-info",
+         "--discovery-path", str(target), "medpubsub"],
+        check=False, capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
+    assert finished.returncode == 0, finished.stdout + finished.stderr
     discovery = json.loads(target.read_text())
-    assert len(discovery["activities"]) == 9
+    assert {activity["name"] for activity in discovery["activities"]} == {
+        function.__name__ for function in EXPORTED
+    }
+    assert discovery["extension"]["name"] == "medpubsub"
     assert discovery["system"] is None
 
 

@@ -6,10 +6,8 @@ and `pytest_medpubsub.chaos.probes` (orders_delivered_within, no_lost_orders, no
 makers_back_to_zero). The Kubernetes experiments use chaostoolkit-kubernetes for the faults and
 the same probes, given the cluster's Kafka `bootstrap`.
 
-`discover()` is what `chaos discover` calls on an extension. Chaos Toolkit resolves a
-*distribution* name to its top-level package and looks for `discover` there, which a sub-package
-of the `medpubsub` distribution cannot satisfy; `python -m pytest_medpubsub.chaos` writes the
-same discovery document instead.
+`discover()` is what `chaos discover --no-install medpubsub` calls, through the `chaosmedpubsub`
+package (Chaos Toolkit looks for `discover` in a distribution's first top-level package).
 """
 
 from __future__ import annotations
