@@ -264,6 +264,7 @@ class Observer:
         self._threads: list[threading.Thread] = []
         self._consumer: Consumer | None = None
         self._admin: AdminClient | None = None
+        self._admin_client_id = ""
         self._failure: BaseException | None = None
         # The tables, all guarded by _lock.
         self._orders: dict[str, _OrderState] = {}
@@ -297,7 +298,8 @@ class Observer:
         # Partition EOF events carry the offset where a partition's readable records end.
         config["enable.partition.eof"] = True
         consumer = Consumer(config)
-        self._admin = AdminClient(quiet(common_config(self._kafka, client_id)))
+        self._admin_client_id = client_id
+        self._admin = self._new_admin()
         try:
             wait_until(
                 lambda: consumer.list_topics(timeout=2.0),
@@ -456,7 +458,18 @@ class Observer:
             isolation_level=IsolationLevel.READ_COMMITTED,
             request_timeout=10.0,
         )
-        return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+        try:
+            return {
+                (tp.topic, tp.partition): future.result().offset for tp, future in futures.items()
+            }
+        except KafkaException:
+            # After a broker restart an admin client can keep the old leader epochs and get
+            # FENCED_LEADER_EPOCH for good (seen for minutes): the next try gets a fresh client.
+            self._admin = self._new_admin()
+            raise
+
+    def _new_admin(self) -> AdminClient:
+        return AdminClient(quiet(common_config(self._kafka, self._admin_client_id)))
 
     def _records_behind(self, end_offsets: dict[_Partition, int]) -> int:
         self._raise_if_failed()

@@ -104,3 +104,6 @@ def test_a_broker_restart_loses_no_acknowledged_order(medpubsub_system: Medpubsu
     figures = run_experiment(medpubsub_system, "kill-kafka-local.json", "kill_broker")
     assert figures.injections == 1
     assert getattr(platform, "broker_restarts", 0) == restarts + 1
+    # The harness's own clients came through too: the observer reads to the end again (this
+    # raises, with what it saw last, when its end offsets cannot be had).
+    medpubsub_system.observer.wait_caught_up(timeout_s=30)

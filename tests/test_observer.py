@@ -386,3 +386,20 @@ def test_an_observer_starts_once(kafka: KafkaSettings) -> None:
     with pytest.raises(RuntimeError, match="starts once"):
         observer.start()
     assert observer.summary().orders == 0  # the figures stay readable after stop()
+
+
+def test_an_aborted_transaction_at_the_end_of_a_partition_is_read_past(
+    kafka: KafkaSettings, shop: Shop
+) -> None:
+    # A killed maker's transaction, aborted by the broker after the observer had read to the end
+    # of the partition: only control records follow, and nothing is delivered to the reader.
+    with watching(kafka) as observer:
+        order = shop.order(1)
+        shop.tabs(order, [0])
+        tabs_seen(observer, 1)
+        shop.tabs(order, [0], maker="killed-maker", abort=True)
+
+        observer.wait_caught_up(WAIT_S)  # raises, saying how far behind, if it never gets there
+        summary = observer.wait_drained(WAIT_S)
+
+    assert (summary.orders, summary.complete_orders, summary.tabs) == (1, 1, 1)
