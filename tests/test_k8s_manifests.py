@@ -257,6 +257,12 @@ BROKEN: list[tuple[str, Mutation, str, str]] = [
      "wiring.pods"),
     ("no-kraft-pool", lambda o: find(o, "KafkaNodePool", "dual-role")["spec"].update(
         {"roles": ["broker"]}), KAFKA, "wiring.kafka"),
+    ("ephemeral-broker", lambda o: find(o, "KafkaNodePool", "dual-role")["spec"].update(
+        {"storage": {"type": "ephemeral"}}), POOL, "wiring.storage"),
+    ("jbod-with-an-ephemeral-volume", lambda o: find(o, "KafkaNodePool", "dual-role")[
+        "spec"].update({"storage": {"type": "jbod", "volumes": [
+            {"id": 0, "type": "persistent-claim", "size": "1Gi"},
+            {"id": 1, "type": "ephemeral"}]}}), POOL, "wiring.storage"),
 ]  # fmt: skip
 
 

@@ -6,6 +6,9 @@ catch that before a cluster does:
 
 - [wiring.kafka] exactly one Strimzi `Kafka`, with a plain internal listener, and a dual-role
   `KafkaNodePool` of its cluster (KRaft);
+- [wiring.storage] every broker of that cluster keeps its log on a persistent claim (or a JBOD of
+  them): a broker pod killed by chaos (`chaos/kill-kafka.json`) must come back with its data, or
+  every order it held is lost;
 - [wiring.topics] every `KafkaTopic` belongs to that cluster and namespace, and every topic a
   service uses (its `MEDPUBSUB_*_TOPIC` or the default) is one of them;
 - [wiring.bootstrap] the ScaledJob trigger and every service talk to the Kafka's bootstrap
@@ -115,16 +118,40 @@ def _node_pool(objects: list[Manifest], kafka: Manifest) -> list[Finding]:
         if labels(pool).get(STRIMZI_CLUSTER_LABEL) == name(kafka)
     ]
     roles = {role for pool in pools for role in sequence(dig(pool, "spec", "roles"))}
+    findings = [
+        Finding(
+            object_id(pool),
+            "wiring.storage",
+            f"storage {_storage_kind(pool)}: a restarted broker pod would come back without its "
+            "log; use persistent-claim",
+        )
+        for pool in pools
+        if "broker" in sequence(dig(pool, "spec", "roles")) and not _persistent(pool)
+    ]
     if {"broker", "controller"} <= roles:
-        return []
+        return findings
     return [
+        *findings,
         Finding(
             object_id(kafka),
             "wiring.kafka",
             f"no KafkaNodePool labelled {STRIMZI_CLUSTER_LABEL}: {name(kafka)} has the broker and "
             f"controller roles (found {sorted(roles) or 'none'})",
-        )
+        ),
     ]
+
+
+def _persistent(pool: Manifest) -> bool:
+    storage = mapping(dig(pool, "spec", "storage"))
+    if storage.get("type") == "jbod":
+        volumes = [mapping(volume) for volume in sequence(storage.get("volumes"))]
+        return bool(volumes) and all(v.get("type") == "persistent-claim" for v in volumes)
+    return storage.get("type") == "persistent-claim"
+
+
+def _storage_kind(pool: Manifest) -> str:
+    storage = mapping(dig(pool, "spec", "storage"))
+    return str(storage.get("type", "none"))
 
 
 def _bootstrap_service(kafka: Manifest) -> tuple[str | None, list[Finding]]:
