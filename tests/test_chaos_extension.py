@@ -66,8 +66,8 @@ def test_chaos_discover_finds_the_extension_by_its_distribution(tmp_path: Path) 
     target = tmp_path / "discovery.json"
     chaos = Path(sys.executable).with_name("chaos")
     finished = subprocess.run(
-        [str(chaos), "--no-version-check", "--no-log-file", "discover", "--no-install", "--no-system-info",
-         "--discovery-path", str(target), "medpubsub"],
+        [str(chaos), "--no-version-check", "--no-log-file", "discover", "--no-install",
+         "--no-system-info", "--discovery-path", str(target), "medpubsub"],
         check=False, capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert finished.returncode == 0, finished.stdout + finished.stderr
