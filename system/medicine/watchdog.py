@@ -26,8 +26,6 @@ log = logging.getLogger("medpubsub.medicine")
 
 # The exit status of a maker that failed in a way it cannot recover from (see service.py).
 EXIT_FAILED = 1
-
-
 # How long the last words (leaving the consumer group) may take before the process ends anyway.
 LAST_WORDS_TIMEOUT_S = 3.0
 
