@@ -122,8 +122,8 @@ def _node_pool(objects: list[Manifest], kafka: Manifest) -> list[Finding]:
         Finding(
             object_id(pool),
             "wiring.storage",
-            f"storage {_storage_kind(pool)}: a restarted broker pod would come back without its "
-            "log; use persistent-claim",
+            f"storage {dig(pool, 'spec', 'storage', 'type') or 'none'}: a restarted broker pod "
+            "would come back without its log; use persistent-claim",
         )
         for pool in pools
         if "broker" in sequence(dig(pool, "spec", "roles")) and not _persistent(pool)
@@ -147,11 +147,6 @@ def _persistent(pool: Manifest) -> bool:
         volumes = [mapping(volume) for volume in sequence(storage.get("volumes"))]
         return bool(volumes) and all(v.get("type") == "persistent-claim" for v in volumes)
     return storage.get("type") == "persistent-claim"
-
-
-def _storage_kind(pool: Manifest) -> str:
-    storage = mapping(dig(pool, "spec", "storage"))
-    return str(storage.get("type", "none"))
 
 
 def _bootstrap_service(kafka: Manifest) -> tuple[str | None, list[Finding]]:
