@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.live import Live
 
 from pytest_medpubsub import processes, progress, state
+from pytest_medpubsub.kafka.embedded import HOST as EMBEDDED_HOST
+from pytest_medpubsub.kafka.embedded import WILDCARDS
 from pytest_medpubsub.kafka.jars import KAFKA_VERSION, KafkaUnavailable, libs_dir
 from pytest_medpubsub.live import status_table
 from pytest_medpubsub.observer import Mark, Observer, PlatformSample, Summary
@@ -43,13 +45,27 @@ def register(commands: Any) -> None:
         "kafka",
         help=f"run an embedded Apache Kafka {KAFKA_VERSION} in the foreground",
         description=(
-            f"Run a single-node Apache Kafka {KAFKA_VERSION} (KRaft) on 127.0.0.1 with the "
-            "system's topics created, until Ctrl-C / SIGTERM. Prints bootstrap=HOST:PORT once "
-            "clients can connect. Jars come from KAFKA_HOME or are fetched once by Maven."
+            f"Run a single-node Apache Kafka {KAFKA_VERSION} (KRaft) on 127.0.0.1 (or --host) "
+            "with the system's topics created, until Ctrl-C / SIGTERM. Prints "
+            "bootstrap=HOST:PORT (the advertised address) once clients can connect. Jars come "
+            "from KAFKA_HOME or are fetched once by Maven."
         ),
     )
     _data_dir_option(kafka)
     kafka.add_argument("--port", type=int, help="client port (default: a free port)")
+    kafka.add_argument(
+        "--host",
+        default=EMBEDDED_HOST,
+        metavar="ADDR",
+        help=f"address the client listener binds (default {EMBEDDED_HOST}; 0.0.0.0 binds every "
+        "address and then needs --advertise); pods of a cluster on this machine reach the "
+        "host's own address, not loopback",
+    )
+    kafka.add_argument(
+        "--advertise",
+        metavar="ADDR",
+        help="address clients are told to dial (default: --host); the controller stays on loopback",
+    )
     kafka.add_argument(
         "--resolve-only",
         action="store_true",
@@ -117,10 +133,22 @@ def run_kafka(arguments: argparse.Namespace) -> int:
 
     if arguments.resolve_only:
         return _failing_cleanly("kafka", lambda: print(f"kafka jars: {libs_dir()}"))
+    if arguments.host in WILDCARDS and not arguments.advertise:
+        _errors.print(
+            f"medpubsub kafka: --host {arguments.host} binds every address, so --advertise must "
+            "name the one clients dial.",
+            markup=False,
+        )
+        return 2
     stop = _stop_on_signals()
 
     def serve() -> None:
-        with running_broker(data_dir=arguments.data_dir, port=arguments.port) as (kafka, _):
+        with running_broker(
+            data_dir=arguments.data_dir,
+            port=arguments.port,
+            host=arguments.host,
+            advertise=arguments.advertise,
+        ) as (kafka, _):
             print(f"bootstrap={kafka.kafka_bootstrap}", flush=True)
             stop.wait()
 

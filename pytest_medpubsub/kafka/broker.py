@@ -14,7 +14,7 @@ from medpubsub.kafka_clients import producer_config
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import progress, project
 from pytest_medpubsub.kafka.client_log import quiet
-from pytest_medpubsub.kafka.embedded import EmbeddedKafka
+from pytest_medpubsub.kafka.embedded import HOST, EmbeddedKafka
 from pytest_medpubsub.kafka.offsets import OffsetReader
 from pytest_medpubsub.kafka.topics import DEFAULT_TOPICS, TopicSpec, ensure_topics, read_topic_specs
 from pytest_medpubsub.waiting import wait_until
@@ -31,12 +31,17 @@ def system_topics() -> list[TopicSpec]:
 
 @contextmanager
 def running_broker(
-    external: str | None = None, data_dir: Path | None = None, port: int | None = None
+    external: str | None = None,
+    data_dir: Path | None = None,
+    port: int | None = None,
+    host: str = HOST,
+    advertise: str | None = None,
 ) -> Iterator[tuple[KafkaSettings, EmbeddedKafka | None]]:
     """Yield Kafka settings (and the embedded broker, when one was started) with topics created.
 
     Without `data_dir` the broker lives in a temporary directory removed afterwards; with it, the
-    data stays for the next start.
+    data stays for the next start. `host` and `advertise` are the embedded broker's bind and
+    advertised addresses (see `EmbeddedKafka`).
     """
     if external:
         kafka = KafkaSettings(kafka_bootstrap=external)
@@ -45,7 +50,7 @@ def running_broker(
         return
     temporary = data_dir is None
     directory = Path(tempfile.mkdtemp(prefix="medpubsub-kafka-")) if data_dir is None else data_dir
-    broker = EmbeddedKafka(directory, port=port)
+    broker = EmbeddedKafka(directory, port=port, host=host, advertise=advertise)
     try:
         broker.start()
         ensure_topics(broker.kafka, system_topics())

@@ -1,14 +1,19 @@
-"""A real Apache Kafka broker (KRaft, one node) as a JVM child process on 127.0.0.1.
+"""A real Apache Kafka broker (KRaft, one node) as a JVM child process, on 127.0.0.1 by default.
 
 The broker is what Strimzi deploys, not a fake: transactions, KIP-848 groups and read_committed
 offsets behave as on the cluster. Ports are picked before the storage is formatted (the
 controller's address is recorded then) and kept in the data dir, so a restart on the same data dir
 comes back at the same address with its data.
+
+The client listener can bind another address (`host`) and advertise another (`advertise`), so
+that pods of a cluster on this machine reach the broker at the host's own address; the
+controller listener always stays on loopback, since only the broker itself talks to it.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import socket
 import subprocess
@@ -27,6 +32,7 @@ from pytest_medpubsub.kafka.jars import KAFKA_VERSION, java_executable, libs_dir
 from pytest_medpubsub.waiting import WaitTimeout, wait_for
 
 HOST = "127.0.0.1"
+WILDCARDS = ("0.0.0.0", "::")
 _STATE_FILE = "embedded.json"
 
 # The defaults assume three brokers and 50-partition internal topics; a single node wants 1 and 1.
@@ -84,18 +90,38 @@ class _Layout:
 
 
 class EmbeddedKafka:
-    """One broker on its data dir: `start()`, `stop()`, `kill()` (SIGKILL), `restart()`."""
+    """One broker on its data dir: `start()`, `stop()`, `kill()` (SIGKILL), `restart()`.
 
-    def __init__(self, data_dir: Path, port: int | None = None, version: str = KAFKA_VERSION):
+    `host` is the address the client listener binds (a wildcard binds every address);
+    `advertise` is the address clients are told to dial, by default `host` itself. A wildcard
+    cannot be dialled, so binding one needs an explicit `advertise`.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        version: str = KAFKA_VERSION,
+        *,
+        host: str = HOST,
+        advertise: str | None = None,
+    ):
+        if advertise is None and host in WILDCARDS:
+            raise ValueError(
+                f"the broker binds every address ({host}), so it needs the one clients should "
+                "dial as its advertised address (--advertise ADDR)"
+            )
         self.data_dir = data_dir.resolve()
         self.version = version
+        self.host = host
+        self.advertise = advertise or host
         self._wanted_port = port
         self._process: subprocess.Popen[bytes] | None = None
         self._layout: _Layout | None = None
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"{HOST}:{self._require_layout().port}"
+        return _host_port(self.advertise, self._require_layout().port)
 
     @property
     def kafka(self) -> KafkaSettings:
@@ -120,7 +146,10 @@ class EmbeddedKafka:
             [java, *self._jvm_options(), "-cp", classpath, "kafka.Kafka", str(self._config())],
             log_path=self.data_dir / "logs" / "java.out",
         )
-        with progress.step(f"Starting Apache Kafka {self.version} on {HOST}:{layout.port}"):
+        where = _host_port(self.host, layout.port)
+        if self.advertise != self.host:
+            where += f", advertised as {self.bootstrap_servers}"
+        with progress.step(f"Starting Apache Kafka {self.version} on {where}"):
             self._wait_ready(timeout_s)
         return self.bootstrap_servers
 
@@ -168,8 +197,8 @@ class EmbeddedKafka:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._layout = _Layout(
             cluster_id=_new_cluster_id(),
-            port=self._wanted_port or _free_port(),
-            controller_port=_free_port(),
+            port=self._wanted_port or _free_port(self.host),
+            controller_port=_free_port(HOST),
             version=self.version,
         )
         self._write_config()
@@ -192,9 +221,9 @@ class EmbeddedKafka:
         settings = dict(_SERVER_SETTINGS)
         settings.update(
             {
-                "listeners": f"PLAINTEXT://{HOST}:{layout.port},"
+                "listeners": f"PLAINTEXT://{_host_port(self.host, layout.port)},"
                 f"CONTROLLER://{HOST}:{layout.controller_port}",
-                "advertised.listeners": f"PLAINTEXT://{HOST}:{layout.port}",
+                "advertised.listeners": f"PLAINTEXT://{self.bootstrap_servers}",
                 "controller.quorum.voters": f"1@{HOST}:{layout.controller_port}",
                 "log.dirs": str(self.data_dir / "log"),
             }
@@ -214,14 +243,15 @@ class EmbeddedKafka:
     # -- readiness -----------------------------------------------------------------------------
 
     def _wait_ready(self, timeout_s: float) -> None:
-        """Ready means a metadata request answers, not only that the port accepts connections."""
+        """Ready means a metadata request answers at the advertised address, not only that the
+        port accepts connections: that address is the one every client dials."""
         port = self._require_layout().port
         admins: list[AdminClient] = []  # made once the port is open: librdkafka logs refusals
 
         def ready() -> bool:
             if self._process is None or self._process.poll() is not None:
                 raise _BrokerExited(self._failure_detail())
-            with socket.create_connection((HOST, port), timeout=1):
+            with socket.create_connection((self.advertise, port), timeout=1):
                 pass
             if not admins:
                 config = quiet(common_config(self.kafka, "medpubsub-embedded-ready"))
@@ -229,7 +259,11 @@ class EmbeddedKafka:
             return len(admins[0].list_topics(timeout=5).brokers) > 0
 
         try:
-            wait_for(ready, timeout_s, f"the broker on {HOST}:{port} to answer metadata requests")
+            wait_for(
+                ready,
+                timeout_s,
+                f"the broker at {self.bootstrap_servers} to answer metadata requests",
+            )
         except (_BrokerExited, WaitTimeout) as error:
             self.kill()
             raise RuntimeError(f"the embedded Kafka did not start: {error}") from None
@@ -248,10 +282,24 @@ class _BrokerExited(Exception):
     pass
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
+def _free_port(host: str) -> int:
+    """A port free on `host` now (the broker binds it moments later)."""
+    family = socket.AF_INET6 if _is_ipv6(host) else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False  # a host name
+
+
+def _host_port(host: str, port: int) -> str:
+    """`host:port`, with an IPv6 address in brackets as Kafka and librdkafka read it."""
+    return f"[{host}]:{port}" if _is_ipv6(host) else f"{host}:{port}"
 
 
 def _new_cluster_id() -> str:
