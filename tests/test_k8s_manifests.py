@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_medpubsub.k8s.check import check_objects, check_project, crd_schemas, main
+from pytest_medpubsub.k8s.check import (
+    check_objects,
+    check_project,
+    crd_schemas,
+    harness_topics,
+    main,
+)
 from pytest_medpubsub.k8s.findings import Finding
 from pytest_medpubsub.k8s.objects import Manifest, kafka_listener, load_documents, node_ports
 from pytest_medpubsub.k8s.render import RenderError, kustomize_command, overlays, render, render_all
@@ -20,9 +26,13 @@ from pytest_medpubsub.k8s.schemas import CrdSchemas, schema_findings
 from pytest_medpubsub.k8s.wiring import external_listener_findings
 
 PROJECT = Path(__file__).resolve().parents[1]
-OVERLAYS = ("existing", "kind", "minikube")
+OVERLAYS = ("existing", "existing-preloaded", "external-kafka", "external-kafka-preloaded",
+            "kind", "minikube")  # fmt: skip
+EXTERNAL_KAFKA = ("external-kafka", "external-kafka-preloaded")
+STRIMZI = tuple(overlay for overlay in OVERLAYS if overlay not in EXTERNAL_KAFKA)
 KINDS = ["Namespace", "Deployment", "Kafka", "KafkaNodePool", "KafkaTopic", "KafkaTopic",
          "KafkaTopic", "ScaledJob"]  # fmt: skip
+EXTERNAL_KINDS = ["Namespace", "Deployment", "Service", "EndpointSlice", "ScaledJob"]
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +81,9 @@ def test_every_overlay_renders_everything_a_cluster_gets(
     renders: dict[str, list[Manifest]],
 ) -> None:
     assert tuple(renders) == OVERLAYS
-    for objects in renders.values():
-        assert sorted(o["kind"] for o in objects) == sorted(KINDS)
+    for overlay, objects in renders.items():
+        expected = EXTERNAL_KINDS if overlay in EXTERNAL_KAFKA else KINDS
+        assert sorted(o["kind"] for o in objects) == sorted(expected), overlay
         assert {o["metadata"].get("namespace", "medpubsub") for o in objects} == {"medpubsub"}
 
 
@@ -83,7 +94,9 @@ def test_make_manifests_writes_one_file_per_overlay(tmp_path: Path) -> None:
         pytest.skip(str(error))
     written = render_all(PROJECT, tmp_path)
     assert sorted(written) == list(OVERLAYS)
-    assert all(path.read_text().count("kind: KafkaTopic") == 3 for path in written.values())
+    for overlay, path in written.items():
+        topics = 0 if overlay in EXTERNAL_KAFKA else 3
+        assert path.read_text().count("kind: KafkaTopic") == topics, overlay
 
 
 def test_the_project_passes_every_offline_check() -> None:
@@ -119,8 +132,8 @@ def test_the_check_command_prints_no_finding(capsys: pytest.CaptureFixture[str])
 def test_the_host_reaches_kafka_through_fixed_node_ports(
     renders: dict[str, list[Manifest]],
 ) -> None:
-    for overlay, objects in renders.items():
-        listener = kafka_listener(find(objects, "Kafka", "medpubsub"), "external")
+    for overlay in STRIMZI:
+        listener = kafka_listener(find(renders[overlay], "Kafka", "medpubsub"), "external")
         assert listener["type"] == "nodeport", overlay
         assert node_ports(listener) == [32100, 32101], overlay
     kind_broker = kafka_listener(find(renders["kind"], "Kafka", "medpubsub"), "external")
@@ -130,7 +143,10 @@ def test_the_host_reaches_kafka_through_fixed_node_ports(
 def test_images_are_loaded_on_kind_and_minikube_and_pulled_on_existing(
     renders: dict[str, list[Manifest]],
 ) -> None:
-    expected = {"kind": "Never", "minikube": "Never", "existing": "Always"}
+    """Pulled only from a registry (existing, external-kafka); loaded into the node elsewhere."""
+    expected = {"kind": "Never", "minikube": "Never", "existing": "Always",
+                "existing-preloaded": "Never", "external-kafka": "Always",
+                "external-kafka-preloaded": "Never"}  # fmt: skip
     for overlay, objects in renders.items():
         patient = find(objects, "Deployment", "patient")["spec"]["template"]["spec"]
         maker = find(objects, "ScaledJob", "medicine")["spec"]["jobTargetRef"]["template"]["spec"]
@@ -307,3 +323,94 @@ def test_kind_must_map_the_node_ports_the_broker_advertises(kind: list[Manifest]
     assert external_listener_findings(kind, config) == []
     config["nodes"][0]["extraPortMappings"][1]["hostPort"] = 30000
     rule_hit(external_listener_findings(kind, config), KAFKA, "wiring.external")
+
+
+# --------------------------------------------------------------------------- a Kafka of one's own
+
+SERVICE = "Service/medpubsub/medpubsub-kafka-bootstrap"
+SLICE = "EndpointSlice/medpubsub/medpubsub-kafka-bootstrap-external"
+
+
+@pytest.fixture
+def external(renders: dict[str, list[Manifest]]) -> list[Manifest]:
+    """A private copy of the bring-your-own-Kafka render (images loaded into the node), to break."""
+    return copy.deepcopy(renders["external-kafka-preloaded"])
+
+
+@pytest.fixture(scope="module")
+def topics() -> list[Manifest]:
+    return harness_topics(PROJECT)
+
+
+def test_an_external_kafka_stands_behind_the_bootstrap_service_strimzi_would_create(
+    renders: dict[str, list[Manifest]],
+) -> None:
+    """Service port 9092 (what every client dials) leads to the slice's port of the same name."""
+    for overlay in EXTERNAL_KAFKA:
+        objects = renders[overlay]
+        service = find(objects, "Service", "medpubsub-kafka-bootstrap")
+        assert "selector" not in service["spec"]
+        (port,) = service["spec"]["ports"]
+        assert port["port"] == 9092
+        endpoint_slice = find(objects, "EndpointSlice", "medpubsub-kafka-bootstrap-external")
+        assert endpoint_slice["metadata"]["labels"]["kubernetes.io/service-name"] == (
+            "medpubsub-kafka-bootstrap"
+        )
+        assert [p["name"] for p in endpoint_slice["ports"]] == [port["name"]]
+        bootstrap = trigger(objects)["bootstrapServers"]
+        assert bootstrap == "medpubsub-kafka-bootstrap.medpubsub.svc:9092"
+        assert not [o for o in objects if o["apiVersion"].startswith("kafka.strimzi.io/")]
+
+
+def add_topic(objects: list[Manifest]) -> None:
+    objects.append({"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic",
+                    "metadata": {"name": "left-over", "namespace": "medpubsub", "labels": {
+                        "app.kubernetes.io/name": "x", "app.kubernetes.io/part-of": "medpubsub"}},
+                    "spec": {"partitions": 1}})  # fmt: skip
+
+
+def endpoint_slice(objects: list[Manifest]) -> dict[str, Any]:
+    return find(objects, "EndpointSlice", "medpubsub-kafka-bootstrap-external")
+
+
+EXTERNAL_BROKEN: list[tuple[str, Mutation, str, str]] = [
+    ("service-with-selector", lambda o: find(o, "Service", "medpubsub-kafka-bootstrap")[
+        "spec"].update({"selector": {"app.kubernetes.io/name": "kafka"}}), SERVICE,
+     "wiring.external-kafka"),
+    ("service-on-another-port", lambda o: find(o, "Service", "medpubsub-kafka-bootstrap")[
+        "spec"]["ports"][0].update({"port": 9093}), MAKERS, "wiring.bootstrap"),
+    ("slice-of-another-service", lambda o: endpoint_slice(o)["metadata"]["labels"].update(
+        {"kubernetes.io/service-name": "kafka"}), SERVICE, "wiring.external-kafka"),
+    ("slice-owned-by-the-controller", lambda o: endpoint_slice(o)["metadata"]["labels"].pop(
+        "endpointslice.kubernetes.io/managed-by"), SLICE, "wiring.external-kafka"),
+    ("slice-port-renamed", lambda o: endpoint_slice(o)["ports"][0].update({"name": "kafka"}),
+     SLICE, "wiring.external-kafka"),
+    ("slice-with-a-host-name", lambda o: endpoint_slice(o)["endpoints"][0].update(
+        {"addresses": ["kafka.invalid"]}), SLICE, "wiring.external-kafka"),
+    ("fqdn-slice", lambda o: endpoint_slice(o).update({"addressType": "FQDN"}), SLICE,
+     "wiring.external-kafka"),
+    ("no-endpoints", lambda o: endpoint_slice(o).update({"endpoints": []}), SLICE,
+     "wiring.external-kafka"),
+    ("strimzi-topic-left", add_topic, "KafkaTopic/medpubsub/left-over", "wiring.external-kafka"),
+    ("patient-elsewhere", lambda o: set_env(patient_container(o), "MEDPUBSUB_KAFKA_BOOTSTRAP",
+                                            "kafka.invalid:9092"), PATIENT, "wiring.bootstrap"),
+    ("slice-typo", lambda o: endpoint_slice(o)["endpoints"][0].update({"adresses": ["1.2.3.4"]}),
+     SLICE, "schema"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mutate", "obj", "rule"),
+    [pytest.param(mutate, obj, rule, id=name) for name, mutate, obj, rule in EXTERNAL_BROKEN],
+)
+def test_a_broken_external_kafka_render_is_reported_by_object_and_rule(
+    external: list[Manifest], topics: list[Manifest], mutate: Mutation, obj: str, rule: str
+) -> None:
+    assert check_objects(external, None, topics) == []
+    mutate(external)
+    rule_hit(check_objects(external, None, topics), obj, rule)
+
+
+def test_an_external_kafka_needs_the_topics_the_services_use(external: list[Manifest]) -> None:
+    """Without the harness's topics nothing provides tabs.orders: the wiring says so."""
+    rule_hit(check_objects(external, None, external_topics=[]), PATIENT, "wiring.topics")

@@ -2,8 +2,9 @@
 
 `check_project` renders every overlay and returns the findings of every rule: schemas (built-in
 kinds and, when the CRD folder is there, Strimzi / KEDA kinds), the security policy, the wiring
-between Strimzi, KEDA and the services, the host's way into Kafka, and the Dockerfiles. An empty
-list is the proof `make test` gives without a cluster.
+between Strimzi (or the bootstrap Service of a Kafka outside the cluster), KEDA and the services,
+the host's way into Kafka, and the Dockerfiles. An empty list is the proof `make test` gives
+without a cluster.
 
     python -m pytest_medpubsub.k8s.check      # prints the findings, exit status 1 if any
 """
@@ -20,8 +21,9 @@ from typing import Any
 import yaml
 
 from pytest_medpubsub.k8s.dockerfiles import SERVICES, dockerfile_findings
+from pytest_medpubsub.k8s.external_kafka import external_kafka_findings, is_external
 from pytest_medpubsub.k8s.findings import Finding
-from pytest_medpubsub.k8s.objects import Manifest, load_documents
+from pytest_medpubsub.k8s.objects import Manifest, load_documents, of_kind
 from pytest_medpubsub.k8s.policy import security_findings
 from pytest_medpubsub.k8s.render import OVERLAYS_DIR, RenderError, overlays, render
 from pytest_medpubsub.k8s.schemas import CrdSchemas, schema_findings
@@ -30,6 +32,8 @@ from pytest_medpubsub.k8s.wiring import external_listener_findings, wiring_findi
 CRD_SCHEMAS_DIR = Path("../shared/schemas")
 """Where the Strimzi 1.2.0 and KEDA 2.20.2 CRDs are, relative to the checkout."""
 KIND_CONFIG = "kind-config.yaml"
+TOPICS_MANIFEST = Path("k8s/base/kafka-topics.yaml")
+"""The topics the harness creates on a Kafka outside the cluster (the same the cluster gets)."""
 
 
 def crd_schemas(project_dir: Path) -> CrdSchemas | None:
@@ -38,14 +42,29 @@ def crd_schemas(project_dir: Path) -> CrdSchemas | None:
     return CrdSchemas.load(directory) if directory.is_dir() else None
 
 
-def check_objects(objects: Iterable[Manifest], crds: CrdSchemas | None) -> list[Finding]:
-    """Schema, security and wiring findings of one render (custom kinds unchecked without CRDs)."""
+def check_objects(
+    objects: Iterable[Manifest],
+    crds: CrdSchemas | None,
+    external_topics: Iterable[Manifest] = (),
+) -> list[Finding]:
+    """Schema, security and wiring findings of one render (custom kinds unchecked without CRDs).
+
+    A render whose Kafka is outside the cluster is wired against `external_topics`, the
+    KafkaTopic documents the harness creates on that broker.
+    """
     objects = list(objects)
-    return [
-        *schema_findings(objects, crds),
-        *security_findings(objects),
-        *wiring_findings(objects),
-    ]
+    wiring = (
+        external_kafka_findings(objects, external_topics)
+        if is_external(objects)
+        else wiring_findings(objects)
+    )
+    return [*schema_findings(objects, crds), *security_findings(objects), *wiring]
+
+
+def harness_topics(project_dir: Path) -> list[Manifest]:
+    """The KafkaTopic documents of the base: what the harness creates on an external broker."""
+    text = (project_dir / TOPICS_MANIFEST).read_text(encoding="utf-8")
+    return of_kind(load_documents(text), "KafkaTopic")
 
 
 def check_overlay(project_dir: Path, overlay: str, crds: CrdSchemas | None) -> list[Finding]:
@@ -57,7 +76,7 @@ def check_overlay(project_dir: Path, overlay: str, crds: CrdSchemas | None) -> l
     if kind_config_path.exists():
         kind_config = yaml.safe_load(kind_config_path.read_text(encoding="utf-8"))
     findings = [
-        *check_objects(objects, crds),
+        *check_objects(objects, crds, harness_topics(project_dir)),
         *external_listener_findings(objects, kind_config),
     ]
     return [dataclasses.replace(finding, where=f"overlays/{overlay}") for finding in findings]
