@@ -51,7 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--medpubsub-kafka",
         metavar="HOST:PORT",
-        help="local platform: use this running broker instead of starting the embedded one",
+        help="use this running broker: instead of the embedded one (local), instead of Strimzi "
+        "(kind, minikube, existing; pods must reach it and it must advertise such an address)",
     )
     group.addoption(
         "--medpubsub-report",
@@ -79,6 +80,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--medpubsub-keda-manifest",
         metavar="PATH",
         help="install KEDA from this local file instead of its pinned release manifest",
+    )
+    group.addoption(
+        "--medpubsub-containerd",
+        metavar="SOCKET",
+        help="existing cluster without a registry: import the service images into the node's "
+        "containerd at SOCKET (docker save | ctr import) and never pull them",
     )
     for ini_name, help_text, default in (*_SLO_INI.values(), _DRAIN_INI):
         parser.addini(ini_name, help_text, default=default)
@@ -285,6 +292,8 @@ def _platform_options(config: pytest.Config) -> factory.PlatformOptions:
         strimzi_manifest=config.getoption("--medpubsub-strimzi-manifest"),
         keda_manifest=config.getoption("--medpubsub-keda-manifest"),
         state_file=run_dir / "local.json",
+        kafka=config.getoption("--medpubsub-kafka"),
+        containerd=config.getoption("--medpubsub-containerd"),
     )
 
 

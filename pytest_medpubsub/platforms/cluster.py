@@ -4,11 +4,17 @@
 timeout that names what it waited for and what it saw last:
 
 1. create or reuse the cluster (the backend: `kind.py`, `minikube.py`, `existing.py`);
-2. build the service images from this checkout and load (or push) them;
-3. install Strimzi 1.2.0 and KEDA 2.20.2 from their release manifests, wait for the operators;
+2. build the service images from this checkout and load (import, or push) them;
+3. install Strimzi 1.2.0 and KEDA 2.20.2 from their release manifests (or the files given), wait
+   for the operators' Deployments;
 4. apply `build/manifests/<overlay>.yaml` with the run's values (advertised host, image names,
    no patients yet), wait for Kafka, every KafkaTopic and the ScaledJob to be Ready;
 5. wait until Kafka answers on the external listener from this machine.
+
+With a Kafka of the user's own (`--medpubsub-kafka=HOST:PORT`, `external_kafka.py`) there is no
+Strimzi: the overlay is the backend's `external_kafka_overlay`, the topics are created on that
+broker before anything is applied, its address goes into the bootstrap Service's EndpointSlice,
+only the ScaledJob is awaited, and the harness dials HOST:PORT itself.
 
 If a step fails, diagnostics go to the report directory and what was started is torn down (unless
 `keep`). `stop()` deletes a cluster this run created, and otherwise removes only what it added.
@@ -28,10 +34,11 @@ from medpubsub.kafka_clients import common_config
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import progress
 from pytest_medpubsub.k8s.objects import Manifest, dump_documents, of_kind
+from pytest_medpubsub.kafka.broker import system_topics
 from pytest_medpubsub.kafka.client_log import quiet
 from pytest_medpubsub.kafka.offsets import OffsetReader
 from pytest_medpubsub.keda.scaledjob import ScaledJobError, ScaledJobSpec, parse_scaled_job
-from pytest_medpubsub.platforms import diagnostics, operators
+from pytest_medpubsub.platforms import diagnostics, external_kafka, operators
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
 from pytest_medpubsub.platforms.existing import ExistingBackend
 from pytest_medpubsub.platforms.images import build, service_images
@@ -75,9 +82,10 @@ class ClusterOptions:
 
     `project_dir` is the checkout (manifests, Dockerfiles); `report_dir` receives build logs and
     diagnostics; `keep` leaves everything running at the end; `image_registry` is where an
-    existing cluster pulls the images from; `strimzi_manifest` / `keda_manifest` replace the
-    release downloads with a local file or another URL; `cluster_name` names the kind cluster or
-    minikube profile.
+    existing cluster pulls the images from, `containerd` the socket of the node's containerd they
+    are imported into instead; `strimzi_manifest` / `keda_manifest` replace the release downloads
+    with a local file or another URL; `kafka` is a broker of the user's own (HOST:PORT) used
+    instead of Strimzi; `cluster_name` names the kind cluster or minikube profile.
     """
 
     project_dir: Path
@@ -87,15 +95,24 @@ class ClusterOptions:
     strimzi_manifest: str | None
     keda_manifest: str | None
     cluster_name: str = "medpubsub"
+    kafka: str | None = None
+    containerd: str | None = None
 
 
 class ClusterBackend(Protocol):
     """What differs between kind, minikube and an existing cluster."""
 
     name: str
-    overlay: str
     created: bool
     """True once `up` created the cluster: `down` deletes it, so nothing needs removing first."""
+
+    @property
+    def overlay(self) -> str:
+        """The overlay of `k8s/overlays` this cluster gets, with Strimzi."""
+
+    @property
+    def external_kafka_overlay(self) -> str:
+        """The overlay when Kafka is outside the cluster (`--medpubsub-kafka`): no Strimzi."""
 
     def check(self) -> None:
         """Raise `PlatformUnavailable` (one sentence, within seconds) if a prerequisite lacks."""
@@ -123,8 +140,45 @@ def create_cluster_platform(kind: str, options: ClusterOptions) -> Platform:
 
 def check_prerequisites(kind: str, options: ClusterOptions) -> None:
     """Raise `PlatformUnavailable` with one sentence when Docker, kind / minikube or the kube
-    context is missing; returns within seconds either way."""
+    context is missing, or an option does not fit; returns within seconds either way."""
+    _check_options(kind, options)
     _backend(kind, options).check()
+    _external_kafka(options)
+    if options.keda_manifest and "://" not in options.keda_manifest:
+        _wanted_operator(operators.KEDA, options.keda_manifest, options)  # its local images
+
+
+def _check_options(kind: str, options: ClusterOptions) -> None:
+    if options.containerd and kind != "existing":
+        raise PlatformUnavailable(
+            f"--medpubsub-containerd is for --medpubsub-cluster=existing; {kind} loads the "
+            "images into its node itself."
+        )
+
+
+def _external_kafka(options: ClusterOptions) -> external_kafka.ExternalKafka | None:
+    return external_kafka.parse(options.kafka) if options.kafka else None
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """An operator the run needs, as its manifest has it; `manifest` is None until downloaded
+    (a release is fetched only when the operator is not installed already)."""
+
+    operator: operators.Operator
+    manifest: str | None
+
+
+def _wanted_operator(
+    operator: operators.Operator, given: str | None, options: ClusterOptions
+) -> _Wanted:
+    if given is None:
+        return _Wanted(operator, None)
+    text = operators.release_manifest(operator, given)
+    operator = operators.as_given(operator, text)
+    if options.containerd:
+        operators.require_local_images(operator, text, given, options.containerd)
+    return _Wanted(operator, text)
 
 
 def _backend(kind: str, options: ClusterOptions) -> ClusterBackend:
@@ -133,7 +187,9 @@ def _backend(kind: str, options: ClusterOptions) -> ClusterBackend:
     if kind == "minikube":
         return MinikubeBackend(options.cluster_name)
     if kind == "existing":
-        return ExistingBackend(options.image_registry, options.report_dir / "cluster")
+        return ExistingBackend(
+            options.image_registry, options.report_dir / "cluster", options.containerd
+        )
     raise PlatformUnavailable(f"unknown cluster kind {kind!r}; use one of {', '.join(KINDS)}.")
 
 
@@ -148,6 +204,7 @@ class ClusterPlatform(Platform):
         self._kafka: KafkaSettings | None = None
         self._scaled_job: ScaledJobSpec | None = None
         self._offsets: OffsetReader | None = None
+        self._external: external_kafka.ExternalKafka | None = None
         self._installed: list[tuple[operators.Operator, str]] = []
         self._applied = False
 
@@ -165,27 +222,55 @@ class ClusterPlatform(Platform):
             raise
 
     def _start(self) -> None:
+        _check_options(self._backend.name, self._options)
         self._backend.check()
+        external = self._external = _external_kafka(self._options)
+        wanted = self._wanted_operators()
         kubectl = self._kubectl = self._backend.up()
-        objects = rendered_objects(self._options.project_dir, self._backend.overlay)
+        overlay = self._backend.external_kafka_overlay if external else self._backend.overlay
+        objects = rendered_objects(self._options.project_dir, overlay)
         images = self._images(objects)
-        host = self._backend.advertised_host(kubectl)
-        objects = for_cluster(objects, advertised_host=host, images=images, patients=0)
+        if external is None:
+            host = self._backend.advertised_host(kubectl)
+            objects = for_cluster(objects, advertised_host=host, images=images, patients=0)
+        else:
+            # Before the ScaledJob exists: KEDA's first poll must find the topic.
+            external_kafka.prepare(external, system_topics())
+            objects = for_cluster(
+                objects,
+                advertised_host=None,
+                images=images,
+                patients=0,
+                external_kafka=external.endpoint,
+            )
         self._scaled_job = _scaled_job(objects)
         kubectl.apply(dump_documents(of_kind(objects, "Namespace")), namespace="")
-        self._install_operators(kubectl)
-        with progress.step(f"applying build/manifests/{self._backend.overlay}.yaml"):
+        self._install_operators(kubectl, wanted)
+        with progress.step(f"applying build/manifests/{overlay}.yaml"):
             kubectl.apply(dump_documents(objects), namespace="", server_side=True)
         self._applied = True
-        self._wait_for_system(kubectl, objects)
-        self._kafka = KafkaSettings(kafka_bootstrap=external_bootstrap(objects, host))
-        wait_step(
-            f"Kafka to answer on its external listener {self._kafka.kafka_bootstrap}",
-            self._topics_from_here,
-            lambda topics: self.scaled_job.trigger.topic in topics,
-            EXTERNAL_LISTENER_TIMEOUT_S,
-        )
+        if external is not None:
+            self._wait_for_scaled_job(kubectl)
+            self._kafka = external.kafka
+        else:
+            self._wait_for_system(kubectl, objects)
+            self._kafka = KafkaSettings(kafka_bootstrap=external_bootstrap(objects, host))
+            wait_step(
+                f"Kafka to answer on its external listener {self._kafka.kafka_bootstrap}",
+                self._topics_from_here,
+                lambda topics: self.scaled_job.trigger.topic in topics,
+                EXTERNAL_LISTENER_TIMEOUT_S,
+            )
         progress.say(f"{self.name}: the system runs on {self._backend.describe()}")
+
+    def _wanted_operators(self) -> list[_Wanted]:
+        """KEDA always; Strimzi unless Kafka is outside the cluster."""
+        given = {operators.KEDA: self._options.keda_manifest}
+        if self._external is None:
+            given = {operators.STRIMZI: self._options.strimzi_manifest, **given}
+        elif self._options.strimzi_manifest:
+            progress.say("--medpubsub-kafka is given: Strimzi is not installed")
+        return [_wanted_operator(op, manifest, self._options) for op, manifest in given.items()]
 
     def _images(self, objects: list[Manifest]) -> Mapping[str, str]:
         images = service_images(objects)
@@ -195,19 +280,18 @@ class ClusterPlatform(Platform):
                 build(self._options.project_dir, service, image, logs)
         return self._backend.load_images(sorted(images.values()))
 
-    def _install_operators(self, kubectl: Kubectl) -> None:
-        given = {
-            operators.STRIMZI: self._options.strimzi_manifest,
-            operators.KEDA: self._options.keda_manifest,
-        }
-        for operator, manifest in given.items():
+    def _install_operators(self, kubectl: Kubectl, wanted: list[_Wanted]) -> None:
+        for operator, manifest in ((w.operator, w.manifest) for w in wanted):
             if operators.is_installed(kubectl, operator):
-                progress.say(f"{operator.name} is installed already; using it")
+                progress.say(
+                    f"{operator.name} is installed already ({', '.join(operator.deployments)} in "
+                    f"{operator.namespace}); using it"
+                )
                 continue
-            text = operators.release_manifest(operator, manifest)
+            text = manifest or operators.release_manifest(operator, None)
             operators.install(kubectl, operator, text)
             self._installed.append((operator, text))
-        for operator in given:
+        for operator in (w.operator for w in wanted):
             operators.wait_ready(kubectl, operator)
 
     def _wait_for_system(self, kubectl: Kubectl, objects: list[Manifest]) -> None:
@@ -225,6 +309,9 @@ class ClusterPlatform(Platform):
             lambda states: len(states) == expected and all(s.endswith(": Ready") for s in states),
             TOPICS_READY_TIMEOUT_S,
         )
+        self._wait_for_scaled_job(kubectl)
+
+    def _wait_for_scaled_job(self, kubectl: Kubectl) -> None:
         wait_step(
             f"ScaledJob {SCALED_JOB} to be Ready",
             lambda: ready_state(kubectl.get("scaledjob", SCALED_JOB)),
@@ -265,7 +352,8 @@ class ClusterPlatform(Platform):
         if self._applied:
             with progress.step(f"removing the medpubsub system from {self._backend.describe()}"):
                 kubectl.delete("scaledjob", SCALED_JOB, timeout_s=TEARDOWN_TIMEOUT_S)
-                kubectl.delete("kafkatopics", "--all", timeout_s=TEARDOWN_TIMEOUT_S)
+                if self._external is None:  # without Strimzi there is no KafkaTopic kind
+                    kubectl.delete("kafkatopics", "--all", timeout_s=TEARDOWN_TIMEOUT_S)
                 kubectl.delete("namespace", NAMESPACE, namespace="", timeout_s=TEARDOWN_TIMEOUT_S)
             self._applied = False
         while self._installed:

@@ -28,6 +28,8 @@ class PlatformOptions:
     strimzi_manifest: str | None = None
     keda_manifest: str | None = None
     state_file: Path | None = None
+    kafka: str | None = None
+    containerd: str | None = None
 
 
 def check_available(options: PlatformOptions, project_dir: Path) -> None:
@@ -67,4 +69,6 @@ def _cluster_options(options: PlatformOptions, project_dir: Path) -> ClusterOpti
         image_registry=options.image_registry,
         strimzi_manifest=options.strimzi_manifest,
         keda_manifest=options.keda_manifest,
+        kafka=options.kafka,
+        containerd=options.containerd,
     )

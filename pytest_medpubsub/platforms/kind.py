@@ -38,6 +38,7 @@ class KindBackend:
 
     name = "kind"
     overlay = "kind"
+    external_kafka_overlay = "external-kafka-preloaded"
 
     def __init__(self, project_dir: Path, cluster_name: str) -> None:
         self.project_dir = project_dir

@@ -25,6 +25,7 @@ LOAD_TIMEOUT_S = 600.0
 class MinikubeBackend:
     name = "minikube"
     overlay = "minikube"
+    external_kafka_overlay = "external-kafka-preloaded"
 
     def __init__(self, profile: str) -> None:
         self.profile = profile

@@ -5,10 +5,18 @@ from a file or URL the user gives, for machines without GitHub access) and appli
 as both projects document for their large CRDs. The Strimzi cluster operator goes into the
 medpubsub namespace and watches only it, which its release manifest does when its RoleBindings
 name that namespace instead of the placeholder `myproject`.
+
+A manifest the user gives need not be the release: KEDA's `config/minimal` has only the
+`keda-operator` Deployment (no metrics API server, no admission webhooks), which is all a
+ScaledJob needs. So readiness, and whether the operator is installed already, are judged by the
+Deployments the given manifest contains (`as_given`). Such a manifest may run a locally built
+image that is never pulled (`imagePullPolicy: Never`); `require_local_images` checks that a
+node's containerd has it before anything is applied.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import urllib.error
 import urllib.request
@@ -16,9 +24,13 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import yaml
+
 from pytest_medpubsub import progress
+from pytest_medpubsub.k8s import objects
 from pytest_medpubsub.kafka.jars import cache_dir
-from pytest_medpubsub.platforms.base import PlatformError
+from pytest_medpubsub.platforms import containerd
+from pytest_medpubsub.platforms.base import PlatformError, PlatformUnavailable
 from pytest_medpubsub.platforms.kubectl import NAMESPACE, Kubectl
 from pytest_medpubsub.platforms.status import deployment_state
 from pytest_medpubsub.platforms.waits import wait_step
@@ -84,6 +96,64 @@ def release_manifest(operator: Operator, given: str | None) -> str:
             f"namespace: {operator.namespace_placeholder}", f"namespace: {operator.namespace}"
         )
     return text
+
+
+def as_given(operator: Operator, manifest: str) -> Operator:
+    """`operator` with the namespace and Deployments the (given) `manifest` really contains."""
+    deployments = _deployments(manifest)
+    if not deployments:
+        raise PlatformError(f"the {operator.name} manifest has no Deployment; is it the release?")
+    namespaces = {objects.namespace(d) or operator.namespace for d in deployments}
+    if len(namespaces) != 1:
+        raise PlatformError(
+            f"the {operator.name} manifest has Deployments in several namespaces "
+            f"({', '.join(sorted(namespaces))}); the harness expects one"
+        )
+    return dataclasses.replace(
+        operator,
+        namespace=namespaces.pop(),
+        deployments=tuple(objects.name(d) for d in deployments),
+    )
+
+
+def local_images(manifest: str) -> list[str]:
+    """The images the manifest's Deployments run with `imagePullPolicy: Never` (built locally)."""
+    return sorted(
+        {
+            str(container["image"])
+            for deployment in _deployments(manifest)
+            for pod in objects.pod_shapes(deployment)
+            for container in pod.containers()
+            if container.get("imagePullPolicy") == "Never" and container.get("image")
+        }
+    )
+
+
+def require_local_images(operator: Operator, manifest: str, source: str, socket: str) -> None:
+    """Every never-pulled image of the manifest is in the node's containerd at `socket`."""
+    held = containerd.images(socket)
+    for image in local_images(manifest):
+        if containerd.normalized(image) not in held:
+            raise PlatformUnavailable(
+                f"the {operator.name} manifest {source} runs {image} with imagePullPolicy Never, "
+                f"but the containerd at {socket} has no such image, so its pods could never "
+                "start; import it there first."
+            )
+
+
+def _deployments(manifest: str) -> list[objects.Manifest]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # a release is ~1 MB of CRDs
+    try:
+        documents = list(yaml.load_all(manifest, Loader=loader))
+    except yaml.YAMLError as error:
+        raise PlatformError(f"a manifest is not valid YAML: {error}") from None
+    return [
+        document
+        for document in documents
+        if isinstance(document, dict)
+        and document.get("kind") == "Deployment"
+        and objects.name(document)
+    ]
 
 
 def _cached_copy_of(url: str) -> Path:
