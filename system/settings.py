@@ -68,8 +68,14 @@ class PatientSettings(BaseSettings):
         return self
 
 
+# A maker's workers are threads that mostly sleep; this bound only catches a mistyped value.
+MAX_MAKER_WORKERS = 1000
+
+
 class MedicineSettings(BaseSettings):
-    """One medicine maker (one KEDA Job): its group, how long it lives, how a tab is made."""
+    """One medicine maker (one KEDA Job): its group, how long it lives, how a tab is made, and
+    how much it holds at once: `max_workers` tab threads shared by its orders in flight, at most
+    `max_orders_in_flight` of them (0: as many as the workers allow; 1: one order at a time)."""
 
     model_config = SettingsConfigDict(env_prefix="MEDICINE_", extra="ignore", frozen=True)
 
@@ -78,7 +84,8 @@ class MedicineSettings(BaseSettings):
     idle_timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
     # A tab is physically at least 2 s of work; a faster setting would hide latency problems.
     tab_seconds: Annotated[float, Field(ge=MIN_TAB_SECONDS, allow_inf_nan=False)] = MIN_TAB_SECONDS
-    max_workers: Annotated[int, Field(ge=1, le=MAX_TABS)] = MAX_TABS
+    max_workers: Annotated[int, Field(ge=1, le=MAX_MAKER_WORKERS)] = MAX_TABS
+    max_orders_in_flight: Annotated[int, Field(ge=0, le=MAX_MAKER_WORKERS)] = 0
 
 
 Settings = TypeVar("Settings", bound=BaseSettings)

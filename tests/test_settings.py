@@ -79,6 +79,8 @@ VALID: list[tuple[type[BaseSettings], dict[str, str], dict[str, Any]]] = [
     (MedicineSettings, {"MEDICINE_TAB_SECONDS": "2"}, {"tab_seconds": 2.0}),
     (MedicineSettings, {"MEDICINE_TAB_SECONDS": "3.25"}, {"tab_seconds": 3.25}),
     (MedicineSettings, {"MEDICINE_MAX_WORKERS": "1"}, {"max_workers": 1}),
+    (MedicineSettings, {"MEDICINE_MAX_WORKERS": "120"}, {"max_workers": 120}),
+    (MedicineSettings, {"MEDICINE_MAX_ORDERS_IN_FLIGHT": "1"}, {"max_orders_in_flight": 1}),
 ]
 
 
@@ -136,7 +138,12 @@ INVALID: list[tuple[type[BaseSettings], dict[str, str], str]] = [
     (MedicineSettings, {"MEDICINE_MAX_ORDERS": "many"}, "MEDICINE_MAX_ORDERS='many'"),
     (MedicineSettings, {"MEDICINE_IDLE_TIMEOUT_SECONDS": "0"}, "MEDICINE_IDLE_TIMEOUT_SECONDS"),
     (MedicineSettings, {"MEDICINE_MAX_WORKERS": "0"}, "MEDICINE_MAX_WORKERS='0'"),
-    (MedicineSettings, {"MEDICINE_MAX_WORKERS": "31"}, "MEDICINE_MAX_WORKERS='31'"),
+    (MedicineSettings, {"MEDICINE_MAX_WORKERS": "1001"}, "MEDICINE_MAX_WORKERS='1001'"),
+    (
+        MedicineSettings,
+        {"MEDICINE_MAX_ORDERS_IN_FLIGHT": "-1"},
+        "MEDICINE_MAX_ORDERS_IN_FLIGHT='-1'",
+    ),
     (MedicineSettings, {"MEDICINE_GROUP_ID": ""}, "MEDICINE_GROUP_ID=''"),
 ]
 

@@ -1,361 +1,339 @@
-"""Turn one orders-topic record into tabs (or a dead letter) inside one Kafka transaction.
+"""A maker that takes orders while it has free workers: several orders in flight, exactly once.
 
-The transaction holds everything the record leads to — every tab, or the dead letter — and the
-consumer group's offset past the record (`send_offsets_to_transaction`). Either all of it becomes
-visible to read_committed readers or none of it: a maker killed mid-order leaves nothing behind
-and the record is still uncommitted, so the next maker makes the whole order again, once.
+The main thread polls the group without pause and hands each record to an order thread, which
+makes it in a transaction of its own (transaction.py) on a producer of the pool (producers.py).
+An order of n tabs holds n of the maker's `max_workers` workers for its making time, so no order
+waits behind another while the maker has workers free. One that does not fit waits in the maker,
+its partition paused, and starts as soon as workers are released; records are started in the
+order they were polled, so a large order is never overtaken for good by small ones.
+
+Exactly once, with several orders in flight:
+- each order's tabs and its offset commit in one transaction; a partition's offsets commit in
+  order, never past an order that is not made (lines.py): an order behind a failed one aborts,
+  and the partition is read again from the failed one;
+- a revoked partition is handed over only after its orders in flight have settled (committed,
+  or aborted when stopping): the commit needs the partition to be ours, and it is until
+  `on_revoke` returns (KIP-848 revokes from poll()); orders of the maker's other partitions go on;
+- a SIGKILL leaves open transactions that the broker aborts after `transaction.timeout.ms`; none
+  of their offsets were committed, so the next owner makes exactly those orders again.
 """
 
 from __future__ import annotations
 
-import enum
-import functools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from medpubsub.medicine.pool import Halted, ThreadPoolController
-from medpubsub.medicine.watchdog import Watchdog, exit_at_once
-from medpubsub.messages import (
-    DeadLetter,
-    Order,
-    Rejection,
-    Tab,
-    dead_letter_payload,
-    parse_order,
+from medpubsub.medicine.lines import InFlight, PartitionKey, PartitionLines
+from medpubsub.medicine.producers import ProducerPool, ProducerUnavailable
+from medpubsub.medicine.transaction import (
+    Destinations,
+    MakerFailed,
+    Outcome,
+    Workshop,
+    coordinates,
+    make_in_transaction,
 )
+from medpubsub.medicine.watchdog import Watchdog, exit_at_once
+from medpubsub.messages import Order, Rejection, parse_order
+
+__all__ = ["Destinations", "Maker", "MakerFailed", "Outcome"]
 
 log = logging.getLogger("medpubsub.medicine")
 
-# librdkafka retries most transactional requests itself; these bound how long we keep asking. A
-# commit takes milliseconds: one still going after seconds means the coordinator is out of reach,
-# and the broker aborts the transaction soon anyway (transaction.timeout.ms: making time + 8 s).
-COMMIT_TIMEOUT_S = 5.0
-ABORT_TIMEOUT_S = 5.0
-# How long past those bounds the watchdog lets a call block before it ends the process (#5456).
-WATCHDOG_GRACE_S = 2.0
-# How often the group is served while an order's tabs are being made.
-GROUP_POLL_S = 0.1
-
-
-class Outcome(enum.Enum):
-    """What became of a record."""
-
-    MADE = "made"  # the order's tabs and offset are committed
-    DEAD_LETTERED = "dead-lettered"  # the dead letter and offset are committed
-    RETRY = "retry"  # aborted after a recoverable error; the consumer is back on the record
-    INTERRUPTED = "interrupted"  # a stop request came mid-order; the transaction is aborted
-
-
-class MakerFailed(Exception):
-    """The maker cannot go on (fenced, fatal client error, a failed abort): exit non-zero.
-
-    Nothing is lost: the record's offset is not committed, so the next maker takes it again.
-    """
+# A record whose transaction fails this often in a row is left to the next job.
+MAX_ATTEMPTS = 3
+# How long a revocation or a stop waits for the orders in flight to settle (an order settles
+# within its making time plus the commit and abort bounds; the watchdog ends a stuck one).
+SETTLE_TIMEOUT_S = 90.0
+# How long the watchdog's last words wait for the main thread to leave the group.
+LEAVE_TIMEOUT_S = 2.5
 
 
 @dataclass
-class _InProgress:
-    """The order being made: its worker thread and, once settled early, how it ended."""
-
-    partition: TopicPartition  # the order's partition at the offset after the record
-    worker: threading.Thread
-    failure: list[BaseException]
-    settled: Outcome | None = None  # set when a revocation made us finish it inside the callback
+class Tally:
+    made: int = 0
+    dead_lettered: int = 0
 
 
 @dataclass(frozen=True)
-class Destinations:
-    deliveries_topic: str
-    dlq_topic: str
+class _Settled:
+    entry: InFlight
+    is_order: bool
+    outcome: Outcome | None
+    failure: MakerFailed | None
+
+
+@dataclass
+class _Waiting:
+    """Records not started yet, in the order they were polled, their partitions paused."""
+
+    records: dict[PartitionKey, Message] = field(default_factory=dict)
+    # Records of a paused partition that were polled anyway (fetched before the pause): dropped,
+    # and the partition is read again from the first of them when it is resumed.
+    reread_from: dict[PartitionKey, int] = field(default_factory=dict)
 
 
 class Maker:
-    """Makes records into tabs with one transactional producer; one record at a time."""
+    """Takes records from the main thread and makes each on an order thread (module docstring)."""
 
     def __init__(
         self,
         name: str,
         *,
         consumer: Consumer,
-        producer: Producer,
+        producers: ProducerPool,
         destinations: Destinations,
-        pool: ThreadPoolController,
         tab_seconds: float,
+        max_workers: int,
         stopping: Callable[[], bool],
+        max_orders_in_flight: int = 0,
+        max_orders: int = 0,
         watchdog: Watchdog | None = None,
     ) -> None:
         self.name = name
         self.consumer = consumer
-        self.producer = producer
-        self.destinations = destinations
-        self.pool = pool
-        self.tab_seconds = tab_seconds
-        self.stopping = stopping
-        self.watchdog = watchdog or Watchdog(
-            name, on_expiry=functools.partial(exit_at_once, last_words=self.leave_group)
+        self.max_workers = max_workers
+        self.max_orders_in_flight = max_orders_in_flight
+        self.max_orders = max_orders
+        self.tally = Tally()
+        self.failure: str | None = None
+        self._producers = producers
+        self._workshop = Workshop(
+            name=name,
+            destinations=destinations,
+            tab_seconds=tab_seconds,
+            group_metadata=lambda: self._group_metadata,
+            stopping=stopping,
+            watchdog=watchdog
+            or Watchdog(name, on_expiry=lambda message: exit_at_once(message, self.leave_group)),
         )
-        self._current: _InProgress | None = None
-        self._in_rebalance = False
+        self._lines = PartitionLines()
+        self._settled: queue.Queue[_Settled] = queue.Queue()
+        self._waiting = _Waiting()
+        self._attempts: dict[tuple[PartitionKey, int], int] = {}
+        self._workers_in_use = 0
+        self._in_flight = 0
+        self._orders_in_flight = 0
+        self._leave_requested = threading.Event()
+        self._left = threading.Event()
+        self._closed = False
+        # Read by order threads when they commit; refreshed by the main thread only, because
+        # consumer_group_metadata() called from another thread can block while poll() runs.
+        self._group_metadata = consumer.consumer_group_metadata()
 
-    def handle(self, record: Message) -> Outcome:
-        """Make `record` (a polled, error-free message) into tabs or a dead letter, transactionally.
+    # ------------------------------------------------------------------ main thread
 
-        Raises `MakerFailed` when the producer cannot be used any more.
+    @property
+    def busy(self) -> bool:
+        """Orders in flight or waiting for workers."""
+        return self._in_flight > 0 or bool(self._waiting.records)
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def taking_orders(self) -> bool:
+        """False once the maker has started all the orders it may make (MEDICINE_MAX_ORDERS)."""
+        return not self.max_orders or self.tally.made + self._orders_in_flight < self.max_orders
+
+    def offer(self, record: Message) -> None:
+        """A polled, error-free record: start it, or keep it until workers are free."""
+        topic, partition, offset = coordinates(record)
+        key = (topic, partition)
+        if self._lines.rereading(key):
+            return  # the partition is read again from an earlier, failed order
+        if key in self._waiting.records:
+            known = self._waiting.reread_from.get(key, offset)
+            self._waiting.reread_from[key] = min(known, offset)
+            return
+        if self._waiting.records or not self._fits(record):
+            self._waiting.records[key] = record
+            self.consumer.pause([TopicPartition(topic, partition)])
+            return
+        self._start(record)
+
+    def tick(self) -> None:
+        """Account for settled orders, start waiting ones that now fit, read failed ones again.
+
+        Also takes the group's current metadata (member epoch) for the commits to come.
         """
-        topic, partition, offset = _coordinates(record)
-        parsed = parse_order(record.value(), topic, partition, offset)
-        started = time.monotonic()
-        try:
-            self.producer.begin_transaction()
-            if isinstance(parsed, Rejection):
-                self._dead_letter(record, parsed)
-            else:
-                log.info(
-                    "%s: making order %s (%d tabs) from %s[%d]@%d",
-                    self.name,
-                    parsed.order_id,
-                    parsed.tabs_count,
-                    topic,
-                    partition,
-                    offset,
-                )
-                settled = self._make_serving_the_group(record, parsed)
-                if settled is not None:
-                    return settled
-            self._commit(_next_offset(record))
-        except Halted:
-            log.info("%s: stopping mid-order at %s[%d]@%d", self.name, topic, partition, offset)
-            self._abort()
-            return Outcome.INTERRUPTED
-        except (KafkaException, BufferError) as exception:
-            error = _kafka_error(exception)
-            if error is not None and error.fatal():
-                raise MakerFailed(f"fatal Kafka error: {error}") from exception
-            log.warning(
-                "%s: transaction of %s[%d]@%d failed: %s",
-                self.name,
-                topic,
-                partition,
-                offset,
-                exception,
-            )
-            self._abort()
-            if error is not None and error.code() == KafkaError._TIMED_OUT:
-                raise MakerFailed(
-                    f"the transaction timed out ({error}): a producer whose coordinator was out of"
-                    " reach may never finish another one (librdkafka#5456); the next maker takes"
-                    " the order"
-                ) from exception
-            self._rewind(TopicPartition(topic, partition, offset))
-            return Outcome.RETRY
-        if isinstance(parsed, Rejection):
-            log.warning(
-                "%s: dead-lettered %s[%d]@%d: %s",
-                self.name,
-                topic,
-                partition,
-                offset,
-                parsed.reason,
-            )
-            return Outcome.DEAD_LETTERED
-        log.info(
-            "%s: made order %s (%d tabs) in %.2f s",
-            self.name,
-            parsed.order_id,
-            parsed.tabs_count,
-            time.monotonic() - started,
-        )
-        return Outcome.MADE
-
-    def _make_serving_the_group(self, record: Message, order: Order) -> Outcome | None:
-        """Make the order's tabs on the pool while this thread keeps polling the group.
-
-        With KIP-848 a member hands partitions over only from poll(). A maker that stopped
-        polling for the seconds an order takes would keep every partition it owns: orders there
-        wait for it, and a maker that joins meanwhile gets nothing to do. A record such a poll
-        returns is put back, so polling serves the group without taking a second order.
-        Returns the outcome when a revocation of the order's own partition made `on_revoke`
-        finish it already, else None (commit it).
-        """
-        failure: list[BaseException] = []
-
-        def make() -> None:
+        self._group_metadata = self.consumer.consumer_group_metadata()
+        self._take_settled()
+        self._start_waiting()
+        for (topic, partition), offset in self._lines.ready_to_reread():
             try:
-                self.pool.run(order.tabs_count, self._tab_maker(order), self.stopping)
-            except BaseException as error:  # handed to this thread below
-                failure.append(error)
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exception:
+                # Going on past an uncommitted order would lose it: leave it to the next owner.
+                raise MakerFailed(
+                    f"could not read {topic}[{partition}] again from {offset}: {exception}"
+                ) from exception
 
-        worker = threading.Thread(target=make, name=f"order-{order.order_id}")
-        current = _InProgress(_next_offset(record), worker, failure)
-        self._current = current
-        worker.start()
-        try:
-            while worker.is_alive() and current.settled is None:
-                stray = self.consumer.poll(GROUP_POLL_S)
-                if stray is not None and stray.error() is None:
-                    self._put_back(stray)
-                    worker.join(GROUP_POLL_S)  # records keep coming: don't spin on them
-        finally:
-            worker.join()
-            self._current = None
-        if current.settled is not None:
-            return current.settled
-        if failure:
-            raise failure[0]
-        return None
+    def settle_all(self, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+        """Wait until every order in flight has settled (for a stop or a failure)."""
+        deadline = time.monotonic() + timeout_s
+        for entry in self._lines.unsettled():
+            entry.settled.wait(max(0.0, deadline - time.monotonic()))
+        self._take_settled()
 
     def on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
-        """Rebalance callback: finish and commit the order before its partition is handed over.
-
-        The commit needs the partition to be ours, and it is until this callback returns.
-        """
-        current = self._current
-        if current is None or not any(
-            (p.topic, p.partition) == (current.partition.topic, current.partition.partition)
-            for p in partitions
-        ):
-            return
-        current.worker.join()
-        self._in_rebalance = True
-        try:
-            if current.failure:
-                raise current.failure[0]
-            self._commit(current.partition)
-            current.settled = Outcome.MADE
-        except Halted:
-            self._abort()
-            current.settled = Outcome.INTERRUPTED
-        except (KafkaException, BufferError) as exception:
-            log.warning(
-                "%s: commit before handing over the partition failed: %s", self.name, exception
+        """Rebalance callback: let the orders of these partitions settle before they go."""
+        keys = {(p.topic, p.partition) for p in partitions}
+        self._group_metadata = self.consumer.consumer_group_metadata()
+        for key in keys & set(self._waiting.records):
+            del self._waiting.records[key]
+            self._waiting.reread_from.pop(key, None)
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        in_flight = self._lines.unsettled(keys)
+        if in_flight:
+            log.info(
+                "%s: %d partition(s) revoked with %d order(s) in flight; handing them over once"
+                " those have settled",
+                self.name,
+                len(keys),
+                len(in_flight),
             )
-            self._abort()  # the next owner makes the order again
-            current.settled = Outcome.RETRY
-        finally:
-            self._in_rebalance = False
+        for entry in in_flight:
+            entry.settled.wait(max(0.0, deadline - time.monotonic()))
+        self._take_settled()
+        self._lines.forget(keys)  # the next owner reads them from their committed offsets
 
     def leave_group(self) -> None:
         """The watchdog's last words: hand this maker's partitions over now, not at session expiry.
 
-        Not from inside a rebalance callback: the stuck thread is then in the middle of a poll, and
-        closing a consumer under a running poll is not safe; the session expiry frees them there.
+        The main thread closes the consumer (closing it under a running poll is not safe); when it
+        is itself stuck, the session expiry frees the partitions.
         """
-        if not self._in_rebalance:
-            self.consumer.close()
+        self._leave_requested.set()
+        self._left.wait(LEAVE_TIMEOUT_S)
 
-    def _put_back(self, record: Message) -> None:
-        """A record polled while busy: rewind so that it is taken after this order.
+    def leave_if_asked(self) -> bool:
+        """Called by the main thread between polls: close the consumer if the watchdog asked."""
+        if not self._leave_requested.is_set():
+            return False
+        self.close()
+        return True
 
-        Rewinding (not pausing) because a resumed partition is fetched again only up to a
-        second later in librdkafka, which would add that second to every queued order.
-        """
-        topic, partition, offset = _coordinates(record)
-        where = TopicPartition(topic, partition, offset)
-        self.consumer.seek(where)
+    def close(self) -> None:
+        """Leave the group (once): the partitions move to another maker at once."""
+        if not self._closed:
+            self._closed = True
+            try:
+                self.consumer.close()
+            finally:
+                self._left.set()
 
-    def _tab_maker(self, order: Order) -> Callable[[int, threading.Event], None]:
-        def make_tab(index: int, halt: threading.Event) -> None:
-            if halt.wait(self.tab_seconds):
-                raise Halted
-            tab = Tab.made(order, index, made_at_ns=time.time_ns(), maker=self.name)
-            # Published the moment it is made; the producer is thread-safe.
-            self.producer.produce(
-                self.destinations.deliveries_topic, tab.to_bytes(), key=order.order_id
-            )
+    # ------------------------------------------------------------------ internals
 
-        return make_tab
+    def _fits(self, record: Message) -> bool:
+        if self._in_flight == 0:
+            return True  # an order larger than the maker runs alone, its tabs in waves
+        if self.max_orders_in_flight and self._in_flight >= self.max_orders_in_flight:
+            return False
+        return self._workers_for(record) <= self.max_workers - self._workers_in_use
 
-    def _dead_letter(self, record: Message, rejection: Rejection) -> None:
-        topic, partition, offset = _coordinates(record)
-        payload, is_base64 = dead_letter_payload(record.value())
-        letter = DeadLetter(
-            reason=rejection.reason,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            payload=payload,
-            payload_base64=is_base64,
-            failed_at_ns=time.time_ns(),
-            maker=self.name,
+    def _workers_for(self, record: Message) -> int:
+        parsed = self._parse(record)
+        return min(parsed.tabs_count, self.max_workers) if isinstance(parsed, Order) else 0
+
+    def _parse(self, record: Message) -> Order | Rejection:
+        topic, partition, offset = coordinates(record)
+        return parse_order(record.value(), topic, partition, offset)
+
+    def _start(self, record: Message) -> None:
+        parsed = self._parse(record)
+        is_order = isinstance(parsed, Order)
+        if is_order and not self.taking_orders:
+            return  # not committed: the next maker takes it
+        topic, partition, offset = coordinates(record)
+        workers = min(parsed.tabs_count, self.max_workers) if isinstance(parsed, Order) else 0
+        entry = self._lines.enter((topic, partition), offset, workers)
+        self._workers_in_use += workers
+        self._in_flight += 1
+        self._orders_in_flight += int(is_order)
+        thread = threading.Thread(
+            target=self._make,
+            args=(entry, record, parsed),
+            name=f"order-{topic}[{partition}]@{offset}",
+            daemon=True,
         )
-        self.producer.produce(self.destinations.dlq_topic, letter.to_bytes(), key=record.key())
+        thread.start()
 
-    def _commit(self, next_offset: TopicPartition) -> None:
-        deadline = time.monotonic() + COMMIT_TIMEOUT_S
-        group = self.consumer.consumer_group_metadata()
-        with self.watchdog.guard("committing the transaction", COMMIT_TIMEOUT_S + WATCHDOG_GRACE_S):
-            _retrying(
-                lambda: self.producer.send_offsets_to_transaction(
-                    [next_offset], group, _remaining(deadline)
-                ),
-                deadline,
-            )
-            _retrying(lambda: self.producer.commit_transaction(_remaining(deadline)), deadline)
-
-    def _abort(self) -> None:
+    def _make(self, entry: InFlight, record: Message, parsed: Order | Rejection) -> None:
+        """An order thread: one record, one transaction, one producer of the pool."""
+        outcome: Outcome | None = None
+        failure: MakerFailed | None = None
+        producer = None
         try:
-            with self.watchdog.guard(
-                "aborting the transaction", ABORT_TIMEOUT_S + WATCHDOG_GRACE_S
-            ):
-                self.producer.abort_transaction(ABORT_TIMEOUT_S)
-        except KafkaException as exception:
-            # The broker aborts it after transaction.timeout.ms; this producer is done for.
-            raise MakerFailed(f"could not abort the transaction: {exception}") from exception
+            producer = self._producers.acquire()
+            if producer is None:
+                outcome = Outcome.INTERRUPTED
+            else:
+                outcome = make_in_transaction(self._workshop, producer, record, parsed, entry)
+        except MakerFailed as error:
+            failure = error
+        except ProducerUnavailable as error:
+            failure = MakerFailed(str(error))
+        except Exception as error:  # never lose an order thread silently
+            log.exception("%s: order thread failed", self.name)
+            failure = MakerFailed(f"an order thread failed: {error}")
+        finally:
+            entry.settle(committed=outcome in (Outcome.MADE, Outcome.DEAD_LETTERED))
+            if producer is not None:
+                if failure is None:
+                    self._producers.release(producer)
+                else:
+                    self._producers.discard(producer)
+            self._settled.put(_Settled(entry, isinstance(parsed, Order), outcome, failure))
 
-    def _rewind(self, record: TopicPartition) -> None:
-        """Put the consumer back on the record so that the next poll returns it again.
+    def _take_settled(self) -> None:
+        while True:
+            try:
+                settled = self._settled.get_nowait()
+            except queue.Empty:
+                return
+            self._account(settled)
 
-        No poll ran since the record was taken, so (KIP-848) the partition is still ours.
-        """
-        try:
-            self.consumer.seek(record)
-        except KafkaException as exception:
-            raise MakerFailed(f"could not rewind to the aborted record: {exception}") from exception
+    def _account(self, settled: _Settled) -> None:
+        entry = settled.entry
+        self._lines.leave(entry)
+        self._workers_in_use -= entry.workers
+        self._in_flight -= 1
+        self._orders_in_flight -= int(settled.is_order)
+        where = (entry.key, entry.offset)
+        if settled.failure is not None:
+            self.failure = self.failure or str(settled.failure)
+        elif settled.outcome is Outcome.MADE:
+            self.tally.made += 1
+            self._attempts.pop(where, None)
+        elif settled.outcome is Outcome.DEAD_LETTERED:
+            self.tally.dead_lettered += 1
+            self._attempts.pop(where, None)
+        elif settled.outcome is Outcome.RETRY:
+            self._attempts[where] = self._attempts.get(where, 0) + 1
+            if self._attempts[where] >= MAX_ATTEMPTS:
+                self.failure = self.failure or (
+                    f"giving the order up to the next job after {MAX_ATTEMPTS} attempts"
+                )
 
-
-def _next_offset(record: Message) -> TopicPartition:
-    """The offset after `record`, to commit with it.
-
-    It is what `consumer.position()` holds after polling just this one record, stated explicitly,
-    with the record's leader epoch when the broker gave one (the C binding refuses None).
-    """
-    topic, partition, offset = _coordinates(record)
-    epoch = record.leader_epoch()
-    if epoch is None:
-        return TopicPartition(topic, partition, offset + 1)
-    return TopicPartition(topic, partition, offset + 1, leader_epoch=epoch)
-
-
-def _retrying(call: Callable[[], None], deadline: float) -> None:
-    """Repeat a transactional call while librdkafka says a retry may succeed, until `deadline`."""
-    while True:
-        try:
-            call()
-            return
-        except KafkaException as exception:
-            error = _kafka_error(exception)
-            retriable = error is not None and error.retriable() and not error.txn_requires_abort()
-            if not retriable or time.monotonic() >= deadline:
-                raise
-            log.info("retrying after a retriable error: %s", error)
-
-
-def _remaining(deadline: float) -> float:
-    return max(0.1, deadline - time.monotonic())
-
-
-def _kafka_error(exception: Exception) -> KafkaError | None:
-    error = exception.args[0] if exception.args else None
-    return error if isinstance(error, KafkaError) else None
-
-
-def _coordinates(record: Message) -> tuple[str, int, int]:
-    topic, partition, offset = record.topic(), record.partition(), record.offset()
-    if topic is None or partition is None or offset is None:
-        raise ValueError("a consumed record always has a topic, partition and offset")
-    return topic, partition, offset
+    def _start_waiting(self) -> None:
+        """Start waiting records in polled order while they fit; resume their partitions."""
+        while self._waiting.records:
+            key, record = next(iter(self._waiting.records.items()))
+            if not self._lines.rereading(key) and not self._fits(record):
+                return
+            del self._waiting.records[key]
+            topic, partition = key
+            reread_from = self._waiting.reread_from.pop(key, None)
+            if not self._lines.rereading(key):
+                self._start(record)
+                if reread_from is not None:
+                    self.consumer.seek(TopicPartition(topic, partition, reread_from))
+            self.consumer.resume([TopicPartition(topic, partition)])

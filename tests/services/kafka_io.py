@@ -124,9 +124,13 @@ def committed_offset(topics: TestTopics, partition: int = 0) -> int:
 
 
 def produce(
-    bootstrap: str, topic: str, values: Iterable[bytes | None], key: bytes | None = b"test"
+    bootstrap: str,
+    topic: str,
+    values: Iterable[bytes | None],
+    key: bytes | None = b"test",
+    partition: int = 0,
 ) -> list[int]:
-    """Produce `values` in order to partition 0 and return their offsets once acknowledged."""
+    """Produce `values` in order to `partition` and return their offsets once acknowledged."""
     producer = Producer(
         common_config(KafkaSettings(kafka_bootstrap=bootstrap), "test-producer")
         | {"acks": "all", "enable.idempotence": True, "linger.ms": 0}
@@ -144,7 +148,7 @@ def produce(
         return report
 
     for index, value in enumerate(values):
-        producer.produce(topic, value, key=key, partition=0, on_delivery=delivered(index))
+        producer.produce(topic, value, key=key, partition=partition, on_delivery=delivered(index))
     remaining = producer.flush(30)
     assert not errors, f"could not produce: {errors}"
     assert remaining == 0, f"{remaining} records not acknowledged in 30 s"

@@ -14,15 +14,15 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Consumer, Producer
 
 from medpubsub.kafka_clients import consumer_config, producer_config
-from medpubsub.medicine.maker import Destinations, Maker, Outcome
-from medpubsub.medicine.pool import ThreadPoolController
+from medpubsub.medicine.maker import Destinations, Maker
+from medpubsub.medicine.producers import ProducerPool
 from medpubsub.medicine.watchdog import EXIT_FAILED, Watchdog
 from medpubsub.messages import Order
 
@@ -107,30 +107,35 @@ def test_the_maker_guards_every_commit_and_every_abort(topics: TestTopics) -> No
     # transaction fails and is aborted.
     produce(topics.bootstrap, topics.orders, [order.to_bytes(), b"x" * 3000])
     name = f"watchdog-test-{uuid.uuid4().hex[:8]}"
-    producer = Producer(
-        producer_config(topics.kafka, client_id=name, transactional_id=f"medicine-{name}")
+    producers = ProducerPool(
+        lambda transactional_id: Producer(
+            producer_config(topics.kafka, client_id=name, transactional_id=transactional_id)
+        ),
+        name,
+        stopping=lambda: False,
     )
-    producer.init_transactions(30)
     consumer = Consumer(consumer_config(topics.kafka, client_id=name, group_id=topics.group))
     consumer.subscribe([topics.orders])
     guards = GuardLog()
     maker = Maker(
         name,
         consumer=consumer,
-        producer=producer,
+        producers=producers,
         destinations=Destinations(topics.deliveries, topics.dlq),
-        pool=ThreadPoolController(30),
         tab_seconds=0.1,
+        max_workers=30,
         stopping=lambda: False,
         watchdog=guards,
     )
     try:
-        outcomes = [maker.handle(_next_record(consumer)) for _ in range(2)]
+        # Both records are in flight at once; the poison one commits behind the order.
+        _serve_until(consumer, maker, lambda: len(guards.guarded) >= 3 and not maker.busy)
     finally:
         consumer.close()
 
-    assert outcomes == [Outcome.MADE, Outcome.RETRY]
-    # The poison record's commit fails (guarded) and its transaction is aborted (guarded).
+    assert maker.tally.made == 1
+    assert maker.tally.dead_lettered == 0
+    # The order's commit, the poison record's failed commit, then its abort: each guarded.
     assert guards.guarded == [
         "committing the transaction",
         "committing the transaction",
@@ -138,10 +143,18 @@ def test_the_maker_guards_every_commit_and_every_abort(topics: TestTopics) -> No
     ]
 
 
-def _next_record(consumer: Consumer, timeout_s: float = 30.0) -> Message:
+def _serve_until(
+    consumer: Consumer, maker: Maker, done: Callable[[], bool], timeout_s: float = 30.0
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        record = consumer.poll(0.5)
+        maker.tick()
+        if done():
+            return
+        record = consumer.poll(0.1)
         if record is not None and record.error() is None:
-            return record
-    raise AssertionError(f"no record on the orders topic within {timeout_s} s")
+            maker.offer(record)
+    raise AssertionError(
+        f"the maker did not settle within {timeout_s} s: made {maker.tally.made}, "
+        f"{maker.in_flight} in flight"
+    )

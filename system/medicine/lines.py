@@ -1,0 +1,97 @@
+"""The orders of each partition that are being made, in offset order: who may commit when.
+
+A partition's offsets must be committed in order and never past an order that is not made:
+committing order B's offset while an earlier order A of the same partition is still open would
+skip A for good if A then failed. So an order commits only after the order before it on its
+partition committed; if that one did not, it aborts too, and the partition is read again from the
+first order that was not committed. Every tab takes the same time, so the orders of a partition
+finish in arrival order anyway and the wait is for milliseconds of commit, not for making.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+PartitionKey = tuple[str, int]
+
+
+@dataclass(eq=False)
+class InFlight:
+    """One record being made: where it is, what it holds, and how its transaction ended."""
+
+    key: PartitionKey
+    offset: int
+    workers: int
+    before: InFlight | None  # the previous unsettled order of the same partition
+    settled: threading.Event = field(default_factory=threading.Event)
+    committed: bool = False
+
+    def settle(self, *, committed: bool) -> None:
+        self.committed = committed
+        self.before = None  # nothing further back needs to be kept alive
+        self.settled.set()
+
+    def earlier_committed(self, timeout_s: float) -> bool:
+        """Wait for the order before this one on its partition; True when it committed (or there
+        is none), False when it did not or did not settle within `timeout_s`."""
+        before = self.before
+        if before is None:
+            return True
+        return before.settled.wait(timeout_s) and before.committed
+
+
+class PartitionLines:
+    """The unsettled orders per partition, and where a partition must be read again from.
+
+    Only the maker's main thread calls these methods; order threads only use `InFlight`.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[PartitionKey, list[InFlight]] = {}
+        self._reread_from: dict[PartitionKey, int] = {}
+
+    def enter(self, key: PartitionKey, offset: int, workers: int) -> InFlight:
+        line = self._lines.setdefault(key, [])
+        entry = InFlight(key, offset, workers, before=line[-1] if line else None)
+        line.append(entry)
+        return entry
+
+    def leave(self, entry: InFlight) -> None:
+        """`entry` settled: forget it; an uncommitted one marks its partition to be read again."""
+        line = self._lines.get(entry.key, [])
+        if entry in line:
+            line.remove(entry)
+        if not line:
+            self._lines.pop(entry.key, None)
+        if not entry.committed:
+            known = self._reread_from.get(entry.key)
+            self._reread_from[entry.key] = (
+                entry.offset if known is None else min(known, entry.offset)
+            )
+
+    def unsettled(self, keys: set[PartitionKey] | None = None) -> list[InFlight]:
+        return [
+            entry
+            for key, line in self._lines.items()
+            if keys is None or key in keys
+            for entry in line
+        ]
+
+    def rereading(self, key: PartitionKey) -> bool:
+        """The partition waits to be read again: records polled from it now are dropped."""
+        return key in self._reread_from
+
+    def ready_to_reread(self) -> list[tuple[PartitionKey, int]]:
+        """Partitions whose failed orders have all settled: (partition, offset to read from)."""
+        ready = [
+            (key, offset) for key, offset in self._reread_from.items() if key not in self._lines
+        ]
+        for key, _ in ready:
+            del self._reread_from[key]
+        return ready
+
+    def forget(self, keys: set[PartitionKey]) -> None:
+        """The partitions went to another maker: it reads them from their committed offsets."""
+        for key in keys:
+            self._reread_from.pop(key, None)

@@ -1,0 +1,256 @@
+"""One record made into tabs (or a dead letter) inside one Kafka transaction, on an order thread.
+
+The transaction holds everything the record leads to — every tab, or the dead letter — and the
+consumer group's offset past the record (`send_offsets_to_transaction`). Either all of it becomes
+visible to read_committed readers or none of it: a maker killed mid-order leaves nothing behind
+and the record is still uncommitted, so the next maker makes the whole order again, once. The
+offset is committed only after the previous order of the same partition committed (lines.py).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from medpubsub.medicine.lines import InFlight
+from medpubsub.medicine.pool import Halted, ThreadPoolController
+from medpubsub.medicine.watchdog import Watchdog
+from medpubsub.messages import DeadLetter, Order, Rejection, Tab, dead_letter_payload
+
+log = logging.getLogger("medpubsub.medicine")
+
+# librdkafka retries most transactional requests itself; these bound how long we keep asking. A
+# commit takes milliseconds: one still going after seconds means the coordinator is out of reach,
+# and the broker aborts the transaction soon anyway (transaction.timeout.ms: making time + 8 s).
+COMMIT_TIMEOUT_S = 5.0
+ABORT_TIMEOUT_S = 5.0
+# How long past those bounds the watchdog lets a call block before it ends the process (#5456).
+WATCHDOG_GRACE_S = 2.0
+# How long an order waits for the previous order of its partition to settle before it gives up
+# (that one is bounded by its own making time and commit bound; this only catches a stuck one).
+EARLIER_ORDER_TIMEOUT_S = 90.0
+
+
+class Outcome(enum.Enum):
+    """What became of a record."""
+
+    MADE = "made"  # the order's tabs and offset are committed
+    DEAD_LETTERED = "dead-lettered"  # the dead letter and offset are committed
+    RETRY = "retry"  # aborted after a recoverable error; the partition is read again from it
+    BEHIND = "behind"  # aborted because an earlier order of its partition was not committed
+    INTERRUPTED = "interrupted"  # a stop request came mid-order; the transaction is aborted
+
+
+class MakerFailed(Exception):
+    """The maker cannot go on (fenced, fatal client error, a failed abort): exit non-zero.
+
+    Nothing is lost: the record's offset is not committed, so the next maker takes it again.
+    """
+
+
+@dataclass(frozen=True)
+class Destinations:
+    deliveries_topic: str
+    dlq_topic: str
+
+
+GroupMetadata = Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class Workshop:
+    """What every order's transaction needs from its maker."""
+
+    name: str
+    destinations: Destinations
+    tab_seconds: float
+    group_metadata: GroupMetadata
+    stopping: Callable[[], bool]
+    watchdog: Watchdog
+
+
+def make_in_transaction(
+    workshop: Workshop,
+    producer: Producer,
+    record: Message,
+    parsed: Order | Rejection,
+    line: InFlight,
+) -> Outcome:
+    """Make `record` into tabs or a dead letter on `producer`, and commit it behind its line.
+
+    Raises `MakerFailed` when the producer cannot be used any more.
+    """
+    topic, partition, offset = coordinates(record)
+    started = time.monotonic()
+    try:
+        producer.begin_transaction()
+        if isinstance(parsed, Rejection):
+            _dead_letter(workshop, producer, record, parsed)
+        else:
+            log.info(
+                "%s: making order %s (%d tabs) from %s[%d]@%d",
+                workshop.name,
+                parsed.order_id,
+                parsed.tabs_count,
+                topic,
+                partition,
+                offset,
+            )
+            pool = ThreadPoolController(max(1, line.workers))
+            pool.run(parsed.tabs_count, _tab_maker(workshop, producer, parsed), workshop.stopping)
+        if not line.earlier_committed(EARLIER_ORDER_TIMEOUT_S):
+            log.info(
+                "%s: %s[%d]@%d waits behind an order that was not committed; aborting it",
+                workshop.name,
+                topic,
+                partition,
+                offset,
+            )
+            _abort(workshop, producer)
+            return Outcome.BEHIND
+        _commit(workshop, producer, next_offset(record))
+    except Halted:
+        log.info("%s: stopping mid-order at %s[%d]@%d", workshop.name, topic, partition, offset)
+        _abort(workshop, producer)
+        return Outcome.INTERRUPTED
+    except (KafkaException, BufferError) as exception:
+        error = kafka_error(exception)
+        if error is not None and error.fatal():
+            raise MakerFailed(f"fatal Kafka error: {error}") from exception
+        log.warning(
+            "%s: transaction of %s[%d]@%d failed: %s",
+            workshop.name,
+            topic,
+            partition,
+            offset,
+            exception,
+        )
+        _abort(workshop, producer)
+        if error is not None and error.code() == KafkaError._TIMED_OUT:
+            raise MakerFailed(
+                f"the transaction timed out ({error}): a producer whose coordinator was out of"
+                " reach may never finish another one (librdkafka#5456); the next maker takes"
+                " the order"
+            ) from exception
+        return Outcome.RETRY
+    if isinstance(parsed, Rejection):
+        log.warning(
+            "%s: dead-lettered %s[%d]@%d: %s",
+            workshop.name,
+            topic,
+            partition,
+            offset,
+            parsed.reason,
+        )
+        return Outcome.DEAD_LETTERED
+    log.info(
+        "%s: made order %s (%d tabs) in %.2f s",
+        workshop.name,
+        parsed.order_id,
+        parsed.tabs_count,
+        time.monotonic() - started,
+    )
+    return Outcome.MADE
+
+
+def _tab_maker(
+    workshop: Workshop, producer: Producer, order: Order
+) -> Callable[[int, threading.Event], None]:
+    def make_tab(index: int, halt: threading.Event) -> None:
+        if halt.wait(workshop.tab_seconds):
+            raise Halted
+        tab = Tab.made(order, index, made_at_ns=time.time_ns(), maker=workshop.name)
+        # Published the moment it is made; the producer is thread-safe.
+        producer.produce(workshop.destinations.deliveries_topic, tab.to_bytes(), key=order.order_id)
+
+    return make_tab
+
+
+def _dead_letter(
+    workshop: Workshop, producer: Producer, record: Message, rejection: Rejection
+) -> None:
+    topic, partition, offset = coordinates(record)
+    payload, is_base64 = dead_letter_payload(record.value())
+    letter = DeadLetter(
+        reason=rejection.reason,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        payload=payload,
+        payload_base64=is_base64,
+        failed_at_ns=time.time_ns(),
+        maker=workshop.name,
+    )
+    producer.produce(workshop.destinations.dlq_topic, letter.to_bytes(), key=record.key())
+
+
+def _commit(workshop: Workshop, producer: Producer, offset: TopicPartition) -> None:
+    deadline = time.monotonic() + COMMIT_TIMEOUT_S
+    with workshop.watchdog.guard("committing the transaction", COMMIT_TIMEOUT_S + WATCHDOG_GRACE_S):
+        group = workshop.group_metadata()
+        _retrying(
+            lambda: producer.send_offsets_to_transaction([offset], group, _remaining(deadline)),
+            deadline,
+        )
+        _retrying(lambda: producer.commit_transaction(_remaining(deadline)), deadline)
+
+
+def _abort(workshop: Workshop, producer: Producer) -> None:
+    try:
+        with workshop.watchdog.guard(
+            "aborting the transaction", ABORT_TIMEOUT_S + WATCHDOG_GRACE_S
+        ):
+            producer.abort_transaction(ABORT_TIMEOUT_S)
+    except KafkaException as exception:
+        # The broker aborts it after transaction.timeout.ms; this producer is done for.
+        raise MakerFailed(f"could not abort the transaction: {exception}") from exception
+
+
+def next_offset(record: Message) -> TopicPartition:
+    """The offset after `record`, to commit with it.
+
+    It is what `consumer.position()` holds after polling just this one record, stated explicitly,
+    with the record's leader epoch when the broker gave one (the C binding refuses None).
+    """
+    topic, partition, offset = coordinates(record)
+    epoch = record.leader_epoch()
+    if epoch is None:
+        return TopicPartition(topic, partition, offset + 1)
+    return TopicPartition(topic, partition, offset + 1, leader_epoch=epoch)
+
+
+def _retrying(call: Callable[[], None], deadline: float) -> None:
+    """Repeat a transactional call while librdkafka says a retry may succeed, until `deadline`."""
+    while True:
+        try:
+            call()
+            return
+        except KafkaException as exception:
+            error = kafka_error(exception)
+            retriable = error is not None and error.retriable() and not error.txn_requires_abort()
+            if not retriable or time.monotonic() >= deadline:
+                raise
+            log.info("retrying after a retriable error: %s", error)
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.1, deadline - time.monotonic())
+
+
+def kafka_error(exception: Exception) -> KafkaError | None:
+    error = exception.args[0] if exception.args else None
+    return error if isinstance(error, KafkaError) else None
+
+
+def coordinates(record: Message) -> tuple[str, int, int]:
+    topic, partition, offset = record.topic(), record.partition(), record.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError("a consumed record always has a topic, partition and offset")
+    return topic, partition, offset

@@ -1,0 +1,206 @@
+"""A maker with several orders in flight, against a real broker: as fast as its workers allow,
+and still exactly once on every failure path (a failed order in the middle of a partition, a
+SIGKILL with orders in flight, a revocation with orders in flight).
+
+Assertions are on what Kafka holds (read_committed, as the observer reads) and on the tabs' own
+timestamps, not on the test's wall clock.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from medpubsub.messages import Order, Tab
+
+from .kafka_io import (
+    ReaderFactory,
+    ServiceFactory,
+    TestTopics,
+    committed_offset,
+    create_topics,
+    delete_topics,
+    produce,
+)
+
+TAB_SECONDS = 2.0
+STARTED = r"medicine (?P<name>\S+): taking orders"
+NS = 1_000_000_000
+
+
+def an_order(tabs_count: int) -> Order:
+    return Order(
+        order_id=str(uuid.uuid4()),
+        patient_id="patient-f",
+        tabs_count=tabs_count,
+        ordered_at_ns=time.time_ns(),
+    )
+
+
+def tab_counts(records: list[dict[str, object]]) -> Counter[str]:
+    return Counter(str(record["tab_id"]) for record in records)
+
+
+def expected_tabs(*orders: Order) -> Counter[str]:
+    return Counter(
+        f"{order.order_id}:{index}" for order in orders for index in range(order.tabs_count)
+    )
+
+
+@pytest.fixture
+def four_partitions(medpubsub_kafka: str) -> Iterator[TestTopics]:
+    created = create_topics(medpubsub_kafka, partitions=4)
+    yield created
+    delete_topics(created)
+
+
+def test_orders_of_one_partition_are_made_at_the_same_time(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    orders = [an_order(tabs_count=5) for _ in range(4)]
+    produce(topics.bootstrap, topics.orders, [order.to_bytes() for order in orders])
+    maker = service(
+        "medicine", topics.environment(MEDICINE_MAX_ORDERS=4, MEDICINE_IDLE_TIMEOUT_SECONDS=20)
+    )
+
+    assert maker.wait_exit(timeout_s=40) == 0, maker.output()
+    assert "done after 4 orders and 0 dead letters" in maker.output()
+    committed = reader(topics, topics.deliveries).read_to_end(timeout_s=10)
+    tabs = [Tab.model_validate(record.json()) for record in committed]
+
+    assert tab_counts([record.json() for record in committed]) == expected_tabs(*orders)
+    made = [tab.made_at_ns for tab in tabs]
+    # One partition, four orders, 20 workers of 30: all four in flight at once. One after the
+    # other, the last tab would be made 6 s after the first.
+    assert max(made) - min(made) < 1 * NS
+    assert committed_offset(topics) == 4
+
+
+def test_an_order_that_does_not_fit_waits_for_free_workers_then_starts_at_once(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    first, second = an_order(tabs_count=8), an_order(tabs_count=8)
+    produce(topics.bootstrap, topics.orders, [first.to_bytes(), second.to_bytes()])
+    maker = service(
+        "medicine",
+        topics.environment(
+            MEDICINE_MAX_WORKERS=10, MEDICINE_MAX_ORDERS=2, MEDICINE_IDLE_TIMEOUT_SECONDS=20
+        ),
+    )
+
+    assert maker.wait_exit(timeout_s=40) == 0, maker.output()
+    committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(10)]
+    made = {
+        order.order_id: [
+            int(str(r["made_at_ns"])) for r in committed if r["order_id"] == order.order_id
+        ]
+        for order in (first, second)
+    }
+
+    assert tab_counts(committed) == expected_tabs(first, second)
+    # 8 + 8 tabs do not fit in 10 workers: the second order starts when the first releases its
+    # workers, one tab time later, and not much more.
+    gap_s = (min(made[second.order_id]) - max(made[first.order_id])) / NS
+    assert TAB_SECONDS * 0.9 <= gap_s < TAB_SECONDS + 1.0, gap_s
+
+
+def test_one_order_at_a_time_when_so_configured(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    orders = [an_order(tabs_count=1) for _ in range(2)]
+    produce(topics.bootstrap, topics.orders, [order.to_bytes() for order in orders])
+    maker = service(
+        "medicine",
+        topics.environment(
+            MEDICINE_MAX_ORDERS_IN_FLIGHT=1, MEDICINE_MAX_ORDERS=2, MEDICINE_IDLE_TIMEOUT_SECONDS=20
+        ),
+    )
+
+    assert maker.wait_exit(timeout_s=40) == 0, maker.output()
+    committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(10)]
+    made = sorted(int(str(record["made_at_ns"])) for record in committed)
+
+    assert tab_counts(committed) == expected_tabs(*orders)
+    assert made[1] - made[0] >= TAB_SECONDS * 0.9 * NS  # the previous behaviour, for the bench
+
+
+@pytest.mark.parametrize("topics", [{"max.message.bytes": "2000"}], indirect=True)
+def test_a_failed_order_holds_back_the_later_ones_of_its_partition_and_nothing_is_skipped(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    # Offset 1's dead letter is larger than the DLQ accepts: its transaction fails every time.
+    # The order after it is made meanwhile, but must not commit past it.
+    before, after = an_order(tabs_count=2), an_order(tabs_count=2)
+    produce(topics.bootstrap, topics.orders, [before.to_bytes(), b"x" * 3000, after.to_bytes()])
+    maker = service(
+        "medicine", topics.environment(MEDICINE_MAX_ORDERS=0, MEDICINE_IDLE_TIMEOUT_SECONDS=20)
+    )
+
+    assert maker.wait_exit(timeout_s=60) == 1, maker.output()
+    assert "giving the order up to the next job after 3 attempts" in maker.output()
+    assert "waits behind an order that was not committed" in maker.output()
+    assert "Traceback" not in maker.output()
+    committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(10)]
+
+    assert tab_counts(committed) == expected_tabs(before)
+    assert committed_offset(topics) == 1  # the poison record and the order after it stay
+
+
+def test_a_maker_killed_with_orders_in_flight_leaves_nothing_and_the_next_makes_each_once(
+    four_partitions: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    topics = four_partitions
+    # Two orders per partition, all in flight at once (24 tabs of 30 workers).
+    orders = [an_order(tabs_count=3) for _ in range(8)]
+    for index, order in enumerate(orders):
+        produce(topics.bootstrap, topics.orders, [order.to_bytes()], partition=index % 4)
+    settings = {"MEDICINE_MAX_ORDERS": 0, "MEDICINE_IDLE_TIMEOUT_SECONDS": 5}
+    first = service("medicine", topics.environment(**settings))
+    first_name = first.wait_for_output(STARTED, timeout_s=15)["name"]
+    first.wait_for_output(r"making order(.|\n)*making order(.|\n)*making order", timeout_s=20)
+
+    assert first.signal_and_wait(signal.SIGKILL, timeout_s=5) == -signal.SIGKILL
+    second = service("medicine", topics.environment(**settings))
+    second_name = second.wait_for_output(STARTED, timeout_s=15)["name"]
+    assert second.wait_exit(timeout_s=60) == 0, second.output()
+    committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(30)]
+
+    assert tab_counts(committed) == expected_tabs(*orders)
+    # Whatever the first maker had made was aborted with it: every visible tab is the second's.
+    assert {record["maker"] for record in committed} == {second_name} != {first_name}
+    assert [committed_offset(topics, partition) for partition in range(4)] == [2, 2, 2, 2]
+
+
+def test_a_revocation_with_orders_in_flight_hands_over_nothing_twice(
+    four_partitions: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    topics = four_partitions
+    settings = {"MEDICINE_MAX_ORDERS": 0, "MEDICINE_IDLE_TIMEOUT_SECONDS": 8}
+    first = service("medicine", topics.environment(**settings))
+    first.wait_for_output(STARTED, timeout_s=15)
+    orders: list[Order] = []
+
+    def place(count: int) -> None:
+        for _ in range(count):
+            order = an_order(tabs_count=2)
+            produce(topics.bootstrap, topics.orders, [order.to_bytes()], partition=len(orders) % 4)
+            orders.append(order)
+
+    place(8)
+    first.wait_for_output(r"making order", timeout_s=20)
+    # A second maker joins while the first has orders in flight on every partition: some of
+    # them are revoked from it mid-order.
+    second = service("medicine", topics.environment(**settings))
+    second.wait_for_output(STARTED, timeout_s=15)
+    place(8)  # the group now shares the partitions
+    for maker in (first, second):
+        assert maker.wait_exit(timeout_s=60) == 0, maker.output()
+    committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(30)]
+
+    assert tab_counts(committed) == expected_tabs(*orders)
+    assert sum(committed_offset(topics, partition) for partition in range(4)) == 16
