@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_medpubsub.k8s.dockerfiles import SERVICES, dockerfile_findings, parse
+from pytest_medpubsub.k8s.dockerfiles import (
+    SERVICES,
+    default_base_image,
+    dockerfile_findings,
+    parse,
+)
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -17,6 +22,11 @@ PROJECT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_service_dockerfiles_pass(service: str) -> None:
     assert [str(f) for f in dockerfile_findings(PROJECT, service)] == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_official_base_is_the_default_of_the_base_argument(service: str) -> None:
+    assert default_base_image(PROJECT, service) == "python:3.11.13-slim-bookworm"
 
 
 def test_continuation_lines_and_comments_are_one_instruction() -> None:
@@ -46,10 +56,21 @@ def break_patient(checkout: Path, old: str, new: str) -> str:
 
 
 BROKEN = [
-    ("latest-base", "FROM python:3.11.13-slim-bookworm", "FROM python:latest", "dockerfile.from"),
-    ("untagged-base", "FROM python:3.11.13-slim-bookworm", "FROM python", "dockerfile.from"),
-    ("version-less-tag", "FROM python:3.11.13-slim-bookworm", "FROM python:slim",
+    ("latest-base", "BASE_IMAGE=python:3.11.13-slim-bookworm", "BASE_IMAGE=python:latest",
      "dockerfile.from"),
+    ("untagged-base", "BASE_IMAGE=python:3.11.13-slim-bookworm", "BASE_IMAGE=python",
+     "dockerfile.from"),
+    ("version-less-tag", "BASE_IMAGE=python:3.11.13-slim-bookworm", "BASE_IMAGE=python:slim",
+     "dockerfile.from"),
+    ("no-default-base", "ARG BASE_IMAGE=python:3.11.13-slim-bookworm", "ARG BASE_IMAGE",
+     "dockerfile.from"),
+    ("undeclared-argument", "ARG BASE_IMAGE=python:3.11.13-slim-bookworm", "",
+     "dockerfile.from"),
+    ("argument-after-from", "ARG BASE_IMAGE=python:3.11.13-slim-bookworm\nFROM ${BASE_IMAGE}",
+     "FROM ${BASE_IMAGE}\nARG BASE_IMAGE=python:3.11.13-slim-bookworm", "dockerfile.from"),
+    ("fixed-base", "FROM ${BASE_IMAGE}", "FROM python:3.11.13-slim-bookworm", "dockerfile.base"),
+    ("another-argument", "ARG BASE_IMAGE=python:3.11.13-slim-bookworm\nFROM ${BASE_IMAGE}",
+     "ARG PYTHON=python:3.11.13-slim-bookworm\nFROM ${PYTHON}", "dockerfile.base"),
     ("root", "USER 10001:10001", "USER root", "dockerfile.user"),
     ("uid-0", "USER 10001:10001", "USER 0", "dockerfile.user"),
     ("named-user", "USER 10001:10001", "USER app", "dockerfile.user"),

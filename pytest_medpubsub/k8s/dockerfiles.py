@@ -2,7 +2,12 @@
 
 Rules (identifiers in brackets):
 
-- [dockerfile.from] every base image has a version tag (not `latest`) or a digest;
+- [dockerfile.from] every base image has a version tag (not `latest`) or a digest; a base named
+  by a build argument (`FROM ${BASE_IMAGE}`) is judged by the argument's default, which must exist
+  (a plain `docker build` uses it);
+- [dockerfile.base] the base is the build argument `BASE_IMAGE` (`ARG BASE_IMAGE=<official>` then
+  `FROM ${BASE_IMAGE}`): where the official image cannot be pulled, the harness builds on a base
+  of its own by passing `--build-arg BASE_IMAGE=...`, without editing the Dockerfile;
 - [dockerfile.user] the last `USER` is a numeric, non-root uid (runAsNonRoot can only verify a
   numeric one);
 - [dockerfile.packages] `pip install` installs only pinned (`==`) runtime packages of the services,
@@ -31,6 +36,7 @@ from pathlib import Path
 from pytest_medpubsub.k8s.findings import Finding
 
 SERVICES = ("patient", "medicine")
+BASE_ARG = "BASE_IMAGE"
 PACKAGE = "medpubsub"
 SYSTEM_DIR = "system"
 # What each allowed distribution puts on the import path (its own modules and its dependencies).
@@ -42,6 +48,7 @@ PROVIDES: dict[str, frozenset[str]] = {
     "pydantic-settings": frozenset({"pydantic_settings", "dotenv"}),
 }
 PIP = re.compile(r"pip[0-9.]*")
+VARIABLE = re.compile(r"^\$(?:\{(\w+)\}|(\w+))$")
 OS_PACKAGE_MANAGERS = re.compile(r"\b(apt-get|apt|apk|yum|dnf|microdnf)\s+(install|add)\b")
 
 
@@ -90,12 +97,29 @@ def dockerfile_findings(project_dir: Path, service: str) -> list[Finding]:
     def broken(rule: str, message: str) -> None:
         findings.append(Finding(subject, rule, message))
 
+    arguments = build_arguments(instructions)
     stages: set[str] = set()
-    for instruction in _of(instructions, "FROM"):
+    for index, instruction in enumerate(_of(instructions, "FROM")):
+        image = _from_image(instruction)
         words = instruction.arguments.split()
-        image = next((word for word in words if not word.startswith("--")), "")
         if "AS" in (word.upper() for word in words):
             stages.add(words[-1].lower())
+        variable = VARIABLE.match(image)
+        if index == 0 and (variable is None or BASE_ARG not in variable.groups()):
+            broken(
+                "dockerfile.base",
+                f"line {instruction.line}: the base must be FROM ${{{BASE_ARG}}} (with ARG "
+                f"{BASE_ARG}=<official image>), so that another base can be passed at build time",
+            )
+        if variable is not None:
+            name = variable.group(1) or variable.group(2)
+            if name not in arguments:
+                broken("dockerfile.from", f"line {instruction.line}: no ARG {name} before FROM")
+                continue
+            if arguments[name] is None:
+                broken("dockerfile.from", f"ARG {name} has no default for a plain docker build")
+                continue
+            image = str(arguments[name])
         if image.lower() in stages:
             continue
         if not _pinned(image):
@@ -137,6 +161,29 @@ def dockerfile_findings(project_dir: Path, service: str) -> list[Finding]:
     for module, importer in _missing_imports(project_dir, service, copied, modules):
         broken("dockerfile.imports", f"{importer} imports {module}, which the image does not have")
     return findings
+
+
+def build_arguments(instructions: Iterable[Instruction]) -> dict[str, str | None]:
+    """The `ARG`s declared before the first `FROM` (those a `FROM` may use), with defaults."""
+    arguments: dict[str, str | None] = {}
+    for instruction in instructions:
+        if instruction.keyword == "FROM":
+            break
+        if instruction.keyword == "ARG":
+            for word in shlex.split(instruction.arguments):
+                name, separator, default = word.partition("=")
+                arguments[name] = default if separator else None
+    return arguments
+
+
+def default_base_image(project_dir: Path, service: str) -> str | None:
+    """The default of the service's `ARG BASE_IMAGE`: the official base (None without one)."""
+    path = dockerfile_path(project_dir, service)
+    return build_arguments(parse(path.read_text(encoding="utf-8"))).get(BASE_ARG)
+
+
+def _from_image(instruction: Instruction) -> str:
+    return next((word for word in instruction.arguments.split() if not word.startswith("--")), "")
 
 
 def _of(instructions: Iterable[Instruction], keyword: str) -> Iterator[Instruction]:
