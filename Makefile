@@ -16,7 +16,7 @@ DEMO_ARGS ?= --patients 2 --duration 45
 .PHONY: help install kafka-jars demo test lint manifests clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(INSTALLED): pyproject.toml $(SOURCES)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "medpubsub needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
@@ -63,3 +63,20 @@ kustomize: ## make sure kustomize is available (installs it into .venv/bin with 
 
 clean: ## remove the venv and build output (the Kafka jar cache stays in the user cache)
 	rm -rf $(VENV) build .medpubsub .pytest_cache .mypy_cache .ruff_cache
+
+# A single-node kubeadm cluster built on this machine, for where kind cannot run (no privileged
+# Docker): see docs/kubernetes.md. Binaries and images are cached under ~/.cache/medpubsub/here.
+HERE := $(BIN)/python -m pytest_medpubsub.here
+.PHONY: here-root cluster-here cluster-here-down e2e-here
+here-root:
+	@test "$$(id -u)" = 0 || { echo "this target must run as root: it changes iptables, mounts and /etc/kubernetes" >&2; exit 2; }
+
+cluster-here: here-root install ## build (cached) and start a single-node kubeadm cluster here; prints its kubeconfig
+	$(HERE) up
+
+cluster-here-down: here-root install ## stop that cluster, remove what it changed on the host, check nothing is left
+	$(HERE) down
+	$(HERE) check-clean
+
+e2e-here: here-root install ## cluster-here, the scenarios and chaos/kill-medicine.json on it, then down (always)
+	$(HERE) e2e --report build/e2e-report

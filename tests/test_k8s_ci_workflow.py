@@ -48,3 +48,27 @@ def test_the_e2e_job_runs_the_scenarios_on_kind_and_always_uploads(jobs: dict[st
     assert upload["if"] == "always()"
     assert upload["with"]["path"] == "build/report"
     assert all(job.get("timeout-minutes") for job in jobs.values())
+
+
+def test_the_e2e_here_job_builds_a_cluster_on_the_runner_and_runs_the_scenarios(
+    jobs: dict[str, Any],
+) -> None:
+    here = jobs["e2e-here"]
+    assert here["needs"] == "test"
+    command = next(run for run in runs(here) if "make e2e-here" in run)
+    assert command.startswith("sudo ")  # root, but no privileged Docker
+    assert "MEDPUBSUB_CACHE_DIR=$HOME/.cache/medpubsub" in command
+    assert uses(here, "actions/setup-go")["with"]["go-version"] == "1.26"
+    assert uses(here, "actions/setup-java")["with"]["java-version"] == "17"
+    cached = uses(here, "actions/cache")["with"]["path"]
+    assert "~/.cache/medpubsub" in cached
+    assert "~/go/pkg/mod" in cached
+    upload = uses(here, "actions/upload-artifact")
+    assert upload["if"] == "always()"
+    assert upload["with"]["path"] == "build/e2e-report"
+
+
+def test_the_ci_script_runs_e2e_here_after_the_tests() -> None:
+    script = (WORKFLOW.parents[2] / ".ci" / "run").read_text().splitlines()
+    commands = [line.strip() for line in script if line.strip().startswith("make ")]
+    assert commands[-2:] == ["make test", "make e2e-here"]

@@ -1,0 +1,162 @@
+"""`make e2e-here`: the cluster up, the scenarios and the maker-killing chaos experiment on it,
+then everything down again, whatever happened (the exit status is the tests').
+
+The broker is the embedded one, run on the host's own address (pods reach it there, through the
+selectorless `medpubsub-kafka-bootstrap` Service the existing platform makes for
+`--medpubsub-kafka`). The last pytest run keeps the system up (`--medpubsub-keep`) so that the
+chaos experiment finds its patient Deployment and the ScaledJob's makers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from pytest_medpubsub import processes, progress
+from pytest_medpubsub.here import cluster, kube, teardown
+from pytest_medpubsub.here.commands import HereError
+from pytest_medpubsub.here.layout import Layout
+from pytest_medpubsub.here.state import ClusterState
+from pytest_medpubsub.waiting import WaitTimeout, wait_until
+
+SCENARIOS = (
+    "scenarios/test_steady_state.py",
+    "scenarios/test_step_ramp.py",
+    "scenarios/test_maker_killed.py",
+    "scenarios/test_backlog_drain.py",
+)
+CHAOS_EXPERIMENT = "chaos/kill-medicine.json"
+NAMESPACE = "medpubsub"
+BROKER_TIMEOUT_S = 180.0
+PYTEST_TIMEOUT_S = 2700.0
+CHAOS_TIMEOUT_S = 1200.0
+STEADY_BEFORE_CHAOS_S = 30.0
+
+
+def run(layout: Layout, report: str, keep: bool = False) -> int:
+    started = time.monotonic()
+    report_dir = Path(report).resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    status = 1
+    with ExitStack() as cleanup:
+        if not keep:
+            cleanup.callback(_down, layout)
+        result = cluster.up(layout)
+        progress.say(f"cluster ready in {result.seconds:.1f} s; kubeconfig {layout.kubeconfig}")
+        bootstrap = _start_broker(layout, result.state, cleanup)
+        env = dict(os.environ, KUBECONFIG=str(layout.kubeconfig))
+        status = _pytest(result.state, bootstrap, report_dir, env)
+        chaos = _chaos(bootstrap, report_dir, env)
+        status = status or chaos
+    took = time.monotonic() - started
+    progress.say(f"e2e-here finished in {took:.0f} s with exit status {status}")
+    return status
+
+
+def _down(layout: Layout) -> None:
+    try:
+        teardown.down(layout)
+    except HereError as error:
+        progress.say(f"warning: teardown: {error}")
+    for line in teardown.leftovers(layout):
+        progress.say(f"warning: left after teardown: {line}")
+
+
+def _start_broker(layout: Layout, state: ClusterState, cleanup: ExitStack) -> str:
+    """`medpubsub kafka` on the host's address; stopped (by pid) when the run ends."""
+    log = layout.root / "logs" / "e2e-kafka.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    medpubsub = Path(sys.executable).with_name("medpubsub")
+    broker = processes.spawn([str(medpubsub), "kafka", "--host", state.address], log_path=log)
+    cleanup.callback(_stop_broker, broker)
+
+    def bootstrap() -> str:
+        if broker.poll() is not None:
+            raise HereError(f"the broker exited with status {broker.returncode} (log: {log})")
+        lines = [line for line in log.read_text().splitlines() if line.startswith("bootstrap=")]
+        return lines[-1].removeprefix("bootstrap=") if lines else ""
+
+    with progress.step(f"starting the embedded broker on {state.address}"):
+        try:
+            found = wait_until(
+                bootstrap, bool, BROKER_TIMEOUT_S, "the broker to print bootstrap=", 0.5
+            )
+        except WaitTimeout as error:
+            raise HereError(f"{error} (log: {log})") from None
+    progress.say(f"broker at {found} (pid {broker.pid})")
+    return found
+
+
+def _stop_broker(broker: subprocess.Popen[bytes]) -> None:
+    with progress.step(f"stopping the broker (pid {broker.pid})"):
+        processes.stop(broker, grace_s=30)
+
+
+def _pytest(state: ClusterState, bootstrap: str, report_dir: Path, env: dict[str, str]) -> int:
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--medpubsub-cluster=existing",
+        f"--medpubsub-kafka={bootstrap}",
+        f"--medpubsub-keda-manifest={state.keda_manifest}",
+        f"--medpubsub-containerd={state.containerd_socket}",
+        f"--medpubsub-report={report_dir}",
+        "--medpubsub-keep",  # the chaos experiment runs against the system afterwards
+        *SCENARIOS,
+    ]
+    progress.say("running: " + " ".join(args[2:]))
+    try:
+        return subprocess.run(args, env=env, timeout=PYTEST_TIMEOUT_S, check=False).returncode
+    except subprocess.TimeoutExpired:
+        progress.say(f"the scenarios did not finish within {PYTEST_TIMEOUT_S:g} s")
+        return 1
+
+
+def _chaos(bootstrap: str, report_dir: Path, env: dict[str, str]) -> int:
+    """`chaos run` on the kept system, with one patient ordering (the hypothesis needs load)."""
+    kubeconfig = Path(env["KUBECONFIG"])
+    try:
+        kube.kubectl(kubeconfig, "-n", NAMESPACE, "scale", "deployment/patient", "--replicas=1")
+        kube.kubectl(
+            kubeconfig, "-n", NAMESPACE, "rollout", "status", "deployment/patient",
+            "--timeout=120s", timeout_s=150,
+        )  # fmt: skip
+    except HereError as error:
+        progress.say(f"the system is not up for the chaos experiment: {error}")
+        return 1
+    with progress.step(f"letting one patient order for {STEADY_BEFORE_CHAOS_S:g} s"):
+        time.sleep(STEADY_BEFORE_CHAOS_S)
+    journal = report_dir / "chaos-kill-medicine.json"
+    chaos = Path(sys.executable).with_name("chaos")
+    args = [
+        str(chaos), "--no-version-check", "--log-file", str(report_dir / "chaos.log"),
+        "run", "--journal-path", str(journal), CHAOS_EXPERIMENT,
+    ]  # fmt: skip
+    chaos_env = dict(env, MEDPUBSUB_KAFKA_BOOTSTRAP=bootstrap, MEDPUBSUB_NAMESPACE=NAMESPACE)
+    with progress.step(f"chaos run {CHAOS_EXPERIMENT}"):
+        try:
+            subprocess.run(args, env=chaos_env, timeout=CHAOS_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            progress.say(f"the chaos experiment did not finish within {CHAOS_TIMEOUT_S:g} s")
+            return 1
+    return _judge(journal)
+
+
+def _judge(journal: Path) -> int:
+    try:
+        record = json.loads(journal.read_text())
+    except (OSError, ValueError):
+        progress.say(f"the chaos experiment wrote no journal at {journal}")
+        return 1
+    status, deviated = record.get("status"), record.get("deviated")
+    progress.say(f"chaos: status {status}, deviated {deviated} (journal: {journal})")
+    return 0 if status == "completed" and not deviated else 1
