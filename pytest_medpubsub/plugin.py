@@ -30,8 +30,8 @@ from pytest_medpubsub.slo import SloResult, SloSpec, evaluate
 from pytest_medpubsub.system import MedpubsubSystem
 
 _SLO_INI = {
-    "p95_s": ("medpubsub_slo_p95_s", "default p95 order latency bound in seconds", "5.0"),
-    "p99_s": ("medpubsub_slo_p99_s", "default p99 order latency bound in seconds", "8.0"),
+    "p95_s": ("medpubsub_slo_p95_s", "default p95 order latency bound in seconds", "3.0"),
+    "p99_s": ("medpubsub_slo_p99_s", "default p99 order latency bound in seconds", "4.0"),
     "max_lost": ("medpubsub_slo_max_lost", "default number of lost orders allowed", "0"),
     "max_duplicates": ("medpubsub_slo_max_duplicates", "default duplicate tabs allowed", "0"),
 }
@@ -237,7 +237,7 @@ def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
     drain_timeout_s = float(str(item.config.getini(_DRAIN_INI[0])))
     spec = _slo_spec(item)
     summary = system.finish(drain_timeout_s, spec.scale_in_within_s)
-    result = evaluate(summary, spec)
+    result = evaluate(summary, spec, system.warm_makers)
     path = write_report(system.report_dir, summary, result, extra=system.attachments)
     for name, value in junit_properties(summary, result):
         item.user_properties.append((name, value))

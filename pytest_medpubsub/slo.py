@@ -25,14 +25,15 @@ class SloSpec(BaseModel):
 
     Scale-out: at least `min_jobs` makers within `scale_out_within_s` of the load step (the first
     sample where patients reached their maximum); `min_jobs` alone checks the peak only.
-    Scale-in: no maker left within `scale_in_within_s` of the load's end (the first sample where
-    patients dropped to 0 after being above it).
+    Scale-in: back to the warm makers (the ScaledJob's `minReplicaCount`, given to `evaluate`)
+    within `scale_in_within_s` of the load's end (the first sample where patients dropped to 0
+    after being above it).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    p95_s: Seconds | None = 5.0
-    p99_s: Seconds | None = 8.0
+    p95_s: Seconds | None = 3.0
+    p99_s: Seconds | None = 4.0
     max_lost: Count = 0
     max_duplicates: Count = 0
     min_jobs: Annotated[int, Field(ge=1)] | None = None
@@ -138,8 +139,9 @@ class SloResult(BaseModel):
         return "\n".join(lines)
 
 
-def evaluate(summary: Summary, spec: SloSpec) -> SloResult:
-    """Check `summary` against every objective `spec` switches on."""
+def evaluate(summary: Summary, spec: SloSpec, warm_makers: int = 0) -> SloResult:
+    """Check `summary` against every objective `spec` switches on; scale-in ends at
+    `warm_makers`, the makers the platform keeps running at rest."""
     checks = [_orders_check(summary, spec.min_orders)]
     if spec.p95_s is not None:
         checks.append(_latency_check("latency_p95", summary.latency_s, "p95", spec.p95_s))
@@ -155,7 +157,7 @@ def evaluate(summary: Summary, spec: SloSpec) -> SloResult:
                 _scale_out_check(summary.timeline, spec.min_jobs, spec.scale_out_within_s)
             )
     if spec.scale_in_within_s is not None:
-        checks.append(_scale_in_check(summary.timeline, spec.scale_in_within_s))
+        checks.append(_scale_in_check(summary.timeline, spec.scale_in_within_s, warm_makers))
     return SloResult(passed=all(check.passed for check in checks), checks=checks, spec=spec)
 
 
@@ -239,22 +241,25 @@ def _scale_out_check(timeline: Sequence[TimelineSample], minimum: int, within_s:
     )
 
 
-def _scale_in_check(timeline: Sequence[TimelineSample], within_s: float) -> SloCheck:
-    """Seconds from the load's end to the sample from which no maker was left until the end."""
-    required = f"0 makers within {within_s:g} s of the load's end"
+def _scale_in_check(
+    timeline: Sequence[TimelineSample], within_s: float, warm_makers: int = 0
+) -> SloCheck:
+    """Seconds from the load's end to the sample from which no more than the warm makers were
+    left until the end."""
+    required = f"{warm_makers} makers within {within_s:g} s of the load's end"
     end = load_end_ns(timeline)
     if end is None:
         return _unmeasured("scale_in", "the load never ended (patients never back to 0)", required)
     after = [s for s in timeline if s.t_ns >= end and s.jobs is not None]
     if not after:
         return _unmeasured("scale_in", "no job samples after the load's end", required)
-    if after[-1].jobs != 0:
+    if (after[-1].jobs or 0) > warm_makers:
         seconds = (after[-1].t_ns - end) / NS_PER_S
         return _unmeasured(
             "scale_in", f"{after[-1].jobs} makers still running {seconds:.1f} s after", required
         )
     settled = len(after)
-    while settled > 0 and after[settled - 1].jobs == 0:
+    while settled > 0 and (after[settled - 1].jobs or 0) <= warm_makers:
         settled -= 1
     delay_s = (after[settled].t_ns - end) / NS_PER_S
     return SloCheck(

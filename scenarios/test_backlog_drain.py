@@ -27,7 +27,7 @@ def test_a_backlog_is_drained_once_makers_may_run(medpubsub_system: MedpubsubSys
         assert medpubsub_system.medicine_jobs() == 0
     finally:
         medpubsub_system.platform.pause_scaling(False)
-    # With lagThreshold 1 and the partition cap, KEDA starts one maker per queued order at once.
+    # KEDA starts the warm floor at its first poll, then one maker per lagThreshold queued orders.
     medpubsub_system.wait_for_jobs(
         lambda jobs: jobs >= min(backlog, 5), 30, "makers for the backlog"
     )

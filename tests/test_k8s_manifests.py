@@ -257,14 +257,31 @@ BROKEN: list[tuple[str, Mutation, str, str]] = [
      "wiring.bootstrap"),
     ("too-many-makers", lambda o: find(o, "ScaledJob", "medicine")["spec"].update(
         {"maxReplicaCount": 100}), MAKERS, "wiring.partitions"),
-    ("too-few-makers", lambda o: find(o, "ScaledJob", "medicine")["spec"].update(
-        {"maxReplicaCount": 10}), MAKERS, "wiring.partitions"),
+    ("a-member-without-partition", lambda o: find(o, "ScaledJob", "medicine")["spec"].update(
+        {"maxReplicaCount": 41}), MAKERS, "wiring.partitions"),
+    ("no-room-to-scale", lambda o: find(o, "ScaledJob", "medicine")["spec"].update(
+        {"maxReplicaCount": 2}), MAKERS, "wiring.partitions"),
+    ("overshooting-strategy", lambda o: find(o, "ScaledJob", "medicine")["spec"][
+        "scalingStrategy"].update({"strategy": "custom", "customScalingQueueLengthDeduction": -8,
+                                   "customScalingRunningJobPercentage": "1"}), MAKERS,
+     "wiring.partitions"),
+    ("percentage-below-one", lambda o: find(o, "ScaledJob", "medicine")["spec"][
+        "scalingStrategy"].update({"strategy": "custom",
+                                   "customScalingRunningJobPercentage": "0.5"}), MAKERS,
+     "wiring.partitions"),
     ("few-partitions", lambda o: find(o, "KafkaTopic", "tabs-orders")["spec"].update(
         {"partitions": 6}), MAKERS, "wiring.partitions"),
     ("job-storm", lambda o: trigger(o).update({"offsetResetPolicy": "latest"}), MAKERS,
      "wiring.trigger"),
-    ("lag-threshold", lambda o: trigger(o).update({"lagThreshold": "5"}), MAKERS,
-     "wiring.trigger"),
+    ("more-lag-than-a-maker-holds", lambda o: trigger(o).update({"lagThreshold": "5"}), MAKERS,
+     "wiring.capacity"),
+    ("too-few-workers", lambda o: set_env(maker_pod(o)["containers"][0], "MEDICINE_MAX_WORKERS",
+                                          "60"), MAKERS, "wiring.capacity"),
+    ("one-order-at-a-time", lambda o: set_env(maker_pod(o)["containers"][0],
+                                              "MEDICINE_MAX_ORDERS_IN_FLIGHT", "1"), MAKERS,
+     "wiring.capacity"),
+    ("cold-start", lambda o: find(o, "ScaledJob", "medicine")["spec"].update(
+        {"minReplicaCount": 0}), MAKERS, "wiring.capacity"),
     ("bad-trigger-value", lambda o: trigger(o).update({"lagThreshold": "one"}), MAKERS,
      "wiring.trigger"),
     ("too-fast-tabs", lambda o: set_env(maker_pod(o)["containers"][0], "MEDICINE_TAB_SECONDS",

@@ -298,7 +298,7 @@ def test_the_result_json_has_the_report_keys() -> None:
     assert document["checks"][1] == {
         "name": "latency_p95",
         "measured": 2.5,
-        "required": "≤ 5 s",
+        "required": "≤ 3 s",
         "passed": True,
     }
 
@@ -337,3 +337,18 @@ def test_marker_mistakes_are_one_sentence(
     with pytest.raises(ValueError, match=message) as raised:
         SloSpec.from_marker(args, kwargs)
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("warm_makers", "measured", "passed"),
+    [
+        (2, 6.0, True),  # back to the floor 6 s after the load's end, and it stays there
+        (3, 3.0, True),
+        (0, "2 makers still running 12.0 s after", False),  # the floor is not zero
+    ],
+)
+def test_scale_in_ends_at_the_warm_floor(warm_makers: int, measured: object, passed: bool) -> None:
+    samples = timeline((0, 3, 6), (10, 0, 6), (13, 0, 3), (16, 0, 2), (22, 0, 2))
+    result = evaluate(summary_of(samples=samples), SloSpec(scale_in_within_s=10), warm_makers)
+
+    assert check(result, "scale_in") == (measured, passed)

@@ -15,12 +15,16 @@ catch that before a cluster does:
   service (`<kafka>-kafka-bootstrap.<namespace>.svc:<plain port>`);
 - [wiring.trigger] the trigger parses as KEDA parses it, names the makers' orders topic, counts
   real backlog for a group with no commits (`offsetResetPolicy: earliest` or
-  `scaleToZeroOnInvalidOffset`), keeps the partition cap and counts one job per queued order
-  (`lagThreshold: 1`: a maker makes one order at a time);
+  `scaleToZeroOnInvalidOffset`) and keeps the partition cap;
+- [wiring.capacity] a maker can hold what KEDA sizes it for: `lagThreshold` orders of the largest
+  size fit in its `MEDICINE_MAX_WORKERS` (and in `MEDICINE_MAX_ORDERS_IN_FLIGHT` when set), and
+  `minReplicaCount` keeps at least one warm maker, so no first order waits for a cold start;
 - [wiring.group] the trigger's `consumerGroup` is the makers' `MEDICINE_GROUP_ID`;
-- [wiring.partitions] `maxReplicaCount` is at least 30 and at most the orders topic's partitions
-  + 1 (KEDA caps the lag at one job per partition, so more would never be created), and that
-  topic has at least 12 partitions;
+- [wiring.partitions] makers never outnumber `maxReplicaCount` or the orders topic's partitions:
+  `maxReplicaCount` is above `minReplicaCount` and at most the partitions (a member beyond them
+  owns none), the scaling strategy cannot settle above `maxReplicaCount` (`custom` with a
+  negative deduction or a running-job percentage below 1 does), and the topic has at least 12
+  partitions;
 - [wiring.settings] each service's literal environment is valid for its settings class;
 - [wiring.pods] a Deployment's selector matches its pod labels and a Job's pods never restart
   (both enforced by the API server, not by the schemas).
@@ -36,6 +40,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
+from medpubsub.messages import MAX_TABS
 from medpubsub.settings import KafkaSettings, MedicineSettings, PatientSettings
 from pytest_medpubsub.k8s.findings import Finding
 from pytest_medpubsub.k8s.objects import (
@@ -55,9 +60,9 @@ from pytest_medpubsub.k8s.objects import (
     of_kind,
     sequence,
 )
-from pytest_medpubsub.keda.scaledjob import ScaledJobError, parse_scaled_job
+from pytest_medpubsub.keda.scaledjob import ScaledJobError, ScaledJobSpec, parse_scaled_job
+from pytest_medpubsub.keda.scaler import DEFAULT_MAX_REPLICA_COUNT
 
-MIN_MAKERS = 30
 _NOBODY_SETS = "MEDPUBSUB_OFFLINE_CHECK_"
 MIN_ORDER_PARTITIONS = 12
 PATIENT = "patient"
@@ -344,22 +349,33 @@ def _scaled_job(
         )
     if trigger.allow_idle_consumers:
         broken("wiring.trigger", "allowIdleConsumers would create makers that get no partition")
-    if trigger.lag_threshold != 1:
-        broken(
-            "wiring.trigger",
-            f"lagThreshold {trigger.lag_threshold}: a maker makes one order at a time, so each "
-            "queued order is one job's worth of work (lagThreshold 1)",
-        )
-    max_replicas = spec.scaling.max_replica_count
+    findings += _capacity(owner, spec, maker_env)
+    scaling = spec.scaling
+    max_replicas = scaling.max_replica_count or DEFAULT_MAX_REPLICA_COUNT
     partitions = dig(topics.get(trigger.topic, {}), "spec", "partitions")
-    if not isinstance(max_replicas, int) or max_replicas < MIN_MAKERS:
-        broken("wiring.partitions", f"maxReplicaCount {max_replicas} is below {MIN_MAKERS}")
+    if max_replicas <= scaling.min_replica_count:
+        broken(
+            "wiring.partitions",
+            f"maxReplicaCount {max_replicas} leaves no room above minReplicaCount "
+            f"{scaling.min_replica_count}: KEDA could never scale out",
+        )
+    strategy = scaling.scaling_strategy
+    if strategy.effective_strategy == "custom" and (
+        (strategy.custom_scaling_queue_length_deduction or 0) < 0
+        or (strategy.running_job_percentage or 0.0) < 1.0
+    ):
+        broken(
+            "wiring.partitions",
+            "the custom strategy with a negative customScalingQueueLengthDeduction or a "
+            "customScalingRunningJobPercentage below 1 settles above maxReplicaCount (KEDA caps "
+            "each poll at maxReplicaCount, not at maxReplicaCount minus the running Jobs)",
+        )
     if isinstance(partitions, int):
-        if isinstance(max_replicas, int) and max_replicas > partitions + 1:
+        if max_replicas > partitions:
             broken(
                 "wiring.partitions",
                 f"maxReplicaCount {max_replicas} exceeds the {partitions} partitions of "
-                f"{trigger.topic} + 1: KEDA caps the lag at one job per partition",
+                f"{trigger.topic}: a maker beyond them would own no partition",
             )
         if partitions < MIN_ORDER_PARTITIONS:
             broken(
@@ -370,6 +386,51 @@ def _scaled_job(
         broken("wiring.partitions", f"KafkaTopic {trigger.topic} has no spec.partitions")
     else:
         broken("wiring.topics", f"trigger topic {trigger.topic!r} is not a KafkaTopic")
+    return findings
+
+
+def _capacity(owner: str, spec: ScaledJobSpec, maker_env: Mapping[str, str]) -> list[Finding]:
+    """[wiring.capacity] What KEDA sizes one maker for fits in it, and a warm maker is there."""
+    findings = []
+    try:
+        settings = MedicineSettings.model_validate(
+            {
+                field: maker_env[variable]
+                for field in ("max_workers", "max_orders_in_flight")
+                if (variable := f"MEDICINE_{field.upper()}") in maker_env
+            }
+        )
+    except ValidationError:
+        return []  # wiring.settings reports it
+    threshold = spec.trigger.lag_threshold
+    if threshold * MAX_TABS > settings.max_workers:
+        findings.append(
+            Finding(
+                owner,
+                "wiring.capacity",
+                f"lagThreshold {threshold:g} orders of up to {MAX_TABS} tabs need "
+                f"{threshold * MAX_TABS:g} workers, but MEDICINE_MAX_WORKERS is "
+                f"{settings.max_workers}: KEDA would size a maker for more than it holds",
+            )
+        )
+    if 0 < settings.max_orders_in_flight < threshold:
+        findings.append(
+            Finding(
+                owner,
+                "wiring.capacity",
+                f"lagThreshold {threshold:g} orders per maker, but MEDICINE_MAX_ORDERS_IN_FLIGHT "
+                f"is {settings.max_orders_in_flight}: the rest would wait behind a busy maker",
+            )
+        )
+    if spec.scaling.min_replica_count < 1:
+        findings.append(
+            Finding(
+                owner,
+                "wiring.capacity",
+                "minReplicaCount 0 keeps no warm maker: the first order of a burst waits for a "
+                "maker to start and join the group",
+            )
+        )
     return findings
 
 

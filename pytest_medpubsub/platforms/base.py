@@ -63,6 +63,11 @@ class Platform(abc.ABC):
     def lag(self) -> int:
         """Total consumer-group lag of the makers' group on the orders topic, as KEDA sees it."""
 
+    def warm_makers(self) -> int:
+        """The makers kept running at rest (the ScaledJob's minReplicaCount): scale-in ends
+        there."""
+        return 0
+
     def pause_scaling(self, paused: bool) -> None:
         """Stop (or resume) creating makers, as KEDA's `autoscaling.keda.sh/paused` annotation
         does; running makers finish their orders. Used to build a backlog on purpose."""

@@ -20,13 +20,17 @@ from pathlib import Path
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes, progress, project, state
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
+from pytest_medpubsub.kafka.group import group_assignment
 from pytest_medpubsub.kafka.offsets import OffsetReader
 from pytest_medpubsub.keda.scaledjob import ScaledJobSpec, load_scaled_job
 from pytest_medpubsub.platforms.base import Platform, PlatformError
 from pytest_medpubsub.platforms.local_scaledjob import LocalScaledJob
+from pytest_medpubsub.waiting import wait_until
 
 # Settings a process must not inherit from the user's shell: the manifest and the platform decide.
 _OWNED_PREFIXES = ("MEDPUBSUB_", "MEDICINE_")
+# Warm makers start as processes and join the group: seconds, unless the machine is very busy.
+WARM_MAKERS_TIMEOUT_S = 60.0
 
 
 class LocalPlatform(Platform):
@@ -77,11 +81,30 @@ class LocalPlatform(Platform):
         self._scaledjob = LocalScaledJob(spec, self._offsets, self._start_maker)
         self._scaledjob.start()
         self._supervisor.start()
+        self._wait_for_warm_makers(spec)
         progress.say(
             f"local platform up: Kafka {self.bootstrap_servers}, ScaledJob {spec.name} polling "
             f"every {spec.scaling.polling_interval} s (strategy "
             f"{spec.scaling.scaling_strategy.strategy}, max {spec.scaling.max_replica_count})"
         )
+
+    def _wait_for_warm_makers(self, spec: ScaledJobSpec) -> None:
+        """The ScaledJob's `minReplicaCount` makers in the group, owning every partition, so that
+        the first order is served like the others (not by a maker still starting)."""
+        warm = spec.scaling.min_rc
+        if warm < 1:
+            return
+        trigger = spec.trigger
+        with progress.step(
+            f"waiting for {warm} warm maker(s) to own the partitions of {trigger.topic}"
+        ):
+            wait_until(
+                lambda: group_assignment(self.kafka, trigger.consumer_group, trigger.topic),
+                lambda seen: seen.fully_assigned and seen.members_with_partitions >= warm,
+                WARM_MAKERS_TIMEOUT_S,
+                f"{warm} warm maker(s) owning every partition of {trigger.topic}",
+                interval_s=0.25,
+            )
 
     def stop(self) -> None:
         """Patients first (no new orders), then makers, then the supervisor; the broker's owner
@@ -126,6 +149,14 @@ class LocalPlatform(Platform):
         if self._offsets is None:
             raise PlatformError("the local platform is not started")
         return self._offsets.total_lag()
+
+    def warm_makers(self) -> int:
+        return self.spec.scaling.min_rc
+
+    @property
+    def jobs_created(self) -> int:
+        """Makers started so far (every Job KEDA would have created)."""
+        return self._require_scaledjob().jobs_created
 
     def pause_scaling(self, paused: bool) -> None:
         scaledjob = self._require_scaledjob()

@@ -1,0 +1,137 @@
+"""`python -m pytest_medpubsub.bench` (`make bench`): the latency and capacity benchmark.
+
+Every load runs every design, one after the other on the same broker, so each ratio between the
+designs is measured at the same time on the same machine. Writes bench.json, bench.md (the table
+the README shows) and bench.png into --out. Every run is bounded: its duration, a drain of at most
+four minutes, and the platform's own stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform as host
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from pytest_medpubsub import progress, project
+from pytest_medpubsub.bench.designs import DESIGNS
+from pytest_medpubsub.bench.plot import plot_bench
+from pytest_medpubsub.bench.run import FLOOR_S, RunFigures, run_once
+from pytest_medpubsub.bench.table import markdown_table
+from pytest_medpubsub.kafka.broker import running_broker
+from pytest_medpubsub.platforms.base import PlatformError
+
+DEFAULT_LOADS = "1,2,5,10,15,20"
+MAX_PATIENTS = 50
+_errors = Console(stderr=True, highlight=False)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_medpubsub.bench",
+        description=(
+            "Run the local system at each load for each design and write bench.json, bench.md "
+            "and bench.png (latency percentiles against the 2 s floor, peak makers, CPU)."
+        ),
+    )
+    parser.add_argument(
+        "--loads", default=DEFAULT_LOADS, help=f"patients (default {DEFAULT_LOADS})"
+    )
+    parser.add_argument("--duration", type=float, default=60.0, metavar="S", help="per run (60 s)")
+    parser.add_argument(
+        "--designs",
+        default=",".join(DESIGNS),
+        help=f"comma-separated, of {', '.join(DESIGNS)} (default: all)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("build/bench"), help="build/bench")
+    parser.add_argument("--kafka", metavar="HOST:PORT", help="a running broker instead")
+    return parser
+
+
+def _loads(text: str) -> list[int]:
+    try:
+        loads = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise PlatformError(
+            f"--loads takes whole numbers separated by commas, not {text!r}"
+        ) from None
+    if not loads or any(not 1 <= load <= MAX_PATIENTS for load in loads):
+        raise PlatformError(f"--loads takes patients from 1 to {MAX_PATIENTS}, not {text!r}")
+    return loads
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    try:
+        loads = _loads(arguments.loads)
+        designs = [DESIGNS[name] for name in arguments.designs.split(",") if name]
+    except KeyError as unknown:
+        _errors.print(f"bench: unknown design {unknown}; use one of {', '.join(DESIGNS)}")
+        return 2
+    except PlatformError as error:
+        _errors.print(f"bench: {error}")
+        return 2
+    if arguments.duration <= 10:
+        _errors.print("bench: --duration must be more than 10 s (5 s of it are warm-up)")
+        return 2
+    out: Path = arguments.out
+    source = project.project_dir() / project.SCALEDJOB_MANIFEST
+    manifests = {design.name: design.manifest(source, out / "manifests") for design in designs}
+    runs: list[RunFigures] = []
+    began = time.monotonic()
+    with running_broker(external=arguments.kafka) as (kafka, broker):
+        for index, patients in enumerate(loads):
+            # Alternate which design goes first, so neither always runs on a fresher broker.
+            order = designs if index % 2 == 0 else list(reversed(designs))
+            for design in order:
+                progress.say(
+                    f"bench: {design.name} at {patients} patients ({arguments.duration:g} s)"
+                )
+                figures = run_once(
+                    design,
+                    manifests[design.name],
+                    patients=patients,
+                    duration_s=arguments.duration,
+                    kafka=kafka,
+                    broker=broker,
+                    run_dir=out / "run" / f"{design.name}-{patients}",
+                )
+                runs.append(figures)
+                progress.say(
+                    f"bench: {design.name} at {patients}: p50 {figures.p50_s} s, p95 "
+                    f"{figures.p95_s} s, p99 {figures.p99_s} s, peak makers {figures.peak_makers}"
+                    f", lost {figures.lost_orders}, duplicates {figures.duplicate_tabs}"
+                )
+                _write(out, runs, designs=[d.name for d in designs], began=began)
+    _write(out, runs, designs=[d.name for d in designs], began=began)
+    print((out / "bench.md").read_text(encoding="utf-8"))
+    print(f"bench: {out / 'bench.json'}, {out / 'bench.png'}")
+    return 0
+
+
+def _write(out: Path, runs: list[RunFigures], *, designs: list[str], began: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    document = {
+        "floor_s": FLOOR_S,
+        "designs": {name: DESIGNS[name].summary for name in designs},
+        "machine": {"cpus": _cpus(), "python": sys.version.split()[0], "system": host.platform()},
+        "wall_s": round(time.monotonic() - began, 1),
+        "runs": [run.to_dict() for run in runs],
+    }
+    (out / "bench.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    (out / "bench.md").write_text(markdown_table(runs), encoding="utf-8")
+    plot_bench(runs, out / "bench.png")
+
+
+def _cpus() -> int | None:
+    import os
+
+    return os.cpu_count()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""CPU seconds of processes that come and go: sampled from /proc while they live.
+
+A maker's CPU time is read every half second and the last reading is kept when it exits, so
+what a maker spends in its last half second is missed; makers are idle then (they leave after
+an idle timeout), so the error is small and stated in the report.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of `pid` so far, or None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
+class CpuSampler:
+    """Keeps the latest CPU reading of every pid `pids()` names, until stopped."""
+
+    def __init__(self, pids: Callable[[], Iterable[int]], interval_s: float = 0.5) -> None:
+        self._pids = pids
+        self._interval_s = interval_s
+        self._seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sample()
+
+    @property
+    def total_s(self) -> float:
+        return sum(self._seen.values())
+
+    @property
+    def processes(self) -> int:
+        return len(self._seen)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._sample()
+
+    def _sample(self) -> None:
+        try:
+            pids = list(self._pids())
+        except Exception:  # the platform is stopping; keep what was seen
+            return
+        for pid in pids:
+            seconds = cpu_seconds(pid)
+            if seconds is not None:
+                self._seen[pid] = max(seconds, self._seen.get(pid, 0.0))

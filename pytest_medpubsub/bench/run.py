@@ -1,0 +1,128 @@
+"""One benchmark run: one design at one load, on the shared broker, measured like a test.
+
+The platform starts (warm makers ready, as `medpubsub up` has them), `patients` order for the
+run's duration, the makers drain every order, and the figures are read from the observer: the
+latency percentiles of the orders placed after a short warm-up (patient processes starting all
+at once compete for the CPU with everything else), peak makers, process starts per order, CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from medpubsub.settings import KafkaSettings
+from pytest_medpubsub import progress
+from pytest_medpubsub.bench.cpu import CpuSampler, cpu_seconds
+from pytest_medpubsub.bench.designs import Design
+from pytest_medpubsub.kafka.embedded import EmbeddedKafka
+from pytest_medpubsub.observer import Observer, PlatformSample
+from pytest_medpubsub.platforms.local import LocalPlatform
+
+FLOOR_S = 2.0  # a tab takes 2 s, and an order's tabs are made together
+WARM_UP_S = 5.0
+DRAIN_TIMEOUT_S = 240.0
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    design: str
+    patients: int
+    duration_s: float
+    orders: int
+    complete_orders: int
+    lost_orders: int
+    duplicate_tabs: int
+    p50_s: float | None
+    p95_s: float | None
+    p99_s: float | None
+    max_s: float | None
+    peak_makers: int | None
+    makers_started: int
+    starts_per_order: float | None
+    maker_cpu_s: float
+    broker_cpu_s: float | None
+    drain_s: float
+
+    def ratio(self, value: float | None) -> float | None:
+        return None if value is None else round(value / FLOOR_S, 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        figures = asdict(self)
+        figures["ratio_to_floor"] = {
+            name: self.ratio(getattr(self, f"{name}_s")) for name in ("p50", "p95", "p99", "max")
+        }
+        return figures
+
+
+def run_once(
+    design: Design,
+    manifest: Path,
+    *,
+    patients: int,
+    duration_s: float,
+    kafka: KafkaSettings,
+    broker: EmbeddedKafka | None,
+    run_dir: Path,
+) -> RunFigures:
+    """Run `design` with `patients` for `duration_s` and measure it (see the module docstring)."""
+    platform = LocalPlatform(kafka, run_dir, broker=broker, scaledjob_manifest=manifest)
+    broker_before = _broker_cpu(broker)
+    platform.start()
+    try:
+        observer = Observer(kafka, sampler=lambda: _sample(platform)).start()
+        try:
+            with CpuSampler(lambda: [maker.pid for maker in platform.snapshot().makers]) as cpu:
+                platform.scale_patients(patients)
+                time.sleep(WARM_UP_S)
+                since = observer.mark()
+                time.sleep(max(0.0, duration_s - WARM_UP_S))
+                platform.scale_patients(0)
+                drain_started = time.monotonic()
+                with progress.step(f"{design.name} at {patients} patients: draining"):
+                    summary = observer.wait_drained(DRAIN_TIMEOUT_S, since=since)
+                drain_s = time.monotonic() - drain_started
+            summary = observer.summary(since=since, final=True)
+        finally:
+            observer.stop()
+        started = platform.jobs_created
+    finally:
+        platform.stop()
+    broker_after = _broker_cpu(broker)
+    latency = summary.latency_s
+    return RunFigures(
+        design=design.name,
+        patients=patients,
+        duration_s=duration_s,
+        orders=summary.orders,
+        complete_orders=summary.complete_orders,
+        lost_orders=summary.lost_orders,
+        duplicate_tabs=summary.duplicate_tabs,
+        p50_s=latency.p50 if latency else None,
+        p95_s=latency.p95 if latency else None,
+        p99_s=latency.p99 if latency else None,
+        max_s=latency.max if latency else None,
+        peak_makers=summary.max_jobs,
+        makers_started=started,
+        starts_per_order=round(started / summary.orders, 3) if summary.orders else None,
+        maker_cpu_s=round(cpu.total_s, 2),
+        broker_cpu_s=(
+            round(broker_after - broker_before, 2)
+            if broker_before is not None and broker_after is not None
+            else None
+        ),
+        drain_s=round(drain_s, 2),
+    )
+
+
+def _sample(platform: LocalPlatform) -> PlatformSample:
+    return PlatformSample(
+        patients=platform.patients(), jobs=platform.medicine_jobs(), lag=platform.lag()
+    )
+
+
+def _broker_cpu(broker: EmbeddedKafka | None) -> float | None:
+    pid = broker.pid if broker is not None else None
+    return cpu_seconds(pid) if pid is not None else None

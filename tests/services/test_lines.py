@@ -1,0 +1,68 @@
+"""The commit order of a partition's orders in flight (pure logic, no broker)."""
+
+from __future__ import annotations
+
+import threading
+
+from medpubsub.medicine.lines import PartitionLines
+
+P0 = ("tabs.orders", 0)
+P1 = ("tabs.orders", 1)
+
+
+def test_an_order_commits_after_the_one_before_it_on_its_partition_only() -> None:
+    lines = PartitionLines()
+    first, second, other = lines.enter(P0, 5, 3), lines.enter(P0, 6, 3), lines.enter(P1, 9, 3)
+
+    assert first.earlier_committed(0.0)  # nothing before it
+    assert other.earlier_committed(0.0)  # another partition's order never waits for P0
+    assert not second.earlier_committed(0.01)  # the first has not settled yet
+    first.settle(committed=True)
+    assert second.earlier_committed(0.0)
+
+
+def test_an_order_behind_a_failed_one_must_not_commit_and_the_partition_is_read_again() -> None:
+    lines = PartitionLines()
+    failed, behind = lines.enter(P0, 5, 3), lines.enter(P0, 6, 3)
+    failed.settle(committed=False)
+    lines.leave(failed)
+
+    assert not behind.earlier_committed(0.0)
+    assert lines.rereading(P0)
+    assert lines.ready_to_reread() == []  # the order behind it is still open
+    behind.settle(committed=False)
+    lines.leave(behind)
+    assert lines.ready_to_reread() == [(P0, 5)]  # from the first that was not committed
+    assert not lines.rereading(P0)
+
+
+def test_waiting_for_an_earlier_order_ends_when_it_settles() -> None:
+    lines = PartitionLines()
+    first, second = lines.enter(P0, 1, 1), lines.enter(P0, 2, 1)
+    timer = threading.Timer(0.05, lambda: first.settle(committed=True))
+    timer.start()
+
+    assert second.earlier_committed(5.0)
+    timer.join()
+
+
+def test_a_revoked_partition_is_not_read_again_here() -> None:
+    lines = PartitionLines()
+    entry = lines.enter(P0, 3, 1)
+    entry.settle(committed=False)
+    lines.leave(entry)
+    lines.forget({P0})
+
+    assert not lines.rereading(P0)
+    assert lines.ready_to_reread() == []
+
+
+def test_unsettled_orders_are_listed_per_partition() -> None:
+    lines = PartitionLines()
+    a, b, c = lines.enter(P0, 1, 1), lines.enter(P0, 2, 1), lines.enter(P1, 1, 1)
+
+    assert lines.unsettled({P0}) == [a, b]
+    assert set(lines.unsettled()) == {a, b, c}
+    a.settle(committed=True)
+    lines.leave(a)
+    assert lines.unsettled({P0}) == [b]

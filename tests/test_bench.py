@@ -1,0 +1,96 @@
+"""The benchmark's pure parts: the designs it derives, its table, its arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_medpubsub.bench.__main__ import main
+from pytest_medpubsub.bench.designs import DESIGNS
+from pytest_medpubsub.bench.run import RunFigures
+from pytest_medpubsub.bench.table import markdown_table
+from pytest_medpubsub.keda.scaledjob import load_scaled_job
+from pytest_medpubsub.project import SCALEDJOB_MANIFEST, project_dir
+
+SOURCE = project_dir() / SCALEDJOB_MANIFEST
+
+
+def test_the_capacity_design_is_the_manifest_the_clusters_get(tmp_path: Path) -> None:
+    derived = load_scaled_job(DESIGNS["capacity"].manifest(SOURCE, tmp_path))
+    original = load_scaled_job(SOURCE)
+
+    assert derived == original
+
+
+def test_the_previous_design_differs_only_where_the_old_makers_did(tmp_path: Path) -> None:
+    old = load_scaled_job(DESIGNS["one-at-a-time"].manifest(SOURCE, tmp_path))
+    new = load_scaled_job(SOURCE)
+
+    assert old.trigger.lag_threshold == 1
+    assert old.scaling.min_replica_count == 0
+    assert old.scaling.scaling_strategy.strategy == "custom"
+    assert old.scaling.scaling_strategy.custom_scaling_queue_length_deduction == -8
+    assert old.literal_env["MEDICINE_MAX_ORDERS_IN_FLIGHT"] == "1"
+    assert old.literal_env["MEDICINE_MAX_WORKERS"] == "30"
+    # Everything else is the same file: topic, group, polling, bounds, tab time.
+    assert (old.trigger.topic, old.trigger.consumer_group) == (
+        new.trigger.topic,
+        new.trigger.consumer_group,
+    )
+    assert old.scaling.polling_interval == new.scaling.polling_interval
+    assert old.scaling.max_replica_count == new.scaling.max_replica_count
+    assert old.literal_env["MEDICINE_TAB_SECONDS"] == new.literal_env["MEDICINE_TAB_SECONDS"]
+
+
+def a_run(design: str, patients: int, p95: float | None) -> RunFigures:
+    return RunFigures(
+        design=design,
+        patients=patients,
+        duration_s=60,
+        orders=60 * patients,
+        complete_orders=60 * patients,
+        lost_orders=0,
+        duplicate_tabs=0,
+        p50_s=2.1,
+        p95_s=p95,
+        p99_s=None if p95 is None else p95 + 1,
+        max_s=None if p95 is None else p95 + 2,
+        peak_makers=4,
+        makers_started=6,
+        starts_per_order=0.1,
+        maker_cpu_s=12.3,
+        broker_cpu_s=None,
+        drain_s=1.5,
+    )
+
+
+def test_the_table_gives_each_percentile_and_its_ratio_to_the_floor_per_load_and_design() -> None:
+    table = markdown_table([a_run("one-at-a-time", 5, 7.0), a_run("capacity", 5, 2.4)])
+    rows = table.splitlines()[2:]
+
+    assert rows[0].startswith("| 5 | capacity | 2.10 (1.05×) | 2.40 (1.20×) | 3.40 (1.70×) |")
+    assert rows[1].startswith("| 5 | one-at-a-time | 2.10 (1.05×) | 7.00 (3.50×)")
+    assert a_run("capacity", 1, 2.5).to_dict()["ratio_to_floor"]["p95"] == 1.25
+
+
+def test_a_run_without_complete_orders_shows_dashes() -> None:
+    row = markdown_table([a_run("capacity", 1, None)]).splitlines()[2]
+
+    assert "| – | – |" in row
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        (["--loads", "1,x"], "whole numbers"),
+        (["--loads", "0"], "from 1 to 50"),
+        (["--designs", "nope"], "unknown design"),
+        (["--duration", "5"], "more than 10 s"),
+    ],
+)
+def test_bad_arguments_are_one_sentence_and_exit_2(
+    arguments: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(arguments) == 2
+    assert complaint in capsys.readouterr().err
