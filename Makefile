@@ -13,7 +13,7 @@ SOURCES := $(shell find system pytest_medpubsub chaosmedpubsub -name '*.py' 2>/d
 REPORT ?= build/report
 DEMO_ARGS ?= --patients 2 --duration 45
 
-.PHONY: help install kafka-jars demo test lint manifests clean
+.PHONY: help install kafka-jars demo test bench lint manifests images clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,11 @@ test: install kustomize ## every test that can run on this machine (unit, real K
 	$(BIN)/pytest --medpubsub-report=$(REPORT)
 	@$(BIN)/python -m pytest_medpubsub.leftovers
 
+# Not part of `make test`: six loads x two designs x 60 s, about 20 minutes on 2 cores.
+BENCH_ARGS ?=
+bench: install ## latency/capacity benchmark of every design at 1-20 patients (build/bench)
+	$(BIN)/python -m pytest_medpubsub.bench --out build/bench $(BENCH_ARGS)
+
 lint: $(INSTALLED) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -45,6 +50,13 @@ lint: $(INSTALLED) ## ruff and mypy
 
 manifests: $(INSTALLED) kustomize ## render every overlay (k8s + keda) to build/manifests/<overlay>.yaml
 	$(BIN)/python -m pytest_medpubsub.k8s.render --out build/manifests
+
+# Both service images with Docker (started first when installed but not running). BASE_IMAGE
+# chooses the base; by default the Dockerfiles' official one when it can be pulled, else a local
+# Debian bookworm base (debootstrap, needs root) named medpubsub/base:bookworm-<recipe>.
+BASE_IMAGE ?=
+images: $(INSTALLED) ## both service images (docker build; BASE_IMAGE=... picks the base)
+	$(BIN)/python -m pytest_medpubsub.platforms.images --log-dir build/images $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
 
 # The renderer uses `kubectl kustomize`, else `kustomize` (on PATH or in .venv/bin); when neither
 # exists, kustomize is built into .venv/bin with Go (the module proxy is Go's own business).
