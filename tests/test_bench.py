@@ -56,6 +56,7 @@ def a_run(design: str, patients: int, p95: float | None) -> RunFigures:
         p95_s=p95,
         p99_s=None if p95 is None else p95 + 1,
         max_s=None if p95 is None else p95 + 2,
+        p95_with_warm_up_s=p95,
         peak_makers=4,
         makers_started=6,
         starts_per_order=0.1,
