@@ -41,7 +41,7 @@ from pytest_medpubsub.keda.scaledjob import ScaledJobError, ScaledJobSpec, parse
 from pytest_medpubsub.platforms import diagnostics, external_kafka, operators
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
 from pytest_medpubsub.platforms.existing import ExistingBackend
-from pytest_medpubsub.platforms.images import build, service_images
+from pytest_medpubsub.platforms.images import build, choose_base, service_images
 from pytest_medpubsub.platforms.kafka_lag import LAG_TIMEOUT_S
 from pytest_medpubsub.platforms.kind import KindBackend
 from pytest_medpubsub.platforms.kubectl import NAMESPACE, Kubectl
@@ -275,9 +275,10 @@ class ClusterPlatform(Platform):
     def _images(self, objects: list[Manifest]) -> Mapping[str, str]:
         images = service_images(objects)
         logs = self._options.report_dir / "cluster"
+        base = choose_base(self._options.project_dir, logs)
         for service, image in sorted(images.items()):
-            with progress.step(f"building {image} (docker build, log in {logs})"):
-                build(self._options.project_dir, service, image, logs)
+            with progress.step(f"building {image} on {base.image} (docker build, log in {logs})"):
+                build(self._options.project_dir, service, image, logs, base.image)
         return self._backend.load_images(sorted(images.values()))
 
     def _install_operators(self, kubectl: Kubectl, wanted: list[_Wanted]) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +80,56 @@ def run(
             f"`{shown}` failed with exit status {result.returncode}{where}:\n{tail(errors)}"
         )
     return output
+
+
+def pipe(producer: Sequence[str], consumer: Sequence[str], *, timeout_s: float, log: Path) -> None:
+    """`producer | consumer` (a stream too large to hold, such as `docker save`), both bounded by
+    `timeout_s` and killed when it passes; a failure names the side that failed and quotes its
+    last words (the consumer's output is in `log`)."""
+    shown = f"{' '.join(producer)} | {' '.join(consumer)}"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    with log.open("w", encoding="utf-8") as sink, tempfile.TemporaryFile() as producer_errors:
+        try:
+            source = subprocess.Popen(
+                list(producer), stdout=subprocess.PIPE, stderr=producer_errors
+            )
+        except FileNotFoundError:
+            raise PlatformError(
+                f"`{producer[0]}` is not installed (needed for `{shown}`)"
+            ) from None
+        assert source.stdout is not None
+        try:
+            target = subprocess.Popen(
+                list(consumer), stdin=source.stdout, stdout=sink, stderr=subprocess.STDOUT
+            )
+        except FileNotFoundError:
+            source.kill()
+            source.wait()
+            raise PlatformError(
+                f"`{consumer[0]}` is not installed (needed for `{shown}`)"
+            ) from None
+        finally:
+            source.stdout.close()  # the consumer holds the pipe: the producer sees it break
+        try:
+            target.wait(timeout=max(0.0, deadline - time.monotonic()))
+            source.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for process in (source, target):
+                process.kill()
+                process.wait()
+            raise PlatformError(f"`{shown}` did not finish within {timeout_s:g} s") from None
+        producer_errors.seek(0)
+        producer_tail = tail(producer_errors.read().decode(errors="replace"))
+    if source.returncode != 0:
+        raise PlatformError(
+            f"`{' '.join(producer)}` failed with exit status {source.returncode}:\n{producer_tail}"
+        )
+    if target.returncode != 0:
+        raise PlatformError(
+            f"`{shown}` failed with exit status {target.returncode} (full output: {log}):\n"
+            f"{tail(log.read_text(encoding='utf-8', errors='replace'))}"
+        )
 
 
 def probe(args: Sequence[str], *, timeout_s: float) -> Outcome | None:

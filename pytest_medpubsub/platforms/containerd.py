@@ -9,13 +9,11 @@ from somewhere else.
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
 from pathlib import Path
 
 from pytest_medpubsub import progress
 from pytest_medpubsub.platforms.base import PlatformError, PlatformUnavailable
-from pytest_medpubsub.platforms.commands import probe, tail
+from pytest_medpubsub.platforms.commands import pipe, probe, tail
 from pytest_medpubsub.platforms.prerequisites import PROBE_TIMEOUT_S, require_tool
 
 NAMESPACE = "k8s.io"
@@ -68,46 +66,17 @@ def has_image(socket: str, image: str) -> bool:
 
 
 def import_image(image: str, socket: str, log_dir: Path) -> None:
-    """Stream `image` from Docker into the containerd at `socket`; both ends are bounded by one
-    timeout and killed when it passes, and a failure quotes the tools' last words."""
+    """Stream `image` from Docker into the containerd at `socket`, bounded by a timeout."""
     log = log_dir / f"ctr-import-{image.replace('/', '_').replace(':', '_')}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    shown = f"docker save {image} | {' '.join(ctr(socket, 'images', 'import', '-'))}"
-    with (
-        progress.step(f"importing {image} into the containerd at {socket}"),
-        log.open("w", encoding="utf-8") as sink,
-        tempfile.TemporaryFile() as save_errors,
-    ):
-        save = subprocess.Popen(
-            ["docker", "save", image], stdout=subprocess.PIPE, stderr=save_errors
-        )
-        assert save.stdout is not None
-        load = subprocess.Popen(
+    with progress.step(f"importing {image} into the containerd at {socket}"):
+        pipe(
+            ["docker", "save", image],
             ctr(socket, "images", "import", "-"),
-            stdin=save.stdout,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-        save.stdout.close()  # ctr holds the pipe now: docker sees a broken pipe if ctr dies
-        try:
-            load.wait(timeout=IMPORT_TIMEOUT_S)
-            save.wait(timeout=PROBE_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            for process in (save, load):
-                process.kill()
-                process.wait()
-            raise PlatformError(f"`{shown}` did not finish within {IMPORT_TIMEOUT_S:g} s") from None
-        save_errors.seek(0)
-        save_tail = tail(save_errors.read().decode(errors="replace"))
-    if save.returncode != 0:
-        raise PlatformError(f"`docker save {image}` failed with exit status {save.returncode}: "
-                            f"{save_tail}")  # fmt: skip
-    if load.returncode != 0:
-        raise PlatformError(
-            f"`{shown}` failed with exit status {load.returncode} (full output: {log}):\n"
-            f"{tail(log.read_text(encoding='utf-8', errors='replace'))}"
+            timeout_s=IMPORT_TIMEOUT_S,
+            log=log,
         )
     if not has_image(socket, image):
         raise PlatformError(
-            f"`{shown}` succeeded but the containerd at {socket} has no {normalized(image)}"
+            f"`docker save {image} | ctr import` succeeded but the containerd at {socket} has no "
+            f"{normalized(image)}"
         )

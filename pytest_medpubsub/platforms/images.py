@@ -1,20 +1,34 @@
 """The service images: which ones the manifests use, and building them from this checkout.
 
-The image names come from the rendered manifests (`medpubsub/<service>:<tag>`), so the tag a pod
-runs and the tag built here cannot drift apart; `system/<service>/Dockerfile` builds each, with
-the repository root as the context (.dockerignore keeps it to `system/`).
+The image names come from the manifests (`medpubsub/<service>:<tag>`), so the tag a pod runs and
+the tag built here cannot drift apart; `system/<service>/Dockerfile` builds each, with the
+repository root as the context (.dockerignore keeps it to `system/`), on the base `base_image.py`
+chooses (the official one, or a local Debian base where it cannot be pulled).
+
+`make images` runs this module: `python -m pytest_medpubsub.platforms.images [--base-image IMAGE]`
+starts the Docker engine if it is installed but not running, builds both images and prints the
+base, each image's build time and size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import argparse
+import sys
+import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from pytest_medpubsub.k8s.objects import Manifest, pod_shapes
+from pytest_medpubsub import progress, project
+from pytest_medpubsub.k8s.dockerfiles import SERVICES, default_base_image
+from pytest_medpubsub.k8s.objects import Manifest, load_documents, pod_shapes
+from pytest_medpubsub.platforms import base_image, docker_engine
+from pytest_medpubsub.platforms.base import PlatformError, PlatformUnavailable
 from pytest_medpubsub.platforms.commands import run
 
 IMAGE_PREFIX = "medpubsub/"
 BUILD_TIMEOUT_S = 900.0
+# The two manifests that name our images (a render needs kustomize; these do not).
+IMAGE_MANIFESTS = (Path("k8s/base/patient-deployment.yaml"), project.SCALEDJOB_MANIFEST)
 
 
 def service_images(objects: Iterable[Manifest]) -> dict[str, str]:
@@ -30,8 +44,28 @@ def service_images(objects: Iterable[Manifest]) -> dict[str, str]:
     return images
 
 
-def build(project_dir: Path, service: str, image: str, log_dir: Path) -> None:
-    """`docker build -f system/<service>/Dockerfile -t <image> .` (output in `log_dir`)."""
+def official_base(project_dir: Path) -> str:
+    """The default `BASE_IMAGE` of the Dockerfiles (one for both services)."""
+    defaults = {default_base_image(project_dir, service) for service in SERVICES}
+    if len(defaults) != 1 or None in defaults:
+        raise PlatformError(
+            f"the Dockerfiles' ARG BASE_IMAGE defaults differ or lack: {sorted(map(str, defaults))}"
+        )
+    return str(defaults.pop())
+
+
+def choose_base(project_dir: Path, log_dir: Path, given: str | None = None) -> base_image.Base:
+    """The base both images build on, said to the user (see `base_image.choose`)."""
+    base = base_image.choose(official_base(project_dir), log_dir, given)
+    progress.say(f"base image: {base}")
+    return base
+
+
+def build(
+    project_dir: Path, service: str, image: str, log_dir: Path, base: str | None = None
+) -> None:
+    """`docker build -f system/<service>/Dockerfile [--build-arg BASE_IMAGE=base] -t <image> .`
+    (output in `log_dir`)."""
     dockerfile = Path("system") / service / "Dockerfile"
     run(
         [
@@ -39,6 +73,7 @@ def build(project_dir: Path, service: str, image: str, log_dir: Path) -> None:
             "build",
             "--file",
             str(project_dir / dockerfile),
+            *(["--build-arg", f"BASE_IMAGE={base}"] if base else []),
             "--tag",
             image,
             str(project_dir),
@@ -46,6 +81,57 @@ def build(project_dir: Path, service: str, image: str, log_dir: Path) -> None:
         timeout_s=BUILD_TIMEOUT_S,
         log=log_dir / f"docker-build-{service}.log",
     )
+
+
+def build_all(project_dir: Path, log_dir: Path, given_base: str | None = None) -> dict[str, str]:
+    """Both service images on the chosen base; `{service: image}`, one summary line each."""
+    images = service_images(
+        obj
+        for manifest in IMAGE_MANIFESTS
+        for obj in load_documents((project_dir / manifest).read_text(encoding="utf-8"))
+    )
+    base = choose_base(project_dir, log_dir, given_base)
+    for service, image in sorted(images.items()):
+        started = time.monotonic()
+        log = log_dir / f"docker-build-{service}.log"
+        with progress.step(f"building {image} on {base.image} (docker build, log in {log})"):
+            build(project_dir, service, image, log_dir, base.image)
+        size = run(["docker", "image", "inspect", "--format", "{{.Size}}", image], timeout_s=15)
+        progress.say(
+            f"{image}: built in {time.monotonic() - started:.0f} s on {base.image}, "
+            f"{int(size) / 1e6:.0f} MB"
+        )
+    return images
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_medpubsub.platforms.images",
+        description="Build the patient and medicine images with Docker (what `make images` does).",
+    )
+    parser.add_argument(
+        "--base-image",
+        metavar="IMAGE",
+        help="build on this base (default: the Dockerfiles' official base when Docker has or "
+        "pulls it, else a local Debian bookworm base built with debootstrap)",
+    )
+    parser.add_argument("--log-dir", type=Path, default=Path("build/images"), metavar="DIR")
+    parser.add_argument("--project", type=Path, default=Path.cwd(), metavar="DIR")
+    arguments = parser.parse_args(argv)
+    try:
+        docker_engine.ensure_running(arguments.log_dir / "dockerd.log")
+        build_all(arguments.project, arguments.log_dir, arguments.base_image)
+    except PlatformUnavailable as error:
+        print(f"images: {error}", file=sys.stderr)
+        return 2
+    except PlatformError as error:
+        print(f"images: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
 
 
 def push(image: str, registry: str, log_dir: Path) -> str:
