@@ -48,6 +48,26 @@ def test_a_cluster_without_docker_says_so_in_one_sentence(tmp_path: Path) -> Non
     assert "--medpubsub-cluster=kind" in error_lines[0]
 
 
+def test_an_existing_cluster_without_a_way_to_get_images_says_so_in_one_sentence(
+    tmp_path: Path,
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--medpubsub-cluster=existing", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(error_lines) == 1, result.stderr
+    assert "--medpubsub-image-registry" in error_lines[0]
+    assert "--medpubsub-containerd" in error_lines[0]
+    assert "exactly one" in error_lines[0]
+
+
 def test_every_fixture_is_documented(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--fixtures")
     for fixture in (
