@@ -225,6 +225,10 @@ class ClusterPlatform(Platform):
         _check_options(self._backend.name, self._options)
         self._backend.check()
         external = self._external = _external_kafka(self._options)
+        if external is not None:
+            # First (a broker that does not answer fails the run before a minute of image
+            # builds), and before the ScaledJob exists: KEDA's first poll must find the topic.
+            external_kafka.prepare(external, system_topics())
         wanted = self._wanted_operators()
         kubectl = self._kubectl = self._backend.up()
         overlay = self._backend.external_kafka_overlay if external else self._backend.overlay
@@ -234,8 +238,6 @@ class ClusterPlatform(Platform):
             host = self._backend.advertised_host(kubectl)
             objects = for_cluster(objects, advertised_host=host, images=images, patients=0)
         else:
-            # Before the ScaledJob exists: KEDA's first poll must find the topic.
-            external_kafka.prepare(external, system_topics())
             objects = for_cluster(
                 objects,
                 advertised_host=None,
