@@ -402,7 +402,13 @@ class ClusterPlatform(Platform):
         return unfinished(self.kubectl.items("jobs", selector=JOB_SELECTOR))
 
     def kill_medicine(self, count: int = 1) -> list[str]:
-        """Delete up to `count` running maker pods at once (grace period 0: a crash, not a stop)."""
+        """Delete up to `count` running maker pods at once, through the API (grace period 0,
+        forced: the pods vanish from the API at once).
+
+        Not quite a crash: the kubelet still sends SIGTERM and waits its minimum grace period
+        (2 s) before SIGKILL, so a maker can abort its transaction and leave the group, unlike
+        the local platform's SIGKILL; the makers' partitions move without the session timeout.
+        """
         victims = running_pods(self.kubectl.items("pods", selector=MAKER_SELECTOR))[:count]
         if victims:
             self.kubectl.run(
