@@ -424,6 +424,17 @@ class ClusterPlatform(Platform):
             )
         return self._offsets.total_lag()
 
+    def warm_makers(self) -> int:
+        """KEDA keeps the ScaledJob's minReplicaCount Jobs at rest: scale-in ends there."""
+        return self.scaled_job.scaling.min_rc
+
+    def pause_scaling(self, paused: bool) -> None:
+        """KEDA's own switch: with `autoscaling.keda.sh/paused` it creates no Job (running
+        makers finish); removing the annotation resumes at the next poll."""
+        annotation = "autoscaling.keda.sh/paused"
+        change = f"{annotation}=true" if paused else f"{annotation}-"
+        self.kubectl.run("annotate", "scaledjob", self.scaled_job.name, change, "--overwrite")
+
     def dump_diagnostics(self, directory: Path) -> None:
         if self._kubectl is not None:
             diagnostics.dump(self._kubectl, directory)
