@@ -1,6 +1,6 @@
 """Building the cluster's binaries from the Go module proxy, once per version.
 
-Each component is a small wrapper module in `gomod/<name>/` (its go.mod pins what upstream's
+Each component is a small wrapper module in `go-modules/<name>/` (its go.mod pins what upstream's
 relative `replace` directives cannot give a published module). A build copies the wrapper into
 the cache, resolves it (`go mod tidy`, the only network step, retried), and builds the commands
 statically; `build.json` marks the result complete, so a second run builds nothing.
@@ -31,7 +31,7 @@ COMMIT = "go-module-proxy"
 
 @dataclass(frozen=True)
 class Component:
-    name: str  # the folder under gomod/
+    name: str  # the folder under go-modules/
     version: str
     packages: tuple[str, ...]
     binaries: tuple[str, ...]  # what `go build -o DIR/` writes for those packages
@@ -186,7 +186,9 @@ def ensure_built(layout: Layout, component: Component) -> float:
 
 
 def ensure_all(layout: Layout) -> dict[str, float]:
-    check_go()
+    """Build what is not cached; Go is needed only then (a warm machine may have none)."""
+    if not all(is_built(layout, spec) for spec in COMPONENTS.values()):
+        check_go()
     return {name: ensure_built(layout, spec) for name, spec in COMPONENTS.items()}
 
 
@@ -200,9 +202,9 @@ def build_record(layout: Layout, component: Component) -> dict[str, float]:
 
 
 def _copy_wrapper(name: str, src: Path) -> None:
-    """Copy gomod/<name>/ into the cache, keeping a go.sum resolved earlier."""
+    """Copy go-modules/<name>/ into the cache, keeping a go.sum resolved earlier."""
     src.mkdir(parents=True, exist_ok=True)
-    wrapper = resources.files("pytest_medpubsub.here").joinpath("gomod", name)
+    wrapper = resources.files("pytest_medpubsub.here").joinpath("go-modules", name)
     for entry in wrapper.iterdir():
         if entry.is_file():
             (src / entry.name).write_bytes(entry.read_bytes())
