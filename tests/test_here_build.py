@@ -87,7 +87,7 @@ def test_every_image_carries_a_binary_its_component_builds() -> None:
 def test_each_wrapper_module_is_shipped_with_the_package() -> None:
     from importlib import resources
 
-    root = resources.files("pytest_medpubsub.here").joinpath("gomod")
+    root = resources.files("pytest_medpubsub.here").joinpath("go-modules")
     for name in gobuild.COMPONENTS:
         assert root.joinpath(name, "go.mod").is_file(), name
 
