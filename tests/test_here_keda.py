@@ -94,3 +94,24 @@ def test_keda_s_own_config_minimal_renders_when_its_module_is_cached() -> None:
     assert operator_container(documents)["image"] == versions.KEDA_IMAGE
     deployments = [d for d in documents if d["kind"] == "Deployment"]
     assert [d["metadata"]["name"] for d in deployments] == ["keda-operator"]
+
+
+def test_the_harness_applies_the_manifest_without_forcing_one_namespace() -> None:
+    """KEDA's manifest has a RoleBinding in kube-system: kubectl refuses `--namespace keda` for
+    it, so the harness must let the manifest name its namespaces (Strimzi's does not)."""
+    from pytest_medpubsub.platforms import operators
+
+    trimmed = yaml.safe_dump_all(keda.trim(copy.deepcopy(MINIMAL), "local/keda:1"))
+    with_kube_system = (
+        trimmed
+        + "---\n"
+        + yaml.safe_dump(
+            {
+                "kind": "RoleBinding",
+                "metadata": {"name": "keda-auth-reader", "namespace": "kube-system"},
+            }
+        )
+    )
+    assert operators._apply_namespace(operators.KEDA, with_kube_system) == ""
+    unnamed = yaml.safe_dump({"kind": "Deployment", "metadata": {"name": "strimzi-operator"}})
+    assert operators._apply_namespace(operators.KEDA, unnamed) == "keda"

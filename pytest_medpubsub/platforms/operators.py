@@ -186,7 +186,10 @@ def is_installed(kubectl: Kubectl, operator: Operator) -> bool:
 
 def install(kubectl: Kubectl, operator: Operator, manifest: str) -> None:
     with progress.step(f"installing {operator.name} {operator.version}"):
-        kubectl.apply(manifest, namespace=operator.namespace, server_side=True, timeout_s=300)
+        kubectl.apply(
+            manifest, namespace=_apply_namespace(operator, manifest), server_side=True,
+            timeout_s=300,
+        )  # fmt: skip
 
 
 def uninstall(kubectl: Kubectl, operator: Operator, manifest: str) -> None:
@@ -198,10 +201,23 @@ def uninstall(kubectl: Kubectl, operator: Operator, manifest: str) -> None:
             "--ignore-not-found",
             "--wait=true",
             "--timeout=180s",
-            namespace=operator.namespace,
+            namespace=_apply_namespace(operator, manifest),
             stdin=manifest,
             timeout_s=240,
         )
+
+
+def _apply_namespace(operator: Operator, manifest: str) -> str:
+    """The operator's namespace for kubectl's --namespace, or "" (none) when the manifest names
+    another namespace itself: kubectl refuses --namespace for an object of another namespace, and
+    KEDA's manifests (the release and config/minimal) have a RoleBinding in kube-system and name
+    every namespace they use. Strimzi's leaves its Deployment's namespace to --namespace."""
+    named = {
+        objects.namespace(document)
+        for document in yaml.safe_load_all(manifest)
+        if isinstance(document, dict)
+    }
+    return "" if named - {None, "", operator.namespace} else operator.namespace
 
 
 def wait_ready(kubectl: Kubectl, operator: Operator, timeout_s: float = READY_TIMEOUT_S) -> None:
