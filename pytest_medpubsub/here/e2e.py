@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -42,28 +43,51 @@ def run(layout: Layout, report: str, keep: bool = False) -> int:
     started = time.monotonic()
     report_dir = Path(report).resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, object] = {}
     status = 1
-    with ExitStack() as cleanup:
-        if not keep:
-            cleanup.callback(_down, layout)
-        result = cluster.up(layout)
-        progress.say(f"cluster ready in {result.seconds:.1f} s; kubeconfig {layout.kubeconfig}")
-        bootstrap = _start_broker(layout, result.state, cleanup)
-        env = dict(os.environ, KUBECONFIG=str(layout.kubeconfig))
-        status = _pytest(result.state, bootstrap, report_dir, env)
-        chaos = _chaos(bootstrap, report_dir, env)
-        status = status or chaos
-    took = time.monotonic() - started
-    progress.say(f"e2e-here finished in {took:.0f} s with exit status {status}")
+    try:
+        with ExitStack() as cleanup:
+            if not keep:
+                cleanup.callback(_down, layout, figures)
+            result = cluster.up(layout)
+            figures["up_s"] = round(result.seconds, 1)
+            figures["up_reused"] = result.reused
+            progress.say(f"cluster ready in {result.seconds:.1f} s; kubeconfig {layout.kubeconfig}")
+            bootstrap = _start_broker(layout, result.state, cleanup)
+            env = dict(os.environ, KUBECONFIG=str(layout.kubeconfig))
+            status = _timed(
+                figures, "scenarios", lambda: _pytest(result.state, bootstrap, report_dir, env)
+            )
+            chaos = _timed(figures, "chaos", lambda: _chaos(bootstrap, report_dir, env))
+            status = status or chaos
+        if figures.get("left_after_down"):
+            status = status or 1  # a run that leaves something on the host has failed
+    finally:
+        figures["total_s"] = round(time.monotonic() - started, 1)
+        figures["exit_status"] = status
+        (report_dir / "cluster-here.json").write_text(json.dumps(figures, indent=2) + "\n")
+    progress.say(f"e2e-here finished in {figures['total_s']} s with exit status {status}")
     return status
 
 
-def _down(layout: Layout) -> None:
+def _timed(figures: dict[str, object], name: str, step: Callable[[], int]) -> int:
+    """Run one stage, recording its duration and exit status in the run's figures."""
+    started = time.monotonic()
+    status = step()
+    figures[f"{name}_s"] = round(time.monotonic() - started, 1)
+    figures[f"{name}_status"] = status
+    return status
+
+
+def _down(layout: Layout, figures: dict[str, object]) -> None:
+    """Always: the cluster down, then what is left listed (and counted in the figures)."""
     try:
-        teardown.down(layout)
+        figures["down_s"] = round(teardown.down(layout), 1)
     except HereError as error:
         progress.say(f"warning: teardown: {error}")
-    for line in teardown.leftovers(layout):
+    left = teardown.leftovers(layout)
+    figures["left_after_down"] = left
+    for line in left:
         progress.say(f"warning: left after teardown: {line}")
 
 
