@@ -13,6 +13,7 @@ import json
 import platform as host
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from rich.console import Console
@@ -23,6 +24,7 @@ from pytest_medpubsub.bench.plot import plot_bench
 from pytest_medpubsub.bench.run import FLOOR_S, RunFigures, run_once
 from pytest_medpubsub.bench.table import markdown_table
 from pytest_medpubsub.kafka.broker import running_broker
+from pytest_medpubsub.keda.scaledjob import load_scaled_job
 from pytest_medpubsub.platforms.base import PlatformError
 
 DEFAULT_LOADS = "1,2,5,10,15,20"
@@ -49,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, default=Path("build/bench"), help="build/bench")
     parser.add_argument("--kafka", metavar="HOST:PORT", help="a running broker instead")
+    parser.add_argument(
+        "--replot", action="store_true", help="only draw bench.md and bench.png from bench.json"
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other rows of --out/bench.json and replace only the runs made now",
+    )
     return parser
 
 
@@ -79,10 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         _errors.print("bench: --duration must be more than 10 s (5 s of it are warm-up)")
         return 2
     out: Path = arguments.out
+    if arguments.replot:
+        drawn = _earlier_runs(out / "bench.json")
+        if not drawn:
+            _errors.print(f"bench: no runs in {out / 'bench.json'} to draw")
+            return 2
+        _write(out, drawn)
+        return 0
     source = project.project_dir() / project.SCALEDJOB_MANIFEST
     manifests = {design.name: design.manifest(source, out / "manifests") for design in designs}
-    runs: list[RunFigures] = []
-    began = time.monotonic()
+    runs: list[RunFigures] = _earlier_runs(out / "bench.json") if arguments.update else []
     with running_broker(external=arguments.kafka) as (kafka, broker):
         for index, patients in enumerate(loads):
             # Alternate which design goes first, so neither always runs on a fresher broker.
@@ -100,31 +116,43 @@ def main(argv: list[str] | None = None) -> int:
                     broker=broker,
                     run_dir=out / "run" / f"{design.name}-{patients}",
                 )
+                runs = [r for r in runs if (r.design, r.patients) != (design.name, patients)]
                 runs.append(figures)
                 progress.say(
                     f"bench: {design.name} at {patients}: p50 {figures.p50_s} s, p95 "
                     f"{figures.p95_s} s, p99 {figures.p99_s} s, peak makers {figures.peak_makers}"
                     f", lost {figures.lost_orders}, duplicates {figures.duplicate_tabs}"
                 )
-                _write(out, runs, designs=[d.name for d in designs], began=began)
-    _write(out, runs, designs=[d.name for d in designs], began=began)
+                _write(out, runs)
+    _write(out, runs)
     print((out / "bench.md").read_text(encoding="utf-8"))
     print(f"bench: {out / 'bench.json'}, {out / 'bench.png'}")
     return 0
 
 
-def _write(out: Path, runs: list[RunFigures], *, designs: list[str], began: float) -> None:
+def _write(out: Path, runs: list[RunFigures]) -> None:
+    designs = sorted({run.design for run in runs})
     out.mkdir(parents=True, exist_ok=True)
     document = {
         "floor_s": FLOOR_S,
         "designs": {name: DESIGNS[name].summary for name in designs},
         "machine": {"cpus": _cpus(), "python": sys.version.split()[0], "system": host.platform()},
-        "wall_s": round(time.monotonic() - began, 1),
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "runs": [run.to_dict() for run in runs],
     }
     (out / "bench.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     (out / "bench.md").write_text(markdown_table(runs), encoding="utf-8")
-    plot_bench(runs, out / "bench.png")
+    source = project.project_dir() / project.SCALEDJOB_MANIFEST
+    plot_bench(runs, out / "bench.png", load_scaled_job(source).scaling.max_replica_count)
+
+
+def _earlier_runs(path: Path) -> list[RunFigures]:
+    """The runs of an earlier bench.json (for --update); none when there is no such file."""
+    if not path.exists():
+        return []
+    names = {field.name for field in fields(RunFigures)}
+    document = json.loads(path.read_text(encoding="utf-8"))
+    return [RunFigures(**{k: v for k, v in run.items() if k in names}) for run in document["runs"]]
 
 
 def _cpus() -> int | None:

@@ -1,9 +1,12 @@
-"""The designs the benchmark compares: each is a ScaledJob manifest the local platform runs.
+"""The designs the benchmark compares: ScaledJob manifests the local platform runs, and the
+dispatcher.
 
 `capacity` is the manifest the clusters get (`keda/medicine-scaledjob.yaml`): warm makers that
 hold several orders at once. `one-at-a-time` is the previous behaviour, derived from the same
 file so that nothing else differs: no warm floor, a maker makes one order at a time, and KEDA
 over-provisions by a constant (`custom`: lag + 8 makers) against partition head-of-line waits.
+`dispatcher` is the other deployment design (issue 11): no ScaledJob, one permanent consumer that
+starts a maker process per order (`LocalDispatcherPlatform`); its manifest is not used.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class Design:
     name: str
     summary: str
     adapt: Callable[[Manifest], Manifest]
+    # Which local platform runs it: "scaledjob" (the KEDA-exact controller) or "dispatcher".
+    platform: str = "scaledjob"
 
     def manifest(self, source: Path, directory: Path) -> Path:
         """Write this design's ScaledJob (derived from `source`) into `directory`."""
@@ -78,6 +83,12 @@ DESIGNS: dict[str, Design] = {
             "one-at-a-time",
             "the previous makers: one order at a time, no warm floor, lag + 8 makers",
             one_at_a_time,
+        ),
+        Design(
+            "dispatcher",
+            "a permanent consumer that starts one maker process per order (system/dispatcher)",
+            _as_is,
+            platform="dispatcher",
         ),
     )
 }

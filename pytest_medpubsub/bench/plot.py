@@ -10,13 +10,14 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+from matplotlib.ticker import ScalarFormatter
 
 from pytest_medpubsub.bench.run import FLOOR_S, RunFigures
 
 _STYLES = {"capacity": "tab:blue", "one-at-a-time": "tab:orange", "dispatcher": "tab:green"}
 
 
-def plot_bench(runs: Sequence[RunFigures], target: Path) -> Path:
+def plot_bench(runs: Sequence[RunFigures], target: Path, max_replicas: int | None = None) -> Path:
     figure, (latency, makers) = plt.subplots(1, 2, figsize=(12, 4.8))
     for design in dict.fromkeys(run.design for run in runs):
         mine = sorted((run for run in runs if run.design == design), key=lambda r: r.patients)
@@ -33,7 +34,12 @@ def plot_bench(runs: Sequence[RunFigures], target: Path) -> Path:
     latency.text(0.5, FLOOR_S, " floor 2.0 s", va="bottom", fontsize=8)
     latency.text(0.5, 1.25 * FLOOR_S, " 1.25 x floor", va="bottom", fontsize=8, color="gray")
     latency.set(xlabel="patients", ylabel="order latency (s)", title="Order latency", yscale="log")
+    latency.yaxis.set_major_formatter(ScalarFormatter())
+    latency.yaxis.set_minor_formatter(ScalarFormatter())
     latency.legend(fontsize=7, ncol=2)
+    if max_replicas is not None:
+        makers.axhline(max_replicas, color="black", linewidth=1, linestyle="-.")
+        makers.text(0.5, max_replicas, " maxReplicaCount", va="bottom", fontsize=8)
     makers.set(xlabel="patients", ylabel="peak makers", title="Peak makers (Jobs)")
     makers.legend(fontsize=8)
     for axes in (latency, makers):

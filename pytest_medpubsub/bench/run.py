@@ -72,13 +72,13 @@ def run_once(
     run_dir: Path,
 ) -> RunFigures:
     """Run `design` with `patients` for `duration_s` and measure it (see the module docstring)."""
-    platform = LocalPlatform(kafka, run_dir, broker=broker, scaledjob_manifest=manifest)
+    platform = _platform(design, manifest, kafka=kafka, broker=broker, run_dir=run_dir)
     broker_before = _broker_cpu(broker)
     platform.start()
     try:
         observer = Observer(kafka, sampler=lambda: _sample(platform)).start()
         try:
-            with CpuSampler(lambda: [maker.pid for maker in platform.snapshot().makers]) as cpu:
+            with CpuSampler(lambda: _cpu_pids(platform)) as cpu:
                 step = observer.mark()
                 platform.scale_patients(patients)
                 time.sleep(WARM_UP_S)
@@ -90,7 +90,8 @@ def run_once(
                     summary = observer.wait_drained(DRAIN_TIMEOUT_S, since=since)
                 drain_s = time.monotonic() - drain_started
             summary = observer.summary(since=since, final=True)
-            with_warm_up = observer.summary(since=step, final=True).latency_s
+            whole_run = observer.summary(since=step, final=True)
+            with_warm_up = whole_run.latency_s
         finally:
             observer.stop()
         started = platform.jobs_created
@@ -98,7 +99,12 @@ def run_once(
         platform.stop()
     broker_after = _broker_cpu(broker)
     # The run's own report (report.json and plots), to look into a row of the table.
-    write_report(run_dir / "report", summary, None, extra={"bench": {"design": design.name}})
+    write_report(
+        run_dir / "report",
+        summary,
+        None,
+        extra={"bench": {"design": design.name}, "design": design.platform},
+    )
     latency = summary.latency_s
     return RunFigures(
         design=design.name,
@@ -115,7 +121,9 @@ def run_once(
         p95_with_warm_up_s=with_warm_up.p95 if with_warm_up else None,
         peak_makers=summary.max_jobs,
         makers_started=started,
-        starts_per_order=round(started / summary.orders, 3) if summary.orders else None,
+        # Every maker the run started, over every order it placed (warm-up included, as the
+        # makers started for it are).
+        starts_per_order=round(started / whole_run.orders, 3) if whole_run.orders else None,
         maker_cpu_s=round(cpu.total_s, 2),
         broker_cpu_s=(
             round(broker_after - broker_before, 2)
@@ -124,6 +132,28 @@ def run_once(
         ),
         drain_s=round(drain_s, 2),
     )
+
+
+def _platform(
+    design: Design,
+    manifest: Path,
+    *,
+    kafka: KafkaSettings,
+    broker: EmbeddedKafka | None,
+    run_dir: Path,
+) -> LocalPlatform:
+    if design.platform == "dispatcher":
+        from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
+
+        return LocalDispatcherPlatform(kafka, run_dir, broker=broker)
+    return LocalPlatform(kafka, run_dir, broker=broker, scaledjob_manifest=manifest)
+
+
+def _cpu_pids(platform: LocalPlatform) -> list[int]:
+    """The makers' pids, and the dispatcher's: what the design spends beyond the broker."""
+    pids = [maker.pid for maker in platform.snapshot().makers]
+    dispatcher = getattr(platform, "dispatcher_pid", None)
+    return [*pids, dispatcher] if isinstance(dispatcher, int) else pids
 
 
 def _sample(platform: LocalPlatform) -> PlatformSample:

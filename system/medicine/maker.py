@@ -187,9 +187,14 @@ class Maker:
         """Rebalance callback: let the orders of these partitions settle before they go."""
         keys = {(p.topic, p.partition) for p in partitions}
         self._group_metadata = self.consumer.consumer_group_metadata()
-        for key in keys & set(self._waiting.records):
+        paused = keys & set(self._waiting.records)
+        for key in paused:
             del self._waiting.records[key]
             self._waiting.reread_from.pop(key, None)
+        if paused:
+            # A pause outlives the assignment in librdkafka: a partition that comes back to this
+            # maker later must not come back paused.
+            self.consumer.resume([TopicPartition(topic, partition) for topic, partition in paused])
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
         in_flight = self._lines.unsettled(keys)
         if in_flight:
