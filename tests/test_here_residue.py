@@ -161,3 +161,11 @@ def test_cluster_processes_are_recognised_by_command_or_path(argv: list[str], ou
         "pytest_medpubsub.here.supervise",
     ]
     assert residue.is_cluster_process(argv, markers) is ours
+
+
+def test_a_shims_containers_are_found_below_it_children_first() -> None:
+    from pytest_medpubsub.here import host
+
+    parent_of = {10: 1, 11: 10, 12: 10, 13: 11, 20: 1, 21: 20}
+    assert host.descendants(10, parent_of) == [11, 12, 13]
+    assert host.descendants(21, parent_of) == []

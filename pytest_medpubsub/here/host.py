@@ -35,6 +35,31 @@ def processes() -> list[tuple[int, list[str]]]:
     return found
 
 
+def parents() -> dict[int, int]:
+    """pid -> parent pid, for every process (to find a shim's containers)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        found[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    return found
+
+
+def descendants(pid: int, parent_of: dict[int, int]) -> list[int]:
+    """Every process below `pid`, children before their own children."""
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        children = [child for child, parent in parent_of.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
 def cluster_processes(markers: Sequence[str]) -> list[tuple[int, list[str]]]:
     return [(pid, argv) for pid, argv in processes() if residue.is_cluster_process(argv, markers)]
 

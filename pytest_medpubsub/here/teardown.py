@@ -8,6 +8,7 @@ directories kubeadm and the kubelet use, and the run state. The build cache stay
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def down(layout: Layout) -> float:
         for role in STOP_ORDER[:2]:
             if role in state.pids:
                 processes.stop_pid(state.pids[role])
+        _stop_strays(layout)
     _kubeadm_reset(layout)
     _kube_proxy_cleanup(layout)
     with progress.step("stopping the containers, their shims and the cluster's containerd"):
@@ -120,10 +122,23 @@ def _stop_containers(layout: Layout) -> None:
 
 
 def _stop_shims(layout: Layout) -> None:
-    """The shims of our containerd outlive it by design; they name its socket folder."""
+    """The shims of our containerd outlive it by design; they name its socket folder. Their
+    containers go first: a container whose shim is gone would run on, orphaned."""
+    parent_of = host.parents()
     for pid, argv in host.processes():
         if "containerd-shim" in argv[0] and str(layout.sockets) in " ".join(argv):
+            for child in reversed(host.descendants(pid, parent_of)):
+                processes.stop_pid(child, grace_s=2)
             processes.stop_pid(pid, grace_s=5)
+
+
+def _stop_strays(layout: Layout) -> None:
+    """Processes running our own binaries or the supervisor that `state.json` does not name
+    (a supervisor killed hard leaves its kubelet behind; a lost state file forgets all)."""
+    ours = str(layout.root / "bin")
+    for pid, argv in host.processes():
+        if argv[0].startswith(ours) or (SUPERVISOR in argv and pid != os.getpid()):
+            processes.stop_pid(pid)
 
 
 def _clean_host(layout: Layout) -> list[str]:
