@@ -123,22 +123,33 @@ def test_etcds_image_names_the_server_binary_etcd() -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "wanted", "missing"),
+    ("present", "missing"),
     [
-        (
-            "docker.io install ok installed\nconntrack install ok installed\n",
-            ["docker.io", "conntrack"],
-            [],
-        ),
-        ("docker.io deinstall ok config-files\n", ["docker.io"], ["docker.io"]),
-        ("iptables:amd64 install ok installed\n", ["iptables", "socat"], ["socat"]),
-        ("", ["containernetworking-plugins"], ["containernetworking-plugins"]),
+        ({"dockerd", "containerd", "runc", "conntrack"}, ["containernetworking-plugins"]),
+        ({"dockerd", "containerd", "runc", "conntrack", "/usr/lib/cni/bridge"}, []),
+        (set(), ["docker.io", "containerd", "runc", "containernetworking-plugins", "conntrack"]),
     ],
 )
-def test_only_packages_not_installed_are_installed(
-    query: str, wanted: list[str], missing: list[str]
+def test_only_packages_whose_tools_are_missing_are_installed(
+    present: set[str], missing: list[str]
 ) -> None:
-    assert packages.missing(query, wanted) == missing
+    wanted = {
+        package: versions.DEBIAN_PACKAGES[package]
+        for package in (
+            "docker.io",
+            "containerd",
+            "runc",
+            "containernetworking-plugins",
+            "conntrack",
+        )
+    }
+    assert packages.missing(wanted, present.__contains__) == missing
+
+
+def test_a_tool_in_sbin_counts_even_when_path_lacks_sbin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert packages.is_present("/") is True
+    assert packages.is_present("no-such-tool-anywhere") is False
 
 
 @pytest.mark.parametrize(

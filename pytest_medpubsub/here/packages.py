@@ -3,30 +3,34 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pytest_medpubsub import progress
-from pytest_medpubsub.here.commands import retried, run
+from pytest_medpubsub.here.commands import retried
 
 APT_TIMEOUT_S = 900.0
 
 
-def missing(dpkg_query_text: str, wanted: Sequence[str]) -> list[str]:
-    """The packages of `wanted` not reported "install ok installed" by
-    `dpkg-query -W -f='${Package} ${Status}\\n'` (a package dpkg never heard of prints nothing)."""
-    installed = set()
-    for line in dpkg_query_text.splitlines():
-        name, _, status = line.partition(" ")
-        if status.strip() == "install ok installed":
-            installed.add(name.split(":")[0])  # drop an architecture qualifier
-    return [package for package in wanted if package not in installed]
+def missing(wanted: Mapping[str, str], present: Callable[[str], bool]) -> list[str]:
+    """The packages of `wanted` (package -> the command or file it provides) whose command or
+    file is not `present`."""
+    return [package for package, probe in wanted.items() if not present(probe)]
 
 
-def ensure(wanted: Sequence[str], log: Path) -> list[str]:
+def is_present(probe: str) -> bool:
+    """An absolute path must exist; a bare name must be a command on PATH (or in sbin, which a
+    user's PATH may lack)."""
+    if probe.startswith("/"):
+        return Path(probe).exists()
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return shutil.which(probe, path=path) is not None
+
+
+def ensure(wanted: Mapping[str, str], log: Path) -> list[str]:
     """Install what is missing of `wanted`; return what was installed."""
-    query = run(["dpkg-query", "-W", "-f=${Package} ${Status}\\n", *wanted], 60, check=False).stdout
-    needed = missing(query, wanted)
+    needed = missing(wanted, is_present)
     if not needed:
         return []
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")

@@ -23,19 +23,21 @@ GO_MINIMUM = (1, 26)
 REGISTRY = "registry.k8s.io"
 KEDA_IMAGE = f"medpubsub.local/keda-operator:{KEDA}"
 
-# Debian packages the cluster needs at run time (docker.io brings containerd, runc and ctr).
-DEBIAN_PACKAGES = (
-    "docker.io",
-    "containerd",
-    "runc",
-    "containernetworking-plugins",
-    "conntrack",
-    "iptables",
-    "iproute2",
-    "ethtool",
-    "socat",
-    "debootstrap",
-)
+# Debian packages the cluster needs at run time, each with what shows it is there: a command on
+# PATH or a file. A tool found means its package (or an equivalent, such as a runner's own Docker
+# engine, which docker.io would conflict with) is installed, so nothing is installed over it.
+DEBIAN_PACKAGES = {
+    "docker.io": "dockerd",
+    "containerd": "containerd",  # ctr comes with it
+    "runc": "runc",
+    "containernetworking-plugins": "/usr/lib/cni/bridge",
+    "conntrack": "conntrack",
+    "iptables": "iptables",
+    "iproute2": "ip",
+    "ethtool": "ethtool",
+    "socat": "socat",
+    "debootstrap": "debootstrap",
+}
 
 
 @dataclass(frozen=True)
