@@ -28,7 +28,19 @@ def _run_medicine(_: argparse.Namespace) -> int:
     return run()
 
 
-SERVICES = ("patient", "medicine")
+def _run_make_order(_: argparse.Namespace) -> int:
+    from medpubsub.medicine.one_order import run
+
+    return run()
+
+
+def _run_dispatcher(_: argparse.Namespace) -> int:
+    from medpubsub.dispatcher.service import run
+
+    return run()
+
+
+SERVICES = ("patient", "medicine", "make-order", "dispatcher")
 
 
 def build_parser(with_harness: bool = True) -> argparse.ArgumentParser:
@@ -57,6 +69,25 @@ def build_parser(with_harness: bool = True) -> argparse.ArgumentParser:
         ),
     )
     medicine.set_defaults(func=_run_medicine)
+    make_order = commands.add_parser(
+        "make-order",
+        help="make the one order in MEDICINE_ORDER exactly once (what the dispatcher starts)",
+        description=(
+            "Make the tabs of the order the dispatcher put in MEDICINE_ORDER (its record value "
+            "and coordinates) in one transaction, unless that order was already made; exit."
+        ),
+    )
+    make_order.set_defaults(func=_run_make_order)
+    dispatcher = commands.add_parser(
+        "dispatcher",
+        help="run the dispatcher: consume orders and start one maker per order",
+        description=(
+            "Consume the orders topic in the DISPATCHER_GROUP_ID group and start a maker for "
+            "each order (a process, or a Kubernetes Job with DISPATCHER_LAUNCHER=job); commit an "
+            "order once its maker exists, start failed makers again, dead-letter bad orders."
+        ),
+    )
+    dispatcher.set_defaults(func=_run_dispatcher)
     if not with_harness:
         return parser
     try:

@@ -1,0 +1,1 @@
+"""The dispatcher design: one permanent consumer that starts a maker for every order."""

@@ -1,0 +1,176 @@
+"""The dispatcher design against a real broker: one maker per order, each order made once.
+
+`medpubsub make-order` makes the order in MEDICINE_ORDER; `medpubsub dispatcher` consumes the
+orders and starts such a maker per order. The faults are SIGKILLs at the moments that matter for
+exactly-once: a maker mid-order (its retry fences it), a maker right after its commit (its retry
+finds the order's marker), and the dispatcher mid-stream (its next life reads the uncommitted
+orders again and watches the makers of the first).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from medpubsub.kafka_clients import common_config
+from medpubsub.medicine.one_order import DispatchedOrder, marker_group
+from medpubsub.messages import Order
+from pytest_medpubsub import processes
+from pytest_medpubsub.waiting import wait_until
+
+from .kafka_io import QUIET, ReaderFactory, ServiceFactory, TestTopics, produce
+
+MAKING = r"medicine (?P<name>\S+): making order"
+
+
+def an_order(tabs_count: int) -> Order:
+    return Order(
+        order_id=str(uuid.uuid4()),
+        patient_id="patient-d",
+        tabs_count=tabs_count,
+        ordered_at_ns=time.time_ns(),
+    )
+
+
+def dispatched(topics: TestTopics, order: Order) -> DispatchedOrder:
+    [offset] = produce(topics.bootstrap, topics.orders, [order.to_bytes()])
+    return DispatchedOrder(
+        topic=topics.orders, partition=0, offset=offset, value=order.to_bytes().decode()
+    )
+
+
+def marker_offset(topics: TestTopics, order_id: str) -> int:
+    admin = AdminClient(common_config(topics.kafka, "test-admin") | QUIET)
+    group = marker_group(order_id)
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topics.orders, 0)])
+    [committed] = admin.list_consumer_group_offsets([request])[group].result(15).topic_partitions
+    return int(committed.offset)
+
+
+def test_a_maker_killed_mid_order_is_fenced_by_its_retry_which_makes_each_tab_once(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    # 15 workers for 16 tabs: a second wave, so the first maker is surely mid-order once a
+    # read_uncommitted reader sees a tab.
+    order = an_order(16)
+    environment = topics.environment(
+        MEDICINE_MAX_WORKERS=15, MEDICINE_ORDER=dispatched(topics, order).model_dump_json()
+    )
+    first = service("make-order", environment)
+    first_name = first.wait_for_output(MAKING, timeout_s=20)["name"]
+    uncommitted = reader(topics, topics.deliveries, committed_only=False)
+    uncommitted.wait_for_count(1, timeout_s=20)
+    assert first.signal_and_wait(signal.SIGKILL, timeout_s=5) == -signal.SIGKILL
+
+    began = time.monotonic()
+    retry = service("make-order", environment)
+    assert retry.wait_exit(timeout_s=30) == 0, retry.output()
+    took_s = time.monotonic() - began
+    retry_name = retry.wait_for_output(MAKING, timeout_s=1)["name"]
+    deliveries = reader(topics, topics.deliveries)
+    deliveries.wait_for_count(16, timeout_s=10)
+    committed = deliveries.read_to_end(timeout_s=10)
+
+    assert Counter(record.json()["tab_id"] for record in committed) == Counter(
+        f"{order.order_id}:{index}" for index in range(16)
+    )
+    assert {record.json()["maker"] for record in committed} == {retry_name}
+    written = Counter(record.json()["maker"] for record in uncommitted.read_to_end(timeout_s=10))
+    assert written[first_name] >= 1  # the killed maker's tabs were written, and aborted
+    # init_transactions fenced the zombie and aborted its transaction at once: the retry did
+    # not wait for the 12 s transaction timeout (two waves of 2 s, and the start-up).
+    assert took_s < 11, f"the retry took {took_s:.1f} s"
+    assert (
+        marker_offset(topics, order.order_id)
+        == json.loads(environment["MEDICINE_ORDER"])["offset"] + 1
+    )
+
+
+def test_a_maker_killed_right_after_its_commit_is_not_made_again_by_its_retry(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
+) -> None:
+    order = an_order(3)
+    environment = topics.environment(MEDICINE_ORDER=dispatched(topics, order).model_dump_json())
+    first = service("make-order", environment)
+    deliveries = reader(topics, topics.deliveries)
+    # The tabs become readable the moment the transaction committed: kill the maker then.
+    deliveries.wait_for_count(3, timeout_s=30)
+    processes.kill(first.process)
+
+    retry = service("make-order", environment)
+    assert retry.wait_exit(timeout_s=30) == 0, retry.output()
+    assert f"order {order.order_id} was already made" in retry.output()
+    committed = deliveries.read_to_end(timeout_s=10)
+    assert sorted(record.json()["tab_id"] for record in committed) == [
+        f"{order.order_id}:{index}" for index in range(3)
+    ]
+
+
+def test_a_maker_without_an_order_is_a_configuration_error(
+    topics: TestTopics, service: ServiceFactory
+) -> None:
+    maker = service("make-order", topics.environment(MEDICINE_ORDER='{"topic": "t"}'))
+    assert maker.wait_exit(timeout_s=20) == 2
+    assert (
+        maker.output().strip().splitlines()[-1].startswith("medpubsub make-order: MEDICINE_ORDER")
+    )
+
+
+def _leftover_makers(state_file: Path) -> list[int]:
+    if not state_file.exists():
+        return []
+    return [
+        entry["pid"]
+        for entry in json.loads(state_file.read_text())["makers"]
+        if entry.get("pid") and processes.is_alive(entry["pid"])
+    ]
+
+
+def test_the_dispatcher_killed_mid_stream_loses_and_duplicates_nothing(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory, tmp_path: Path
+) -> None:
+    state_file = tmp_path / "dispatcher" / "makers.json"
+    environment = topics.environment(
+        DISPATCHER_GROUP_ID=f"{topics.group}-dispatcher", DISPATCHER_STATE_FILE=str(state_file)
+    )
+    first = service("dispatcher", environment)
+    first.wait_for_output("dispatching orders", timeout_s=30)
+    before = [an_order(1 + index % 5) for index in range(12)]
+    produce(topics.bootstrap, topics.orders, [b"not an order", *(o.to_bytes() for o in before)])
+    try:
+        # Killed while it starts makers: some orders dispatched and committed, some dispatched
+        # but not committed yet, makers of its life still running.
+        wait_until(
+            lambda: _leftover_makers(state_file), bool, 20, "a dispatched maker", interval_s=0.01
+        )
+        assert first.signal_and_wait(signal.SIGKILL, timeout_s=5) == -signal.SIGKILL
+        after = [an_order(2) for _ in range(5)]
+        produce(topics.bootstrap, topics.orders, [order.to_bytes() for order in after])
+        second = service("dispatcher", environment)
+        orders = before + after
+        expected = Counter(
+            f"{order.order_id}:{index}" for order in orders for index in range(order.tabs_count)
+        )
+        deliveries = reader(topics, topics.deliveries)
+        deliveries.wait_for_count(sum(expected.values()), timeout_s=90)
+        wait_until(
+            lambda: _leftover_makers(state_file),
+            lambda pids: not pids,
+            30,
+            "every maker to end",
+        )
+        committed = deliveries.read_to_end(timeout_s=10)
+        assert Counter(record.json()["tab_id"] for record in committed) == expected
+        letters = reader(topics, topics.dlq).read_to_end(timeout_s=10)
+        assert [letter.json()["payload"] for letter in letters] == ["not an order"]
+        assert second.process.poll() is None, second.output()
+    finally:
+        for pid in _leftover_makers(state_file):
+            processes.stop_pid(pid, grace_s=5)
