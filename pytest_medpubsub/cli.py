@@ -26,6 +26,7 @@ from pytest_medpubsub.kafka.embedded import WILDCARDS
 from pytest_medpubsub.kafka.jars import KAFKA_VERSION, KafkaUnavailable, libs_dir
 from pytest_medpubsub.live import status_table
 from pytest_medpubsub.observer import Mark, Observer, PlatformSample, Summary
+from pytest_medpubsub.platforms import factory
 from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.local import LocalPlatform
 from pytest_medpubsub.project import ProjectNotFound
@@ -123,6 +124,13 @@ def _system_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kafka", metavar="HOST:PORT", help="use this running broker instead of the embedded one"
     )
+    parser.add_argument(
+        "--design",
+        choices=factory.DESIGNS,
+        default=factory.SCALEDJOB,
+        help="how makers are started: scaledjob (KEDA's ScaledJob, default) or dispatcher (one "
+        "consumer that starts a maker per order)",
+    )
     _data_dir_option(parser)
 
 
@@ -170,7 +178,9 @@ def _local_system(
         raise PlatformError(f"--patients must be 0 or more, not {arguments.patients}")
     run_dir = Path(".medpubsub") / "run"
     with running_broker(external=arguments.kafka, data_dir=arguments.data_dir) as (kafka, broker):
-        platform = LocalPlatform(kafka, run_dir, broker=broker, state_file=state_file)
+        platform = _platform_class(arguments.design)(
+            kafka, run_dir, broker=broker, state_file=state_file
+        )
         platform.start()
         try:
             observer = Observer(kafka, sampler=lambda: _sample(platform)).start()
@@ -182,6 +192,14 @@ def _local_system(
                 observer.stop()
         finally:
             platform.stop()
+
+
+def _platform_class(design: str) -> type[LocalPlatform]:
+    if design == factory.DISPATCHER:
+        from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
+
+        return LocalDispatcherPlatform
+    return LocalPlatform
 
 
 def _sample(platform: LocalPlatform) -> PlatformSample:
@@ -235,14 +253,17 @@ def run_demo(arguments: argparse.Namespace) -> int:
             platform.scale_patients(0)
             with progress.step("Waiting for the makers to drain every order"):
                 summary = observer.wait_drained(180, since=since)
-            spec = SloSpec(min_jobs=1, scale_in_within_s=DEMO_SCALE_IN_S)
+            allowances = factory.DESIGN_SLO_DEFAULTS.get(arguments.design, {})
+            spec = SloSpec.model_validate(
+                {"min_jobs": 1, "scale_in_within_s": DEMO_SCALE_IN_S} | allowances
+            )
             warm = platform.warm_makers()
             with progress.step(f"Waiting for the makers to scale in to {warm} (the warm floor)"):
                 wait_scaled_in(observer, since, DEMO_SCALE_IN_S, warm)
             summary = observer.summary(since=since, final=True)
             result = evaluate(summary, spec, warm)
             path = write_report(arguments.report, summary, result, extra={"demo": _demo_facts(
-                arguments, platform)})  # fmt: skip
+                arguments, platform), "design": arguments.design})  # fmt: skip
             _print_outcome(summary, result.failure_message(), path)
             outcome.append(0 if result.passed else 1)
 
@@ -251,6 +272,12 @@ def run_demo(arguments: argparse.Namespace) -> int:
 
 
 def _demo_facts(arguments: argparse.Namespace, platform: LocalPlatform) -> dict[str, Any]:
+    if arguments.design == factory.DISPATCHER:
+        return {
+            "patients": arguments.patients,
+            "duration_s": arguments.duration,
+            "makers_started": platform.jobs_created,
+        }
     spec = platform.spec
     return {
         "patients": arguments.patients,

@@ -87,6 +87,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="existing cluster without a registry: import the service images into the node's "
         "containerd at SOCKET (docker save | ctr import) and never pull them",
     )
+    group.addoption(
+        "--medpubsub-design",
+        choices=factory.DESIGNS,
+        default=factory.SCALEDJOB,
+        help="how makers are started: scaledjob (KEDA's ScaledJob on the lag, default) or "
+        "dispatcher (one consumer that starts a maker per order)",
+    )
     for ini_name, help_text, default in (*_SLO_INI.values(), _DRAIN_INI):
         parser.addini(ini_name, help_text, default=default)
 
@@ -238,7 +245,10 @@ def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
     spec = _slo_spec(item)
     summary = system.finish(drain_timeout_s, spec.scale_in_within_s)
     result = evaluate(summary, spec, system.warm_makers)
-    path = write_report(system.report_dir, summary, result, extra=system.attachments)
+    design = str(item.config.getoption("--medpubsub-design"))
+    path = write_report(
+        system.report_dir, summary, result, extra=system.attachments | {"design": design}
+    )
     for name, value in junit_properties(summary, result):
         item.user_properties.append((name, value))
     item.config.stash[_RESULTS].append((item.nodeid, path, result))
@@ -250,8 +260,16 @@ def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
 
 def _slo_spec(item: pytest.Item) -> SloSpec:
     config = item.config
+    # A design may allow for what it costs by nature (factory.DESIGN_SLO_DEFAULTS); an ini key
+    # the user set still wins, and so does a test's marker.
+    design = factory.DESIGN_SLO_DEFAULTS.get(str(config.getoption("--medpubsub-design")), {})
     defaults = SloSpec.model_validate(
-        {field: str(config.getini(ini_name)) for field, (ini_name, _, _) in _SLO_INI.items()}
+        {
+            field: design[field]
+            if field in design and ini_name not in config.inicfg
+            else str(config.getini(ini_name))
+            for field, (ini_name, _, _) in _SLO_INI.items()
+        }
     )
     marker = item.get_closest_marker("medpubsub_slo")
     if marker is None:
@@ -294,6 +312,7 @@ def _platform_options(config: pytest.Config) -> factory.PlatformOptions:
         state_file=run_dir / "local.json",
         kafka=config.getoption("--medpubsub-kafka"),
         containerd=config.getoption("--medpubsub-containerd"),
+        design=str(config.getoption("--medpubsub-design")),
     )
 
 

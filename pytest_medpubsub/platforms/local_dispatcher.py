@@ -1,0 +1,283 @@
+"""The dispatcher design on this machine: the local platform with `medpubsub dispatcher` in
+place of the KEDA-exact ScaledJob.
+
+The dispatcher runs as one process (a Deployment's single pod) that starts a `medpubsub
+make-order` process per order; the platform restarts it when it dies, as Kubernetes restarts a
+pod. The platform sees the dispatched makers through the dispatcher's state file (the makers it
+watches, with their pids), so the scenarios' surface is the same as with the ScaledJob:
+`medicine_jobs()` counts the dispatched makers still running, `kill_medicine` SIGKILLs them,
+`lag()` is the dispatcher's group's, `pause_scaling` stops dispatching (a pause file the
+dispatcher looks for), and no maker is kept warm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from medpubsub.kafka_clients import common_config
+from pytest_medpubsub import processes, progress, state
+from pytest_medpubsub.kafka.client_log import quiet
+from pytest_medpubsub.kafka.group import group_assignment
+from pytest_medpubsub.kafka.offsets import OffsetReader
+from pytest_medpubsub.platforms.base import PlatformError
+from pytest_medpubsub.platforms.local import LocalPlatform
+from pytest_medpubsub.waiting import wait_until
+
+DESIGN = "dispatcher"
+GROUP = "dispatcher"
+# Settings a process must not inherit from the user's shell: the platform decides.
+_OWNED_PREFIXES = ("MEDPUBSUB_", "MEDICINE_", "DISPATCHER_")
+DISPATCHER_READY_TIMEOUT_S = 60.0
+# A dispatcher that stops lets its makers finish (6 s) before it stops them.
+DISPATCHER_STOP_GRACE_S = 15.0
+MAKER_MARKER = "make-order"
+
+
+class LocalDispatcherPlatform(LocalPlatform):
+    """The local platform of the dispatcher design (module docstring)."""
+
+    design = DESIGN
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._dispatcher: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._keeper = threading.Thread(target=self._keep_dispatcher, name="local-dispatcher")
+        self.dispatcher_restarts = 0
+        self._created_before = 0  # makers started by the dispatcher's earlier lives
+
+    @property
+    def dispatcher_dir(self) -> Path:
+        return self.run_dir / "dispatcher"
+
+    @property
+    def makers_file(self) -> Path:
+        return self.dispatcher_dir / "makers.json"
+
+    @property
+    def pause_file(self) -> Path:
+        return self.dispatcher_dir / "paused"
+
+    @property
+    def dispatcher_pid(self) -> int | None:
+        process = self._dispatcher
+        return process.pid if process is not None and process.poll() is None else None
+
+    # -- Platform ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.dispatcher_dir.mkdir(parents=True, exist_ok=True)
+        self.pause_file.unlink(missing_ok=True)
+        topic = self.kafka.orders_topic
+        self._offsets = OffsetReader(self.kafka, GROUP, topic)
+        self._start_at_the_end(self._offsets)
+        self._spawn_dispatcher()
+        self._keeper.start()
+        self._supervisor.start()
+        with progress.step(f"waiting for the dispatcher to own the partitions of {topic}"):
+            wait_until(
+                lambda: group_assignment(self.kafka, GROUP, topic),
+                lambda seen: seen.fully_assigned and seen.members_with_partitions >= 1,
+                DISPATCHER_READY_TIMEOUT_S,
+                f"the dispatcher owning every partition of {topic}",
+                interval_s=0.25,
+            )
+        progress.say(
+            f"local platform up (dispatcher design): Kafka {self.bootstrap_servers}, dispatcher "
+            f"pid {self.dispatcher_pid} in group {GROUP}, one maker process per order"
+        )
+
+    def stop(self) -> None:
+        """Patients first, then the dispatcher (it lets its makers finish), then any maker of an
+        earlier dispatcher life, then the rest."""
+        self.scale_patients(0)
+        self._stopping.set()
+        if self._keeper.is_alive():
+            self._keeper.join(timeout=10)
+        with self._lock:
+            if self._dispatcher is not None:
+                processes.stop(self._dispatcher, grace_s=DISPATCHER_STOP_GRACE_S)
+        for maker in self._live_makers():
+            processes.stop_pid(maker["pid"], grace_s=5)
+        super().stop()
+
+    def medicine_jobs(self) -> int:
+        return len(self._live_makers())
+
+    def kill_medicine(self, count: int = 1) -> list[str]:
+        """SIGKILL the `count` oldest dispatched makers (each is in the middle of its order)."""
+        victims = sorted(self._live_makers(), key=lambda maker: maker["started_at_ns"])[:count]
+        killed = []
+        for maker in victims:
+            if _runs_a_maker(maker["pid"]):  # the pid may have ended (and been reused) since
+                os.kill(maker["pid"], signal.SIGKILL)
+                killed.append(str(maker["name"]))
+        return killed
+
+    def lag(self) -> int:
+        if self._offsets is None:
+            raise PlatformError("the local platform is not started")
+        return self._offsets.total_lag()
+
+    def warm_makers(self) -> int:
+        return 0
+
+    @property
+    def jobs_created(self) -> int:
+        """Makers started so far, by every life of the dispatcher."""
+        return self._created_before + self._ledger_created()
+
+    def pause_scaling(self, paused: bool) -> None:
+        if paused:
+            self.pause_file.touch()
+        else:
+            self.pause_file.unlink(missing_ok=True)
+
+    def kill_dispatcher(self) -> int | None:
+        """SIGKILL the dispatcher (chaos); the platform starts it again. Its pid, if it ran."""
+        pid = self.dispatcher_pid
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def dump_diagnostics(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        logs = self.run_dir / "logs"
+        if logs.exists():
+            shutil.copytree(logs, directory / "logs", dirs_exist_ok=True)
+        makers = self.dispatcher_dir / "makers"
+        if makers.exists():
+            shutil.copytree(makers, directory / "logs" / "makers", dirs_exist_ok=True)
+        if self.broker is not None and self.broker.log_file.exists():
+            shutil.copy(self.broker.log_file, directory / "kafka-server.log")
+        lines = [
+            f"dispatcher pid: {self.dispatcher_pid}",
+            f"dispatcher restarts: {self.dispatcher_restarts}",
+            f"makers created: {self.jobs_created}",
+            f"makers running: {[maker['name'] for maker in self._live_makers()]}",
+            f"paused: {self.pause_file.exists()}",
+            f"broker restarts: {self.broker_restarts}",
+        ]
+        (directory / "dispatcher-status.txt").write_text("\n".join(lines) + "\n")
+
+    def snapshot(self) -> state.LocalState:
+        broker = self.broker
+        broker_pid = broker.pid if broker is not None else None
+        return state.LocalState(
+            owner_pid=os.getpid(),
+            bootstrap=self.kafka.kafka_bootstrap,
+            group_id=GROUP,
+            orders_topic=self.kafka.orders_topic,
+            deliveries_topic=self.kafka.deliveries_topic,
+            dlq_topic=self.kafka.dlq_topic,
+            broker=state.ProcessInfo(name="kafka", pid=broker_pid, started_at_ns=0)
+            if broker_pid is not None
+            else None,
+            kafka_data_dir=str(broker.data_dir) if broker is not None else None,
+            patients=[
+                state.ProcessInfo(name=name, pid=process.pid, started_at_ns=started)
+                for name, process, started in self._patients
+                if process.poll() is None
+            ],
+            makers=[
+                state.ProcessInfo(
+                    name=maker["name"], pid=maker["pid"], started_at_ns=maker["started_at_ns"]
+                )
+                for maker in self._live_makers()
+            ],
+            updated_at_ns=time.time_ns(),
+        )
+
+    # -- the dispatcher process ----------------------------------------------------------------
+
+    def _spawn_dispatcher(self) -> None:
+        with self._lock:
+            self._dispatcher = processes.spawn(
+                [sys.executable, "-m", "medpubsub", "dispatcher"],
+                env=self._dispatcher_environment(),
+                log_path=self.run_dir / "logs" / "dispatcher.log",
+            )
+
+    def _keep_dispatcher(self) -> None:
+        """Start the dispatcher again when it died, as Kubernetes restarts a Deployment's pod."""
+        while not self._stopping.wait(0.25):
+            process = self._dispatcher
+            if process is None or process.poll() is None:
+                continue
+            progress.say(f"the dispatcher exited with {process.returncode}; starting it again")
+            self._created_before += self._ledger_created()
+            self.dispatcher_restarts += 1
+            self._spawn_dispatcher()
+
+    def _dispatcher_environment(self) -> dict[str, str]:
+        env = {
+            key: value for key, value in os.environ.items() if not key.startswith(_OWNED_PREFIXES)
+        }
+        env.update(
+            {
+                "MEDPUBSUB_KAFKA_BOOTSTRAP": self.kafka.kafka_bootstrap,
+                "MEDPUBSUB_ORDERS_TOPIC": self.kafka.orders_topic,
+                "MEDPUBSUB_DELIVERIES_TOPIC": self.kafka.deliveries_topic,
+                "MEDPUBSUB_DLQ_TOPIC": self.kafka.dlq_topic,
+                "DISPATCHER_GROUP_ID": GROUP,
+                "DISPATCHER_LAUNCHER": "process",
+                "DISPATCHER_STATE_FILE": str(self.makers_file.absolute()),
+                "DISPATCHER_PAUSE_FILE": str(self.pause_file.absolute()),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        credentials = getattr(self, "credentials", None)  # a secured broker (issue 12)
+        if credentials is not None:
+            env.update(credentials.environment("medicine"))
+        return env
+
+    def _ledger(self) -> dict[str, Any]:
+        try:
+            document = json.loads(self.makers_file.read_text())
+        except (OSError, ValueError):  # not written yet (it is replaced atomically)
+            return {"created": 0, "makers": []}
+        return document if isinstance(document, dict) else {"created": 0, "makers": []}
+
+    def _ledger_created(self) -> int:
+        return int(self._ledger().get("created", 0))
+
+    def _live_makers(self) -> list[dict[str, Any]]:
+        return [
+            maker
+            for maker in self._ledger().get("makers", [])
+            if maker.get("pid") and processes.is_alive(maker["pid"])
+        ]
+
+    def _start_at_the_end(self, offsets: OffsetReader) -> None:
+        """A dispatcher group that never committed starts at the log end: the orders before it
+        belong to the other design's makers (the benchmark runs both on one broker)."""
+        partitions = offsets.partitions()
+        if any(partition.committed >= 0 for partition in partitions):
+            return
+        if all(partition.end == 0 for partition in partitions):
+            return
+        admin = AdminClient(quiet(common_config(self.kafka, "medpubsub-dispatcher-setup")))
+        request = ConsumerGroupTopicPartitions(
+            GROUP, [TopicPartition(p.topic, p.partition, p.end) for p in partitions]
+        )
+        admin.alter_consumer_group_offsets([request])[GROUP].result(timeout=30)
+
+
+def _runs_a_maker(pid: int) -> bool:
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return processes.is_alive(pid) and MAKER_MARKER.encode() in arguments

@@ -1,0 +1,140 @@
+"""The dispatcher design's pure parts: the order a maker is handed, the Job made for it, the
+design switch, and the bench design."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medpubsub.dispatcher.launchers import (
+    COMPONENT,
+    COMPONENT_LABEL,
+    ORDER_ANNOTATION,
+    Maker,
+    job_manifest,
+    maker_name,
+)
+from medpubsub.medicine.one_order import (
+    ORDER_VARIABLE,
+    DispatchedOrder,
+    dispatched_order,
+    marker_group,
+)
+from medpubsub.messages import Order
+from medpubsub.settings import ConfigError, KafkaSettings
+from pytest_medpubsub.bench.designs import DESIGNS
+from pytest_medpubsub.platforms import factory
+from pytest_medpubsub.platforms.base import PlatformUnavailable
+from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
+from pytest_medpubsub.project import project_dir
+
+JOB_TEMPLATE = project_dir() / "k8s" / "components" / "dispatcher" / "dispatched-job.yaml"
+
+
+def an_order() -> Order:
+    return Order(
+        order_id=str(uuid.uuid4()), patient_id="p", tabs_count=4, ordered_at_ns=time.time_ns()
+    )
+
+
+def a_dispatched_order(order: Order) -> DispatchedOrder:
+    return DispatchedOrder(
+        topic="tabs.orders", partition=7, offset=41, value=order.to_bytes().decode(), key="p"
+    )
+
+
+def test_the_dispatched_order_is_the_record_a_consumer_would_have_polled() -> None:
+    order = an_order()
+    dispatched = dispatched_order({ORDER_VARIABLE: a_dispatched_order(order).model_dump_json()})
+    record = dispatched.record()
+
+    assert (record.topic(), record.partition(), record.offset()) == ("tabs.orders", 7, 41)
+    assert record.value() == order.to_bytes()
+    assert record.key() == b"p"
+    assert dispatched.order() == order
+    assert marker_group(order.order_id) == f"medicine-order-{order.order_id}"
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, "MEDICINE_ORDER is not set"),
+        ({ORDER_VARIABLE: "{"}, "MEDICINE_ORDER is invalid"),
+        ({ORDER_VARIABLE: '{"topic": "t", "partition": 0, "offset": -1, "value": "{}"}'}, "offset"),
+    ],
+)
+def test_a_missing_or_malformed_order_is_one_sentence(
+    environment: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        dispatched_order(environment)
+
+
+def test_an_order_that_is_no_order_is_a_configuration_error() -> None:
+    dispatched = DispatchedOrder(topic="t", partition=0, offset=0, value='{"tabs_count": 99}')
+    with pytest.raises(ConfigError, match="holds no valid order"):
+        dispatched.order()
+
+
+def test_makers_are_named_from_the_order_id_and_fit_a_kubernetes_name() -> None:
+    order_id = str(uuid.uuid4())
+    assert maker_name(order_id, 1) == f"maker-{order_id}"
+    assert maker_name(order_id, 5) == f"maker-{order_id}-r5"
+    assert len(maker_name(order_id, 20)) <= 63
+
+
+def test_the_job_is_the_hardened_template_with_the_order_in_its_environment() -> None:
+    template = yaml.safe_load(JOB_TEMPLATE.read_text())
+    original = json.dumps(template, sort_keys=True)
+    order = an_order()
+    maker = Maker(maker_name(order.order_id, 2), order.order_id, a_dispatched_order(order), 2, 0)
+    job = job_manifest(template, maker)
+
+    assert json.dumps(template, sort_keys=True) == original  # the template is not changed
+    assert job["kind"] == "Job"
+    assert job["metadata"]["name"] == f"maker-{order.order_id}-r2"
+    assert job["metadata"]["labels"][COMPONENT_LABEL] == COMPONENT
+    assert job["spec"]["template"]["metadata"]["labels"][COMPONENT_LABEL] == COMPONENT
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    env = {entry["name"]: entry["value"] for entry in container["env"]}
+    assert DispatchedOrder.model_validate_json(env[ORDER_VARIABLE]) == maker.order
+    note = json.loads(job["metadata"]["annotations"][ORDER_ANNOTATION])
+    assert (note["order_id"], note["attempt"]) == (order.order_id, 2)
+    assert job["spec"]["backoffLimit"] == 0  # the dispatcher retries, bounded, with backoff
+    assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_the_design_switch_picks_the_local_platform(tmp_path: Path) -> None:
+    kafka = KafkaSettings()
+    options = factory.PlatformOptions(
+        cluster="local", run_dir=tmp_path, report_dir=tmp_path, design="dispatcher"
+    )
+    platform = factory.create_local(options, kafka, None)
+    assert isinstance(platform, LocalDispatcherPlatform)
+    assert platform.warm_makers() == 0
+    scaledjob = factory.create_local(
+        factory.PlatformOptions(cluster="local", run_dir=tmp_path, report_dir=tmp_path),
+        kafka,
+        None,
+    )
+    assert not isinstance(scaledjob, LocalDispatcherPlatform)
+    with pytest.raises(PlatformUnavailable, match="unknown design"):
+        factory.create_local(
+            factory.PlatformOptions(
+                cluster="local", run_dir=tmp_path, report_dir=tmp_path, design="keda"
+            ),
+            kafka,
+            None,
+        )
+
+
+def test_the_bench_runs_the_dispatcher_on_its_own_platform() -> None:
+    assert DESIGNS["dispatcher"].platform == "dispatcher"
+    assert {design.platform for name, design in DESIGNS.items() if name != "dispatcher"} == {
+        "scaledjob"
+    }
