@@ -50,6 +50,7 @@ lint: $(INSTALLED) ## ruff and mypy
 
 manifests: $(INSTALLED) kustomize ## render every overlay (k8s + keda) to build/manifests/<overlay>.yaml
 	$(BIN)/python -m pytest_medpubsub.k8s.render --out build/manifests
+	$(BIN)/python -m pytest_medpubsub.k8s.designs --out build/manifests
 
 # Both service images with Docker (started first when installed but not running). BASE_IMAGE
 # chooses the base; by default the Dockerfiles' official one when it can be pulled, else a local
