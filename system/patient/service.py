@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from medpubsub.kafka_clients import order_producer_config
 from medpubsub.messages import Order
@@ -24,6 +24,8 @@ from medpubsub.settings import KafkaSettings, PatientSettings, load
 from medpubsub.shutdown import StopRequest
 
 FLUSH_TIMEOUT_S = 10.0
+# How long a patient waits for the broker before its first order (see `_connect`).
+CONNECT_TIMEOUT_S = 10.0
 
 log = logging.getLogger("medpubsub.patient")
 
@@ -72,6 +74,7 @@ def run() -> int:
         | {"error_cb": on_error}
     )
     deliveries = Deliveries()
+    _connect(producer, kafka.orders_topic, stop)
     print(
         f"patient {patient.patient_id}: ordering {patient.min_tabs_count}-{patient.max_tabs_count}"
         f" tabs every {patient.order_period_seconds} s to {kafka.orders_topic}"
@@ -90,6 +93,25 @@ def run() -> int:
         log.error("stopped by a fatal producer error: %s", fatal[0])
         return 1
     return 0
+
+
+def _connect(producer: Producer, topic: str, stop: StopRequest) -> None:
+    """Reach the broker and learn the topic's partitions before the first order is stamped.
+
+    An order carries its patient's clock: a first order stamped before the producer has a
+    connection, the topic's metadata and its idempotent producer id would carry the patient's own
+    start-up (half a second here) as order latency. Bounded: with no broker the patient orders
+    anyway, and librdkafka keeps the orders until the broker is there.
+    """
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            metadata = producer.list_topics(topic, timeout=1.0)
+        except KafkaException:
+            continue
+        found = metadata.topics.get(topic)
+        if found is not None and found.error is None and found.partitions:
+            return
 
 
 def order_until_stopped(
