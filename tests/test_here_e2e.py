@@ -40,3 +40,51 @@ def test_the_scenarios_are_the_four_the_issue_names() -> None:
     root = Path(__file__).resolve().parents[1]
     assert all((root / scenario).is_file() for scenario in e2e.SCENARIOS)
     assert (root / e2e.CHAOS_EXPERIMENT).is_file()
+
+
+def _job(name: str, owner: str | None, succeeded: int = 1) -> dict[str, object]:
+    refs = [{"kind": "ScaledJob", "name": owner}] if owner else []
+    return {
+        "metadata": {"name": name, "ownerReferences": refs},
+        "spec": {"template": {"spec": {"containers": [{"image": "medpubsub/medicine:0.1.0"}]}}},
+        "status": {"succeeded": succeeded},
+    }
+
+
+def _pod(job: str, image_id: str) -> dict[str, object]:
+    return {
+        "metadata": {"name": f"{job}-x", "labels": {"job-name": job}},
+        "status": {
+            "phase": "Succeeded",
+            "containerStatuses": [
+                {"image": "docker.io/medpubsub/medicine:0.1.0", "imageID": image_id}
+            ],
+        },
+    }
+
+
+def test_the_evidence_counts_the_jobs_by_owner_and_the_images_their_pods_ran() -> None:
+    from pytest_medpubsub.here import evidence
+
+    jobs = {
+        "items": [
+            _job("medicine-a", "medicine"),
+            _job("medicine-b", "medicine", 0),
+            _job("x", None),
+        ]
+    }
+    pods = {"items": [_pod("medicine-a", "sha256:1"), _pod("medicine-b", "sha256:1")]}
+    summary = evidence.summarize(jobs, pods)
+    assert summary["jobs"] == 3
+    assert summary["owners"] == {"ScaledJob/medicine": 2}
+    assert summary["images"] == {"medpubsub/medicine:0.1.0": 3}
+    assert summary["pod_images"] == {"sha256:1": 2}
+    first = summary["list"][0]
+    assert first["pods"] == [
+        {
+            "name": "medicine-a-x",
+            "phase": "Succeeded",
+            "image": "docker.io/medpubsub/medicine:0.1.0",
+            "image_id": "sha256:1",
+        }
+    ]

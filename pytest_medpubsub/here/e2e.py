@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from pytest_medpubsub import processes, progress
-from pytest_medpubsub.here import cluster, kube, teardown
+from pytest_medpubsub.here import cluster, evidence, kube, teardown
 from pytest_medpubsub.here.commands import HereError
 from pytest_medpubsub.here.layout import Layout
 from pytest_medpubsub.here.state import ClusterState
@@ -33,6 +33,7 @@ SCENARIOS = (
 )
 CHAOS_EXPERIMENT = "chaos/kill-medicine.json"
 NAMESPACE = "medpubsub"
+MAKER_SELECTOR = "app.kubernetes.io/name=medicine,app.kubernetes.io/component=maker"
 BROKER_TIMEOUT_S = 180.0
 PYTEST_TIMEOUT_S = 2700.0
 CHAOS_TIMEOUT_S = 1200.0
@@ -60,6 +61,7 @@ def run(layout: Layout, report: str, keep: bool = False) -> int:
             )
             chaos = _timed(figures, "chaos", lambda: _chaos(bootstrap, report_dir, env))
             status = status or chaos
+            figures["keda_jobs"] = _keda_evidence(Path(env["KUBECONFIG"]), report_dir)
         if figures.get("left_after_down"):
             status = status or 1  # a run that leaves something on the host has failed
     finally:
@@ -173,6 +175,22 @@ def _chaos(bootstrap: str, report_dir: Path, env: dict[str, str]) -> int:
             progress.say(f"the chaos experiment did not finish within {CHAOS_TIMEOUT_S:g} s")
             return 1
     return _judge(journal)
+
+
+def _keda_evidence(kubeconfig: Path, report_dir: Path) -> dict[str, object]:
+    """The makers' Jobs as the cluster lists them (owner, image, pods) into keda-jobs.json;
+    the totals go into the run's figures."""
+    try:
+        jobs = kube.get_json(kubeconfig, "-n", NAMESPACE, "jobs")
+        pods = kube.get_json(kubeconfig, "-n", NAMESPACE, "pods", "-l", MAKER_SELECTOR)
+    except HereError as error:
+        progress.say(f"could not list the makers' Jobs: {error}")
+        return {}
+    summary = evidence.summarize(jobs, pods)
+    (report_dir / "keda-jobs.json").write_text(json.dumps(summary, indent=2) + "\n")
+    totals = {key: summary[key] for key in ("jobs", "owners", "images", "pod_images")}
+    progress.say(f"the makers' Jobs on the cluster: {totals}")
+    return totals
 
 
 def _judge(journal: Path) -> int:

@@ -1,0 +1,59 @@
+"""What the cluster itself says about the makers after `make e2e-here`: which Jobs exist, who
+owns them, and which image their pods ran (pure summary of `kubectl get -o json`, unit-tested).
+
+It is the proof that KEDA made the makers: every Job owned by the ScaledJob `medicine`, its pods
+running the medicine image that was loaded into the cluster's containerd.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+
+def summarize(jobs: dict[str, Any], pods: dict[str, Any]) -> dict[str, Any]:
+    """The Jobs (owner, outcome, image) and their pods' images, plus totals."""
+    pods_by_job: dict[str, list[dict[str, Any]]] = {}
+    for pod in pods.get("items", []):
+        job = pod.get("metadata", {}).get("labels", {}).get("job-name")
+        if job:
+            pods_by_job.setdefault(job, []).append(pod)
+    listed = []
+    for job in jobs.get("items", []):
+        name = job["metadata"]["name"]
+        owners = [
+            f"{owner.get('kind')}/{owner.get('name')}"
+            for owner in job["metadata"].get("ownerReferences", [])
+        ]
+        containers = job["spec"]["template"]["spec"].get("containers", [])
+        status = job.get("status", {})
+        listed.append(
+            {
+                "name": name,
+                "owners": owners,
+                "image": containers[0].get("image") if containers else None,
+                "succeeded": int(status.get("succeeded", 0) or 0),
+                "failed": int(status.get("failed", 0) or 0),
+                "pods": [_pod(pod) for pod in pods_by_job.get(name, [])],
+            }
+        )
+    return {
+        "jobs": len(listed),
+        "owners": dict(Counter(owner for job in listed for owner in job["owners"])),
+        "images": dict(Counter(str(job["image"]) for job in listed)),
+        "pod_images": dict(
+            Counter(pod["image_id"] for job in listed for pod in job["pods"] if pod["image_id"])
+        ),
+        "list": listed,
+    }
+
+
+def _pod(pod: dict[str, Any]) -> dict[str, Any]:
+    statuses = pod.get("status", {}).get("containerStatuses", [])
+    first = statuses[0] if statuses else {}
+    return {
+        "name": pod["metadata"]["name"],
+        "phase": pod.get("status", {}).get("phase"),
+        "image": first.get("image"),
+        "image_id": first.get("imageID") or None,
+    }
