@@ -138,3 +138,12 @@ def test_the_bench_runs_the_dispatcher_on_its_own_platform() -> None:
     assert {design.platform for name, design in DESIGNS.items() if name != "dispatcher"} == {
         "scaledjob"
     }
+
+
+def test_a_cluster_of_the_dispatcher_design_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    options = factory.PlatformOptions(
+        cluster="kind", run_dir=tmp_path, report_dir=tmp_path, design="dispatcher"
+    )
+    with pytest.raises(PlatformUnavailable, match="local platform only") as refused:
+        factory.check_available(options, project_dir())
+    assert str(refused.value).count(". ") == 0

@@ -47,6 +47,12 @@ def check_available(options: PlatformOptions, project_dir: Path) -> None:
     """Raise `PlatformUnavailable` (one sentence) when the platform cannot run here."""
     if options.cluster == LOCAL:
         return
+    if options.design == DISPATCHER:
+        # Not wired into the cluster platforms yet: they deploy and watch the ScaledJob.
+        raise PlatformUnavailable(
+            "the dispatcher design runs on the local platform only for now; on a cluster, apply "
+            "build/manifests/dispatcher-kind.yaml (make manifests) yourself"
+        )
     from pytest_medpubsub.platforms import cluster
 
     cluster.check_prerequisites(options.cluster, _cluster_options(options, project_dir))

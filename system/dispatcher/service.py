@@ -50,6 +50,7 @@ from medpubsub.medicine.one_order import DispatchedOrder
 from medpubsub.medicine.producers import ProducerPool, ProducerUnavailable
 from medpubsub.medicine.service import maker_name
 from medpubsub.medicine.transaction import coordinates, kafka_error
+from medpubsub.medicine.watchdog import Watchdog
 from medpubsub.messages import DeadLetter, Order, dead_letter_payload, parse_order
 from medpubsub.settings import KafkaSettings, load
 from medpubsub.shutdown import StopRequest
@@ -60,7 +61,12 @@ POLL_INTERVAL_S = 0.05
 # Offsets and dead letters are committed at most this often: makers start at once anyway, the
 # commit only has to come before a restart could matter.
 COMMIT_INTERVAL_S = 0.1
-COMMIT_TIMEOUT_S = 10.0
+COMMIT_TIMEOUT_S = 5.0
+# How long past its bounds a commit may block before the watchdog ends the dispatcher: librdkafka
+# can block in send_offsets_to_transaction for ever when the coordinator went away (a broker
+# restart; confluentinc/librdkafka#5456), and a dispatcher stuck there dispatches nothing. Its
+# next life (the Deployment's, the platform's restart) reads the uncommitted orders again.
+WATCHDOG_GRACE_S = 2.0
 # How long a dispatcher that stops lets its local makers finish their orders.
 CLOSE_GRACE_S = 6.0
 MAX_BACKOFF_S = 10.0
@@ -100,8 +106,10 @@ class Dispatcher:
         launcher: Launcher,
         settings: DispatcherSettings,
         dlq_topic: str,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.name = name
+        self.watchdog = watchdog or Watchdog(name)
         self.consumer = consumer
         self.producer = producer
         self.launcher = launcher
@@ -253,14 +261,16 @@ class Dispatcher:
         self._record()  # the makers are written down before their orders are committed
         pending = self._pending
         offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(pending.offsets.items())]
+        bound = 2 * COMMIT_TIMEOUT_S + WATCHDOG_GRACE_S
         try:
-            self.producer.begin_transaction()
-            for letter in pending.letters:
-                self.producer.produce(self.dlq_topic, letter.to_bytes(), key=letter.topic)
-            self.producer.send_offsets_to_transaction(
-                offsets, self.consumer.consumer_group_metadata(), COMMIT_TIMEOUT_S
-            )
-            self.producer.commit_transaction(COMMIT_TIMEOUT_S)
+            with self.watchdog.guard("committing the dispatcher's transaction", bound):
+                self.producer.begin_transaction()
+                for letter in pending.letters:
+                    self.producer.produce(self.dlq_topic, letter.to_bytes(), key=letter.topic)
+                self.producer.send_offsets_to_transaction(
+                    offsets, self.consumer.consumer_group_metadata(), COMMIT_TIMEOUT_S
+                )
+                self.producer.commit_transaction(COMMIT_TIMEOUT_S)
         except KafkaException as exception:
             self._failed_commit(exception)
             return
@@ -274,7 +284,10 @@ class Dispatcher:
         log.warning("%s: commit failed, trying again: %s", self.name, exception)
         self._last_commit = time.monotonic()
         try:
-            self.producer.abort_transaction(COMMIT_TIMEOUT_S)
+            with self.watchdog.guard(
+                "aborting the dispatcher's transaction", COMMIT_TIMEOUT_S + WATCHDOG_GRACE_S
+            ):
+                self.producer.abort_transaction(COMMIT_TIMEOUT_S)
         except KafkaException as abort_error:
             raise DispatcherFailed(f"could not abort the transaction: {abort_error}") from None
 
