@@ -35,6 +35,8 @@ demo: install ## run the system locally for a while, then write a report (build/
 
 test: install kustomize ## every test that can run on this machine (unit, real Kafka, scenarios, offline k8s)
 	$(BIN)/pytest --medpubsub-report=$(REPORT)
+	@# The same scenarios on a secured broker, one identity per service (docs/security.md): ~85 s.
+	$(BIN)/pytest --medpubsub-secure --medpubsub-report=$(REPORT)/secure scenarios/test_steady_state.py scenarios/test_maker_killed.py
 	@$(BIN)/python -m pytest_medpubsub.leftovers
 
 # Not part of `make test`: six loads x two designs x 60 s, about 20 minutes on 2 cores.

@@ -43,6 +43,7 @@ from medpubsub.messages import Order
 from medpubsub.patient.ordering import build_order
 from medpubsub.settings import ConfigError, KafkaSettings, PatientSettings, load
 from pytest_medpubsub import state
+from pytest_medpubsub.kafka.security import Credentials
 from pytest_medpubsub.load import (
     ACK_TIMEOUT_ENV,
     ACKS_FILE_ENV,
@@ -142,8 +143,12 @@ def resolve_target() -> Target:
             deliveries_topic=local.deliveries_topic,
             dlq_topic=local.dlq_topic,
         )
+        if local.credentials_file is not None:  # a secure broker: order as the patient identity
+            kafka = Credentials.read(Path(local.credentials_file)).settings(kafka, "patient")
     except ValueError as error:  # e.g. SASL variables half set in this shell
         _fail(f"cannot reach the local system at {local.bootstrap}: {error}", 2)
+    except ConfigError as error:
+        _fail(str(error), 2)
     return Target(kafka, str(state.default_path()))
 
 

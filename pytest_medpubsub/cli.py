@@ -24,6 +24,7 @@ from pytest_medpubsub import processes, progress, state
 from pytest_medpubsub.kafka.embedded import HOST as EMBEDDED_HOST
 from pytest_medpubsub.kafka.embedded import WILDCARDS
 from pytest_medpubsub.kafka.jars import KAFKA_VERSION, KafkaUnavailable, libs_dir
+from pytest_medpubsub.kafka.security import as_identity
 from pytest_medpubsub.live import status_table
 from pytest_medpubsub.observer import Mark, Observer, PlatformSample, Summary
 from pytest_medpubsub.platforms import factory
@@ -67,6 +68,7 @@ def register(commands: Any) -> None:
         metavar="ADDR",
         help="address clients are told to dial (default: --host); the controller stays on loopback",
     )
+    _secure_option(kafka)
     kafka.add_argument(
         "--resolve-only",
         action="store_true",
@@ -132,6 +134,16 @@ def _system_options(parser: argparse.ArgumentParser) -> None:
         "consumer that starts a maker per order)",
     )
     _data_dir_option(parser)
+    _secure_option(parser)
+
+
+def _secure_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="SASL/SCRAM-SHA-512 and ACLs on the embedded broker: one identity per service, "
+        "passwords in a 0600 credentials file (printed as credentials=PATH)",
+    )
 
 
 # -- kafka ----------------------------------------------------------------------------------------
@@ -157,8 +169,11 @@ def run_kafka(arguments: argparse.Namespace) -> int:
             port=arguments.port,
             host=arguments.host,
             advertise=arguments.advertise,
-        ) as (kafka, _):
+            secure=arguments.secure,
+        ) as (kafka, broker):
             print(f"bootstrap={kafka.kafka_bootstrap}", flush=True)
+            if broker is not None and broker.credentials_file is not None:
+                print(f"credentials={broker.credentials_file}", flush=True)
             stop.wait()
 
     return _failing_cleanly("kafka", serve)
@@ -177,13 +192,16 @@ def _local_system(
     if arguments.patients < 0:
         raise PlatformError(f"--patients must be 0 or more, not {arguments.patients}")
     run_dir = Path(".medpubsub") / "run"
-    with running_broker(external=arguments.kafka, data_dir=arguments.data_dir) as (kafka, broker):
+    with running_broker(
+        external=arguments.kafka, data_dir=arguments.data_dir, secure=arguments.secure
+    ) as (kafka, broker):
         platform = _platform_class(arguments.design)(
             kafka, run_dir, broker=broker, state_file=state_file
         )
         platform.start()
         try:
-            observer = Observer(kafka, sampler=lambda: _sample(platform)).start()
+            observer_kafka = as_identity(kafka, platform.credentials, "observer")
+            observer = Observer(observer_kafka, sampler=lambda: _sample(platform)).start()
             try:
                 platform.scale_patients(arguments.patients)
                 yield platform, observer
@@ -208,7 +226,21 @@ def _sample(platform: LocalPlatform) -> PlatformSample:
     )
 
 
+def _secure_needs_embedded(command: str, arguments: argparse.Namespace) -> bool:
+    """--secure with --kafka is a usage error (said in one line): only our broker is secured."""
+    if arguments.secure and arguments.kafka:
+        _errors.print(
+            f"medpubsub {command}: --secure secures the embedded broker; it cannot be used with "
+            "--kafka.",
+            markup=False,
+        )
+        return True
+    return False
+
+
 def run_up(arguments: argparse.Namespace) -> int:
+    if _secure_needs_embedded("up", arguments):
+        return 2
     try:
         running = state.read()
     except state.NoLocalSystem:
@@ -228,6 +260,9 @@ def run_up(arguments: argparse.Namespace) -> int:
                 f"medpubsub is up: Kafka at {platform.bootstrap_servers}; state in "
                 f"{state.default_path()}; Ctrl-C to stop."
             )
+            credentials = platform.broker.credentials_file if platform.broker else None
+            if credentials is not None:
+                _console.print(f"credentials={credentials}", markup=False)
             _watch(platform.bootstrap_servers, observer, since, stop, deadline=None)
 
     return _failing_cleanly("up", serve)
@@ -239,6 +274,8 @@ def run_demo(arguments: argparse.Namespace) -> int:
 
     if arguments.duration <= 0:
         _errors.print(f"medpubsub demo: --duration must be positive, not {arguments.duration}")
+        return 2
+    if _secure_needs_embedded("demo", arguments):
         return 2
     stop = _stop_on_signals()
     outcome: list[int] = []

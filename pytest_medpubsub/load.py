@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes, progress, project
+from pytest_medpubsub.kafka.security import as_identity
 from pytest_medpubsub.waiting import wait_for
 
 if TYPE_CHECKING:  # the plugin hands a system over; the locustfile never needs it
@@ -475,8 +476,9 @@ class LocustLoad:
     ) -> LocustResult:
         """Run `ramp` to its end; returns (and attaches) Locust's figures."""
         with progress.step(f"Locust ramp {ramp if isinstance(ramp, str) else format_ramp(ramp)}"):
+            platform = self.system.platform
             result = run_locust(
-                self.system.platform.kafka,
+                as_identity(platform.kafka, platform.credentials, "patient"),
                 ramp,
                 self.system.report_dir / name,
                 timeout_s,

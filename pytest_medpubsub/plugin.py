@@ -22,6 +22,7 @@ from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import progress, project
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.jars import KafkaUnavailable
+from pytest_medpubsub.kafka.security import as_identity
 from pytest_medpubsub.observer import Observer, PlatformSample
 from pytest_medpubsub.platforms import factory
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
@@ -60,6 +61,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=Path,
         help="write each test's report.json and plots under DIR/<test> "
         "(default: build/medpubsub-report under the rootdir)",
+    )
+    group.addoption(
+        "--medpubsub-secure",
+        action="store_true",
+        help="local: the embedded broker takes SASL/SCRAM-SHA-512 only and enforces ACLs; each "
+        "service, the observer and the harness connect with their own least-privilege identity",
     )
     group.addoption(
         "--medpubsub-keep",
@@ -116,6 +123,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
         progress.sink = write
     options = _platform_options(config)
+    if config.getoption("--medpubsub-secure") and (
+        options.cluster != factory.LOCAL or options.kafka
+    ):
+        raise pytest.UsageError(
+            "--medpubsub-secure secures the embedded broker of the local platform; it cannot be "
+            "combined with --medpubsub-kafka or another --medpubsub-cluster"
+        )
     if options.cluster != factory.LOCAL:
         try:
             factory.check_available(options, project.project_dir())
@@ -141,8 +155,9 @@ def _medpubsub_broker(request: pytest.FixtureRequest) -> Iterator[_Broker]:
     from pytest_medpubsub.kafka.broker import running_broker
 
     external = request.config.getoption("--medpubsub-kafka")
+    secure = bool(request.config.getoption("--medpubsub-secure"))
     try:
-        with running_broker(external=external) as (kafka, embedded):
+        with running_broker(external=external, secure=secure) as (kafka, embedded):
             yield _Broker(kafka, embedded)
     except KafkaUnavailable as error:
         pytest.fail(str(error), pytrace=False)
@@ -189,7 +204,8 @@ def medpubsub_observer(medpubsub_platform: Platform) -> Iterator[Observer]:
             lag=medpubsub_platform.lag(),
         )
 
-    observer = Observer(medpubsub_platform.kafka, sampler=sample)
+    kafka = as_identity(medpubsub_platform.kafka, medpubsub_platform.credentials, "observer")
+    observer = Observer(kafka, sampler=sample)
     observer.start()
     try:
         yield observer

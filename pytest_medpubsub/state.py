@@ -38,6 +38,8 @@ class LocalState(BaseModel):
     dlq_topic: str
     broker: ProcessInfo | None  # None when an external broker is used
     kafka_data_dir: str | None
+    # A secure broker's credentials file (security.Credentials): how tools get their identity.
+    credentials_file: str | None = None
     patients: list[ProcessInfo]
     makers: list[ProcessInfo]
     updated_at_ns: int

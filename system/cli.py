@@ -19,13 +19,25 @@ Command = Callable[[argparse.Namespace], int]
 def _run_patient(_: argparse.Namespace) -> int:
     from medpubsub.patient.service import run
 
+    _check_access("patient")
     return run()
 
 
 def _run_medicine(_: argparse.Namespace) -> int:
     from medpubsub.medicine.service import run
 
+    _check_access("medicine")
     return run()
+
+
+def _check_access(service: str) -> None:
+    """A refused login (or no ACL for the orders topic) is a configuration error: one sentence,
+    exit 2, before the service starts retrying forever (see medpubsub.access)."""
+    from medpubsub.access import check_access
+    from medpubsub.settings import KafkaSettings, load
+
+    kafka = load(KafkaSettings)
+    check_access(kafka, service, kafka.orders_topic)
 
 
 def _run_make_order(_: argparse.Namespace) -> int:

@@ -62,7 +62,8 @@ def kill_makers(
     if count < 1:
         raise ValueError(f"count must be at least 1, not {count}")
     current = local_state(state_file)  # no system at all is an error now, not after `wait_s`
-    kafka = kafka_settings(None, state_file)
+    # Which maker is busy is read from the group as KEDA reads it.
+    kafka = kafka_settings(None, state_file, identity="keda")
     group = _Group(kafka, current.group_id) if mid_order else None
 
     def candidates() -> list[ProcessInfo]:
@@ -181,7 +182,7 @@ def wait_for_broker(
     state file is read.
     """
     started = time.monotonic()
-    kafka = kafka_settings(bootstrap, state_file)
+    kafka = kafka_settings(bootstrap, state_file, identity="keda")
     admins: list[AdminClient] = []  # made once the port answers: no log of refused connections
 
     def serving() -> str:
@@ -250,7 +251,7 @@ def start_load(
     """
     if _load and _load[0].running():
         raise RuntimeError(f"a load is already running (pid {_load[0].pid}); call stop_load first")
-    kafka = kafka_settings(None, state_file)
+    kafka = kafka_settings(None, state_file, identity="patient")
     directory = Path(out_dir) if out_dir else _default_load_dir(state_file)
     load = LocustProcess(kafka, ramp, directory, patient_prefix="chaos-patient")
     _load[:] = [load.start()]

@@ -186,7 +186,7 @@ def makers_back_to_zero(timeout_s: float = 60.0, state_file: str | None = None) 
 @contextlib.contextmanager
 def _watching(bootstrap: str | None, state_file: str | None) -> Iterator[Observer]:
     """An observer that has read everything committed before this call; stopped afterwards."""
-    observer = Observer(kafka_settings(bootstrap, state_file)).start()
+    observer = Observer(kafka_settings(bootstrap, state_file, identity="observer")).start()
     try:
         observer.wait_caught_up(CATCH_UP_TIMEOUT_S)
         yield observer

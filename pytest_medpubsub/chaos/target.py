@@ -14,6 +14,7 @@ from pathlib import Path
 
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes, state
+from pytest_medpubsub.kafka.security import Credentials
 
 # The owner rewrites the state file every 0.5 s; older than this, it is not looking after it.
 STALE_AFTER_S = 10.0
@@ -43,18 +44,24 @@ def local_state(state_file: str | None = None) -> state.LocalState:
     return current
 
 
-def kafka_settings(bootstrap: str | None = None, state_file: str | None = None) -> KafkaSettings:
+def kafka_settings(
+    bootstrap: str | None = None, state_file: str | None = None, *, identity: str
+) -> KafkaSettings:
     """Kafka at `bootstrap` (other client settings from the MEDPUBSUB_* environment), or the
-    local system's Kafka and topics when no bootstrap is given."""
+    local system's Kafka and topics when no bootstrap is given; on a secure local system, as
+    `identity` (security.py: each probe and action connects with the rights it needs)."""
     if bootstrap:
         return KafkaSettings(kafka_bootstrap=bootstrap)
     current = local_state(state_file)
-    return KafkaSettings(
+    kafka = KafkaSettings(
         kafka_bootstrap=current.bootstrap,
         orders_topic=current.orders_topic,
         deliveries_topic=current.deliveries_topic,
         dlq_topic=current.dlq_topic,
     )
+    if current.credentials_file is None:
+        return kafka
+    return Credentials.read(Path(current.credentials_file)).settings(kafka, identity)
 
 
 def command_line(pid: int) -> list[str]:

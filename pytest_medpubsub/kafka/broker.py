@@ -36,12 +36,15 @@ def running_broker(
     port: int | None = None,
     host: str = HOST,
     advertise: str | None = None,
+    *,
+    secure: bool = False,
 ) -> Iterator[tuple[KafkaSettings, EmbeddedKafka | None]]:
     """Yield Kafka settings (and the embedded broker, when one was started) with topics created.
 
     Without `data_dir` the broker lives in a temporary directory removed afterwards; with it, the
     data stays for the next start. `host` and `advertise` are the embedded broker's bind and
-    advertised addresses (see `EmbeddedKafka`).
+    advertised addresses (see `EmbeddedKafka`). `secure` starts it with SASL/SCRAM and ACLs; the
+    settings yielded are then the harness's admin identity (`broker.credentials` has the others).
     """
     if external:
         kafka = KafkaSettings(kafka_bootstrap=external)
@@ -50,7 +53,7 @@ def running_broker(
         return
     temporary = data_dir is None
     directory = Path(tempfile.mkdtemp(prefix="medpubsub-kafka-")) if data_dir is None else data_dir
-    broker = EmbeddedKafka(directory, port=port, host=host, advertise=advertise)
+    broker = EmbeddedKafka(directory, port=port, host=host, advertise=advertise, secure=secure)
     try:
         broker.start()
         ensure_topics(broker.kafka, system_topics())

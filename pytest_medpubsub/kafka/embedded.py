@@ -8,6 +8,16 @@ comes back at the same address with its data.
 The client listener can bind another address (`host`) and advertise another (`advertise`), so
 that pods of a cluster on this machine reach the broker at the host's own address; the
 controller listener always stays on loopback, since only the broker itself talks to it.
+
+With `secure=True` (see `security`) the client listener takes SASL/SCRAM-SHA-512 only, the
+StandardAuthorizer denies what no ACL allows, and one SCRAM user per service gets its ACLs at
+start. The broker's own traffic (to its controller, and the inter-broker listener its
+transaction coordinator writes markers through) runs on two loopback listeners with SASL/PLAIN
+and an internal principal whose password exists only in the data dir's 0600 files: nothing
+reaches the broker anonymously, and the only super users are that internal principal and the
+harness's `admin`. The internal listener is also how the SCRAM users are created: SCRAM
+credentials live in the metadata log, so the first one cannot be used to create itself, and this
+way no password ever appears on a command line.
 """
 
 from __future__ import annotations
@@ -15,25 +25,41 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import secrets
 import socket
 import subprocess
+import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialAlteration,
+    UserScramCredentialUpsertion,
+)
 
 from medpubsub.kafka_clients import common_config
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes, progress
 from pytest_medpubsub.kafka.client_log import quiet
 from pytest_medpubsub.kafka.jars import KAFKA_VERSION, java_executable, libs_dir
+from pytest_medpubsub.kafka.security import Credentials, Grant, acl_bindings, grants, write_private
 from pytest_medpubsub.waiting import WaitTimeout, wait_for
 
 HOST = "127.0.0.1"
 WILDCARDS = ("0.0.0.0", "::")
 _STATE_FILE = "embedded.json"
+CREDENTIALS_FILE = "credentials.json"
+_INTERNAL_FILE = "internal-credentials.json"
+_INTERNAL_USER = "broker"
+# Kafka's minimum for SCRAM-SHA-512: librdkafka derives the key on every connection.
+_SCRAM_ITERATIONS = 4096
 
 # The defaults assume three brokers and 50-partition internal topics; a single node wants 1 and 1.
 # Group and transaction timings are shortened so that joins and a killed maker's open transaction
@@ -87,6 +113,8 @@ class _Layout:
     port: int
     controller_port: int
     version: str
+    # The internal SASL/PLAIN listener of a secure broker; 0 until the data dir is first secured.
+    broker_port: int = field(default=0)
 
 
 class EmbeddedKafka:
@@ -94,7 +122,8 @@ class EmbeddedKafka:
 
     `host` is the address the client listener binds (a wildcard binds every address);
     `advertise` is the address clients are told to dial, by default `host` itself. A wildcard
-    cannot be dialled, so binding one needs an explicit `advertise`.
+    cannot be dialled, so binding one needs an explicit `advertise`. `secure` turns on SASL/SCRAM
+    and ACLs (see the module docstring); `kafka` then connects as the harness's admin.
     """
 
     def __init__(
@@ -105,6 +134,8 @@ class EmbeddedKafka:
         *,
         host: str = HOST,
         advertise: str | None = None,
+        secure: bool = False,
+        acl_grants: dict[str, tuple[Grant, ...]] | None = None,
     ):
         if advertise is None and host in WILDCARDS:
             raise ValueError(
@@ -118,6 +149,10 @@ class EmbeddedKafka:
         self._wanted_port = port
         self._process: subprocess.Popen[bytes] | None = None
         self._layout: _Layout | None = None
+        self.secure = secure
+        self._grants = acl_grants if acl_grants is not None else grants()
+        self._credentials: Credentials | None = None
+        self._internal_password = ""
 
     @property
     def bootstrap_servers(self) -> str:
@@ -125,7 +160,21 @@ class EmbeddedKafka:
 
     @property
     def kafka(self) -> KafkaSettings:
-        return KafkaSettings(kafka_bootstrap=self.bootstrap_servers)
+        """How the harness connects: anonymously, or as `admin` on a secure broker."""
+        open_kafka = KafkaSettings(kafka_bootstrap=self.bootstrap_servers)
+        if self._credentials is None:
+            return open_kafka
+        return self._credentials.settings(open_kafka, "admin")
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """Every identity's username and password (None: an open broker)."""
+        return self._credentials
+
+    @property
+    def credentials_file(self) -> Path | None:
+        """The 0600 JSON file of `credentials` (None: an open broker)."""
+        return self.data_dir / CREDENTIALS_FILE if self._credentials is not None else None
 
     @property
     def pid(self) -> int | None:
@@ -192,6 +241,9 @@ class EmbeddedKafka:
                     f"{self.data_dir} holds Kafka {self._layout.version} data; use another data "
                     f"dir for Kafka {self.version}"
                 )
+            if self.secure:
+                self._load_or_make_secrets()
+                state.write_text(json.dumps(self._layout.__dict__))
             self._write_config()
             return self._layout
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -201,6 +253,8 @@ class EmbeddedKafka:
             controller_port=_free_port(HOST),
             version=self.version,
         )
+        if self.secure:
+            self._load_or_make_secrets()
         self._write_config()
         with progress.step("Formatting the embedded Kafka's storage"):
             result = subprocess.run(
@@ -216,6 +270,84 @@ class EmbeddedKafka:
     def _config(self) -> Path:
         return self.data_dir / "server.properties"
 
+    def _load_or_make_secrets(self) -> None:
+        """The internal listener's port and password and the identities' credentials: made once
+        per data dir, so that a restart keeps them (the users live in the metadata log)."""
+        layout = self._require_layout()
+        if not layout.broker_port:
+            self._layout = layout = _Layout(**{**layout.__dict__, "broker_port": _free_port(HOST)})
+        internal = self.data_dir / _INTERNAL_FILE
+        credentials = self.data_dir / CREDENTIALS_FILE
+        if internal.exists() and credentials.exists():
+            self._internal_password = json.loads(internal.read_text())["password"]
+            self._credentials = Credentials.read(credentials)
+            return
+        self._internal_password = secrets.token_urlsafe(32)
+        write_private(internal, json.dumps({"password": self._internal_password}) + "\n")
+        self._credentials = Credentials.generate()
+        self._credentials.write(credentials)
+
+    def _security_settings(self) -> dict[str, str]:
+        """Listeners, SASL and the authorizer of a secure broker (see the module docstring)."""
+        layout = self._require_layout()
+        plain = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{_INTERNAL_USER}" password="{self._internal_password}" '
+            f'user_{_INTERNAL_USER}="{self._internal_password}";'
+        )
+        return {
+            "listeners": f"CLIENT://{_host_port(self.host, layout.port)},"
+            f"BROKER://{HOST}:{layout.broker_port},CONTROLLER://{HOST}:{layout.controller_port}",
+            "advertised.listeners": f"CLIENT://{self.bootstrap_servers},"
+            f"BROKER://{HOST}:{layout.broker_port}",
+            "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,BROKER:SASL_PLAINTEXT,"
+            "CONTROLLER:SASL_PLAINTEXT",
+            "inter.broker.listener.name": "BROKER",
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.client.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.client.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "listener.name.broker.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.broker.plain.sasl.jaas.config": plain,
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": plain,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{_INTERNAL_USER};User:admin",
+        }
+
+    def _internal_kafka(self) -> KafkaSettings:
+        """The internal principal on the loopback BROKER listener (provisioning only)."""
+        return KafkaSettings(
+            kafka_bootstrap=f"{HOST}:{self._require_layout().broker_port}",
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_mechanism="PLAIN",
+            kafka_sasl_username=_INTERNAL_USER,
+            kafka_sasl_password=self._internal_password,
+        )
+
+    def _provision(self, timeout_s: float) -> None:
+        """Create (or refresh) every identity's SCRAM credential and its ACLs; both idempotent."""
+        credentials = self._credentials
+        assert credentials is not None
+        admin = AdminClient(quiet(common_config(self._internal_kafka(), "medpubsub-provision")))
+        info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, _SCRAM_ITERATIONS)
+        upserts: list[UserScramCredentialAlteration] = [
+            UserScramCredentialUpsertion(username, info, password.encode())
+            for username, password in credentials.users.values()
+        ]
+        for future in admin.alter_user_scram_credentials(upserts).values():
+            future.result(timeout=timeout_s)
+        bindings = [
+            binding
+            for identity, identity_grants in self._grants.items()
+            for binding in acl_bindings(credentials.username(identity), identity_grants)
+        ]
+        for future in admin.create_acls(bindings, request_timeout=timeout_s).values():
+            future.result(timeout=timeout_s)
+
     def _write_config(self) -> None:
         layout = self._require_layout()
         settings = dict(_SERVER_SETTINGS)
@@ -228,7 +360,12 @@ class EmbeddedKafka:
                 "log.dirs": str(self.data_dir / "log"),
             }
         )
-        self._config().write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+        if self.secure:
+            settings.update(self._security_settings())
+        # 0600: a secure broker's file holds the internal listener's password.
+        write_private(
+            self._config(), "".join(f"{key}={value}\n" for key, value in settings.items())
+        )
 
     def _jvm_options(self) -> list[str]:
         logs = self.data_dir / "logs"
@@ -245,26 +382,38 @@ class EmbeddedKafka:
     def _wait_ready(self, timeout_s: float) -> None:
         """Ready means a metadata request answers at the advertised address, not only that the
         port accepts connections: that address is the one every client dials."""
-        port = self._require_layout().port
-        admins: list[AdminClient] = []  # made once the port is open: librdkafka logs refusals
+        layout = self._require_layout()
 
-        def ready() -> bool:
-            if self._process is None or self._process.poll() is not None:
-                raise _BrokerExited(self._failure_detail())
-            with socket.create_connection((self.advertise, port), timeout=1):
-                pass
-            if not admins:
-                config = quiet(common_config(self.kafka, "medpubsub-embedded-ready"))
-                admins.append(AdminClient(config))
-            return len(admins[0].list_topics(timeout=5).brokers) > 0
+        def answering(kafka: KafkaSettings, address: tuple[str, int]) -> Callable[[], bool]:
+            admins: list[AdminClient] = []  # made once the port is open: librdkafka logs refusals
 
+            def ready() -> bool:
+                if self._process is None or self._process.poll() is not None:
+                    raise _BrokerExited(self._failure_detail())
+                with socket.create_connection(address, timeout=1):
+                    pass
+                if not admins:
+                    config = quiet(common_config(kafka, "medpubsub-embedded-ready"))
+                    admins.append(AdminClient(config))
+                return len(admins[0].list_topics(timeout=5).brokers) > 0
+
+            return ready
+
+        deadline = time.monotonic() + timeout_s
         try:
+            if self.secure:
+                wait_for(
+                    answering(self._internal_kafka(), (HOST, layout.broker_port)),
+                    timeout_s,
+                    f"the broker's internal listener at {HOST}:{layout.broker_port} to answer",
+                )
+                self._provision(max(5.0, deadline - time.monotonic()))
             wait_for(
-                ready,
-                timeout_s,
+                answering(self.kafka, (self.advertise, layout.port)),
+                max(1.0, deadline - time.monotonic()),
                 f"the broker at {self.bootstrap_servers} to answer metadata requests",
             )
-        except (_BrokerExited, WaitTimeout) as error:
+        except (_BrokerExited, WaitTimeout, KafkaException) as error:
             self.kill()
             raise RuntimeError(f"the embedded Kafka did not start: {error}") from None
 

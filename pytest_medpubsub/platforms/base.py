@@ -11,6 +11,7 @@ import abc
 from pathlib import Path
 
 from medpubsub.settings import KafkaSettings
+from pytest_medpubsub.kafka.security import Credentials
 
 
 class PlatformError(Exception):
@@ -42,6 +43,11 @@ class Platform(abc.ABC):
     @property
     def bootstrap_servers(self) -> str:
         return self.kafka.kafka_bootstrap
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """Each service's Kafka identity when the broker is secured (None: an open broker)."""
+        return None
 
     @abc.abstractmethod
     def scale_patients(self, count: int) -> None:

@@ -22,6 +22,7 @@ from pytest_medpubsub import processes, progress, project, state
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.group import group_assignment
 from pytest_medpubsub.kafka.offsets import OffsetReader
+from pytest_medpubsub.kafka.security import Credentials, as_identity
 from pytest_medpubsub.keda.scaledjob import ScaledJobSpec, load_scaled_job
 from pytest_medpubsub.platforms.base import Platform, PlatformError
 from pytest_medpubsub.platforms.local_scaledjob import LocalScaledJob
@@ -43,8 +44,12 @@ class LocalPlatform(Platform):
         broker: EmbeddedKafka | None = None,
         state_file: Path | None = None,
         scaledjob_manifest: Path | None = None,
+        *,
+        credentials: Credentials | None = None,
     ):
         self._kafka = kafka
+        # A secure broker: each process gets its own identity (the broker's, unless given).
+        self._credentials = credentials or (broker.credentials if broker is not None else None)
         self.run_dir = run_dir
         self.broker = broker
         self.state_file = state_file
@@ -64,6 +69,13 @@ class LocalPlatform(Platform):
         return self._kafka
 
     @property
+    def credentials(self) -> Credentials | None:
+        return self._credentials
+
+    def _as(self, identity: str) -> KafkaSettings:
+        return as_identity(self.kafka, self._credentials, identity)
+
+    @property
     def spec(self) -> ScaledJobSpec:
         return self._require_scaledjob().spec
 
@@ -77,7 +89,10 @@ class LocalPlatform(Platform):
                 f"consumerGroup ({spec.trigger.consumer_group}); KEDA would watch the wrong group"
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._offsets = OffsetReader(self.kafka, spec.trigger.consumer_group, spec.trigger.topic)
+        # The scaler reads what KEDA's does, so it connects as KEDA would (security.py).
+        self._offsets = OffsetReader(
+            self._as("keda"), spec.trigger.consumer_group, spec.trigger.topic
+        )
         self._scaledjob = LocalScaledJob(spec, self._offsets, self._start_maker)
         self._scaledjob.start()
         self._supervisor.start()
@@ -99,7 +114,7 @@ class LocalPlatform(Platform):
             f"waiting for {warm} warm maker(s) to own the partitions of {trigger.topic}"
         ):
             wait_until(
-                lambda: group_assignment(self.kafka, trigger.consumer_group, trigger.topic),
+                lambda: group_assignment(self._as("keda"), trigger.consumer_group, trigger.topic),
                 lambda seen: seen.fully_assigned and seen.members_with_partitions >= warm,
                 WARM_MAKERS_TIMEOUT_S,
                 f"{warm} warm maker(s) owning every partition of {trigger.topic}",
@@ -128,7 +143,9 @@ class LocalPlatform(Platform):
             name = f"patient-{number}"
             process = processes.spawn(
                 [sys.executable, "-m", "medpubsub", "patient"],
-                env=self._environment({"ORBITAL_PATIENT_ID": name}, keep_prefix="ORBITAL_"),
+                env=self._environment(
+                    {"ORBITAL_PATIENT_ID": name}, "patient", keep_prefix="ORBITAL_"
+                ),
                 log_path=self.run_dir / "logs" / "patients" / f"{name}.log",
             )
             self._patients.append((name, process, time.time_ns()))
@@ -190,12 +207,15 @@ class LocalPlatform(Platform):
         manifest_env = self._require_scaledjob().spec.literal_env
         return processes.spawn(
             [sys.executable, "-m", "medpubsub", "medicine"],
-            env=self._environment(manifest_env),
+            env=self._environment(manifest_env, "medicine"),
             log_path=self.run_dir / "logs" / "makers" / f"{name}.log",
         )
 
-    def _environment(self, extra: dict[str, str], keep_prefix: str | None = None) -> dict[str, str]:
-        """The user's environment without our settings, then the given ones, then where Kafka is."""
+    def _environment(
+        self, extra: dict[str, str], identity: str, keep_prefix: str | None = None
+    ) -> dict[str, str]:
+        """The user's environment without our settings, then the given ones, then where Kafka is
+        (and, on a secure broker, `identity`'s credentials)."""
         env = {
             key: value
             for key, value in os.environ.items()
@@ -212,6 +232,8 @@ class LocalPlatform(Platform):
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self._credentials is not None:
+            env.update(self._credentials.environment(identity))
         return env
 
     def _supervise(self) -> None:
@@ -242,6 +264,9 @@ class LocalPlatform(Platform):
             if broker_pid is not None
             else None,
             kafka_data_dir=str(broker.data_dir) if broker is not None else None,
+            credentials_file=str(broker.credentials_file)
+            if broker is not None and broker.credentials_file is not None
+            else None,
             patients=[
                 state.ProcessInfo(name=name, pid=process.pid, started_at_ns=started)
                 for name, process, started in self._patients
