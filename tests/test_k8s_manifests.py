@@ -33,6 +33,10 @@ STRIMZI = tuple(overlay for overlay in OVERLAYS if overlay not in EXTERNAL_KAFKA
 KINDS = ["Namespace", "Deployment", "Kafka", "KafkaNodePool", "KafkaTopic", "KafkaTopic",
          "KafkaTopic", "ScaledJob"]  # fmt: skip
 EXTERNAL_KINDS = ["Namespace", "Deployment", "Service", "EndpointSlice", "ScaledJob"]
+# The overlays with k8s/components/secure-kafka: a KafkaUser per client, KEDA's login.
+SECURED = ("existing", "kind", "minikube")
+SECURED_KINDS = [*KINDS, "KafkaUser", "KafkaUser", "KafkaUser", "KafkaUser", "ConfigMap",
+                 "TriggerAuthentication"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +87,7 @@ def test_every_overlay_renders_everything_a_cluster_gets(
     assert tuple(renders) == OVERLAYS
     for overlay, objects in renders.items():
         expected = EXTERNAL_KINDS if overlay in EXTERNAL_KAFKA else KINDS
+        expected = SECURED_KINDS if overlay in SECURED else expected
         assert sorted(o["kind"] for o in objects) == sorted(expected), overlay
         assert {o["metadata"].get("namespace", "medpubsub") for o in objects} == {"medpubsub"}
 
@@ -157,13 +162,24 @@ def test_images_are_loaded_on_kind_and_minikube_and_pulled_on_existing(
 def test_the_clusters_get_the_scaledjob_the_local_platform_reads(
     renders: dict[str, list[Manifest]],
 ) -> None:
-    """Only the image pull policy differs between keda/medicine-scaledjob.yaml and a render."""
+    """Only the image pull policy differs between keda/medicine-scaledjob.yaml and a render, and
+    on a secured render the maker's and KEDA's login (the local platform sets its own)."""
     source = load_documents((PROJECT / "keda/medicine-scaledjob.yaml").read_text())[0]
-    for objects in renders.values():
+    for overlay, objects in renders.items():
         rendered = copy.deepcopy(find(objects, "ScaledJob", "medicine"))
         pod = rendered["spec"]["jobTargetRef"]["template"]["spec"]
         pod["containers"][0]["imagePullPolicy"] = "IfNotPresent"
-        assert rendered == source
+        if overlay in SECURED:
+            env = pod["containers"][0]["env"]
+            pod["containers"][0]["env"] = [
+                e
+                for e in env
+                if not e["name"].startswith(("MEDPUBSUB_KAFKA_SECURITY_", "MEDPUBSUB_KAFKA_SASL_"))
+            ]
+            assert rendered["spec"]["triggers"][0].pop("authenticationRef") == {
+                "name": "keda-kafka"
+            }
+        assert rendered == source, overlay
 
 
 # --------------------------------------------------------------------------- each check can fail

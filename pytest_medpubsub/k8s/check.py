@@ -23,6 +23,7 @@ import yaml
 from pytest_medpubsub.k8s.dockerfiles import SERVICES, dockerfile_findings
 from pytest_medpubsub.k8s.external_kafka import external_kafka_findings, is_external
 from pytest_medpubsub.k8s.findings import Finding
+from pytest_medpubsub.k8s.kafka_users import kafka_user_findings
 from pytest_medpubsub.k8s.objects import Manifest, load_documents, of_kind
 from pytest_medpubsub.k8s.policy import security_findings
 from pytest_medpubsub.k8s.render import OVERLAYS_DIR, RenderError, overlays, render
@@ -58,7 +59,12 @@ def check_objects(
         if is_external(objects)
         else wiring_findings(objects)
     )
-    return [*schema_findings(objects, crds), *security_findings(objects), *wiring]
+    return [
+        *schema_findings(objects, crds),
+        *security_findings(objects),
+        *kafka_user_findings(objects),
+        *wiring,
+    ]
 
 
 def harness_topics(project_dir: Path) -> list[Manifest]:

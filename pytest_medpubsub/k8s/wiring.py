@@ -91,7 +91,7 @@ def wiring_findings(objects: Iterable[Manifest]) -> list[Finding]:
     findings += _pods(objects)
     for owner, container in services.values():
         env = _literal_env(container)
-        findings += _settings(owner, container, env)
+        findings += _settings(owner, container, env | _secret_env(container))
         findings += _service_topics(owner, env, topics)
         if bootstrap and env.get("MEDPUBSUB_KAFKA_BOOTSTRAP") not in _addresses(bootstrap):
             findings.append(
@@ -217,6 +217,17 @@ def _literal_env(container: Mapping[str, Any]) -> dict[str, str]:
         if "value" in entry:
             env[str(entry.get("name"))] = str(entry["value"])
     return env
+
+
+def _secret_env(container: Mapping[str, Any]) -> dict[str, str]:
+    """Variables from a Secret, as stand-ins: their values exist only on the cluster, but the
+    settings rules (SASL needs a password) must see that they are set (kafka_users.py checks
+    where they come from)."""
+    return {
+        str(entry.get("name")): "<from a Secret>"
+        for entry in map(mapping, sequence(container.get("env")))
+        if mapping(dig(entry, "valueFrom", "secretKeyRef"))
+    }
 
 
 def _settings(owner: str, container: Mapping[str, Any], env: Mapping[str, str]) -> list[Finding]:

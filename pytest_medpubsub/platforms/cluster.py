@@ -22,6 +22,7 @@ If a step fails, diagnostics go to the report directory and what was started is 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -37,6 +38,7 @@ from pytest_medpubsub.k8s.objects import Manifest, dump_documents, of_kind
 from pytest_medpubsub.kafka.broker import system_topics
 from pytest_medpubsub.kafka.client_log import quiet
 from pytest_medpubsub.kafka.offsets import OffsetReader
+from pytest_medpubsub.kafka.security import Credentials, as_identity
 from pytest_medpubsub.keda.scaledjob import ScaledJobError, ScaledJobSpec, parse_scaled_job
 from pytest_medpubsub.platforms import diagnostics, external_kafka, operators
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
@@ -74,6 +76,7 @@ SCALED_JOB_READY_TIMEOUT_S = 180.0
 EXTERNAL_LISTENER_TIMEOUT_S = 180.0
 PATIENTS_TIMEOUT_S = 180.0
 TEARDOWN_TIMEOUT_S = 300.0
+USER_SECRETS_TIMEOUT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,7 @@ class ClusterPlatform(Platform):
         self._options = options
         self._kubectl: Kubectl | None = None
         self._kafka: KafkaSettings | None = None
+        self._credentials: Credentials | None = None
         self._scaled_job: ScaledJobSpec | None = None
         self._offsets: OffsetReader | None = None
         self._external: external_kafka.ExternalKafka | None = None
@@ -256,7 +260,14 @@ class ClusterPlatform(Platform):
             self._kafka = external.kafka
         else:
             self._wait_for_system(kubectl, objects)
-            self._kafka = KafkaSettings(kafka_bootstrap=external_bootstrap(objects, host))
+            self._credentials = _user_credentials(kubectl, objects)
+            # The harness's own reads (topics, lag) are what KEDA reads: as `keda` when secured;
+            # the observer and Locust take their own users from `credentials`.
+            self._kafka = as_identity(
+                KafkaSettings(kafka_bootstrap=external_bootstrap(objects, host)),
+                self._credentials,
+                "keda",
+            )
             wait_step(
                 f"Kafka to answer on its external listener {self._kafka.kafka_bootstrap}",
                 self._topics_from_here,
@@ -372,6 +383,10 @@ class ClusterPlatform(Platform):
         return self._kafka
 
     @property
+    def credentials(self) -> Credentials | None:
+        return self._credentials
+
+    @property
     def kubectl(self) -> Kubectl:
         if self._kubectl is None:
             raise PlatformError(f"the {self.name} platform is not started")
@@ -446,6 +461,33 @@ def _scaled_job(objects: list[Manifest]) -> ScaledJobSpec:
         return parse_scaled_job(dump_documents(of_kind(objects, "ScaledJob")), source="render")
     except ScaledJobError as error:
         raise PlatformError(str(error)) from None
+
+
+def _user_credentials(kubectl: Kubectl, objects: list[Manifest]) -> Credentials | None:
+    """The SCRAM users of a secured Kafka (k8s/components/secure-kafka), read from the Secrets
+    Strimzi's User Operator creates for them (None: the render has no KafkaUser)."""
+    names = [str(user["metadata"]["name"]) for user in of_kind(objects, "KafkaUser")]
+    if not names:
+        return None
+
+    found: dict[str, str] = {}
+
+    def missing() -> list[str]:
+        """The users without a password yet (names only: a wait's message shows what it saw)."""
+        for name in names:
+            if name not in found and kubectl.exists("secret", name):
+                data = kubectl.get("secret", name).get("data") or {}
+                if "password" in data:
+                    found[name] = base64.b64decode(data["password"]).decode()
+        return [name for name in names if name not in found]
+
+    wait_step(
+        f"the Secrets of the KafkaUsers {', '.join(names)}",
+        missing,
+        lambda left: not left,
+        USER_SECRETS_TIMEOUT_S,
+    )
+    return Credentials({name: (name, password) for name, password in found.items()})
 
 
 def _kafka_state(kubectl: Kubectl) -> str:
