@@ -277,14 +277,14 @@ def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
 def _slo_spec(item: pytest.Item) -> SloSpec:
     config = item.config
     # A design may allow for what it costs by nature (factory.DESIGN_SLO_DEFAULTS); an ini key
-    # the user set still wins, and so does a test's marker.
+    # the user changed from its default still wins, and so does a test's marker.
     design = factory.DESIGN_SLO_DEFAULTS.get(str(config.getoption("--medpubsub-design")), {})
     defaults = SloSpec.model_validate(
         {
             field: design[field]
-            if field in design and ini_name not in config.inicfg
+            if field in design and str(config.getini(ini_name)) == default
             else str(config.getini(ini_name))
-            for field, (ini_name, _, _) in _SLO_INI.items()
+            for field, (ini_name, _, default) in _SLO_INI.items()
         }
     )
     marker = item.get_closest_marker("medpubsub_slo")

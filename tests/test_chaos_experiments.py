@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from pytest_medpubsub import project
-from pytest_medpubsub.chaos import actions, probes
+from pytest_medpubsub.chaos import actions, dispatcher, probes
 
 CHAOS_DIR = project.project_dir() / "chaos"
 EXPERIMENTS = sorted(path.name for path in CHAOS_DIR.glob("*.json"))
@@ -28,7 +28,11 @@ LOCAL = [name for name in EXPERIMENTS if name.endswith("-local.json")]
 KUBERNETES = [name for name in EXPERIMENTS if not name.endswith("-local.json")]
 # The venv's `chaos`; --no-version-check keeps it from asking the internet for a newer release.
 _CHAOS = str(Path(sys.executable).with_name("chaos"))
-OUR_MODULES = {actions.__name__: actions.__all__, probes.__name__: probes.__all__}
+OUR_MODULES = {
+    actions.__name__: actions.__all__,
+    dispatcher.__name__: dispatcher.__all__,
+    probes.__name__: probes.__all__,
+}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -42,8 +46,10 @@ def activities(experiment: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield from experiment["rollbacks"]
 
 
-def test_the_four_experiments_are_there() -> None:
+def test_the_six_experiments_are_there() -> None:
     assert EXPERIMENTS == [
+        "kill-dispatcher-local.json",
+        "kill-dispatcher.json",
         "kill-kafka-local.json",
         "kill-kafka.json",
         "kill-medicine-local.json",
@@ -124,6 +130,21 @@ def test_kill_medicine_targets_the_pods_of_the_scaledjob() -> None:
     assert provider["arguments"]["ns"] == "${ns}"
     assert kills[0]["pauses"]["after"] > 0
     _assert_namespace_default(experiment, scaled_job["metadata"]["namespace"])
+
+
+def test_kill_dispatcher_targets_the_pod_of_the_dispatcher_deployment() -> None:
+    experiment = load("kill-dispatcher.json")
+    deployment = yaml.safe_load(
+        (project.project_dir() / "k8s/components/dispatcher/deployment.yaml").read_text()
+    )
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert _selector(experiment["configuration"]["dispatcher_selector"]) == pod_labels
+    [kill] = [a for a in experiment["method"] if a.get("name") == "terminate-the-dispatcher-pod"]
+    refs = [a for a in experiment["method"] if a.get("ref") == "terminate-the-dispatcher-pod"]
+    assert len(refs) >= 1, "killed more than once"
+    assert kill["provider"]["arguments"]["label_selector"] == "${dispatcher_selector}"
+    assert kill["provider"]["arguments"]["grace_period"] == 0
+    _assert_namespace_default(experiment, deployment["metadata"]["namespace"])
 
 
 def test_kill_kafka_targets_the_broker_pods_of_the_strimzi_cluster() -> None:

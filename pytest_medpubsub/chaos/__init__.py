@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["__version__", "discover", "load_exported_activities"]
 
-ACTION_MODULES = ("pytest_medpubsub.chaos.actions",)
+ACTION_MODULES = ("pytest_medpubsub.chaos.actions", "pytest_medpubsub.chaos.dispatcher")
 PROBE_MODULES = ("pytest_medpubsub.chaos.probes",)
 
 try:

@@ -67,10 +67,11 @@ def kill_makers(
     group = _Group(kafka, current.group_id) if mid_order else None
 
     def candidates() -> list[ProcessInfo]:
-        makers = [m for m in local_state(state_file).makers if runs(m.pid, *MAKER_MARKERS)]
+        makers = [m for m in local_state(state_file).makers if _runs_a_maker(m.pid)]
         if group is not None:
             busy = group.busy_pids()
-            makers = [maker for maker in makers if maker.pid in busy]
+            # A dispatched maker (the dispatcher design) exists only for its order: always busy.
+            makers = [m for m in makers if m.pid in busy or runs(m.pid, *DISPATCHED_MARKERS)]
         return sorted(makers, key=lambda maker: -maker.started_at_ns)
 
     describe = "a maker in the middle of an order" if mid_order else "a running maker"
@@ -83,11 +84,19 @@ def kill_makers(
             group.close()
     killed = []
     for maker in found[:count]:
-        if runs(maker.pid, *MAKER_MARKERS):  # checked again right before the signal
+        if _runs_a_maker(maker.pid):  # checked again right before the signal
             os.kill(maker.pid, signal.SIGKILL)
             killed.append(f"{maker.name} (pid {maker.pid})")
     logger.info("killed makers: %s", ", ".join(killed) or "none (they had just finished)")
     return killed
+
+
+# `medpubsub make-order`: a maker the dispatcher started for one order.
+DISPATCHED_MARKERS = ("medpubsub", "make-order")
+
+
+def _runs_a_maker(pid: int) -> bool:
+    return runs(pid, *MAKER_MARKERS) or runs(pid, *DISPATCHED_MARKERS)
 
 
 class _Group:
@@ -131,9 +140,12 @@ class _Group:
 
 
 def _pid_of(client_id: str) -> int:
-    """The pid in a local maker's client id `<host>-<pid>`; -1 when there is none."""
-    suffix = client_id.rpartition("-")[2]
-    return int(suffix) if suffix.isdigit() else -1
+    """The pid in a local maker's client id, `<host>-<pid>-<token>` (`maker_name`), or
+    `<host>-<pid>` as makers named themselves before; -1 when there is none."""
+    parts = client_id.split("-")
+    if len(parts) >= 3 and parts[-2].isdigit():
+        return int(parts[-2])
+    return int(parts[-1]) if len(parts) >= 2 and parts[-1].isdigit() else -1
 
 
 def kill_broker(state_file: str | None = None) -> dict[str, Any]:
