@@ -88,3 +88,12 @@ def test_the_evidence_counts_the_jobs_by_owner_and_the_images_their_pods_ran() -
             "image_id": "sha256:1",
         }
     ]
+
+
+def test_the_cluster_slo_defaults_are_the_plugins_ini_keys_and_looser_than_local() -> None:
+    from pytest_medpubsub import plugin
+
+    local = {name: float(default) for name, _, default in plugin._SLO_INI.values()}
+    for key, value in e2e.CLUSTER_SLO_DEFAULTS.items():
+        assert key in local
+        assert float(value) >= local[key]

@@ -38,6 +38,12 @@ BROKER_TIMEOUT_S = 180.0
 PYTEST_TIMEOUT_S = 2700.0
 CHAOS_TIMEOUT_S = 1200.0
 STEADY_BEFORE_CHAOS_S = 30.0
+# The default latency SLOs on this cluster (the scenarios' markers still override them). Locally
+# they are p95 3 s / p99 4 s. Here a maker KEDA adds is a pod (1-3 s to start) whose join moves
+# partitions, with orders in flight on them, from the warm makers; and the control plane shares
+# the machine's cores. The step ramp measured p95 2.6-2.7 s / p99 3.3-3.6 s on a quiet machine,
+# and up to p95 3.9 s / p99 4.1 s with the machine busy (load average 9 on 2 cores).
+CLUSTER_SLO_DEFAULTS = {"medpubsub_slo_p95_s": "5.0", "medpubsub_slo_p99_s": "6.0"}
 
 
 def run(layout: Layout, report: str, keep: bool = False) -> int:
@@ -137,6 +143,7 @@ def _pytest(state: ClusterState, bootstrap: str, report_dir: Path, env: dict[str
         f"--medpubsub-containerd={state.containerd_socket}",
         f"--medpubsub-report={report_dir}",
         "--medpubsub-keep",  # the chaos experiment runs against the system afterwards
+        *(f"--override-ini={key}={value}" for key, value in CLUSTER_SLO_DEFAULTS.items()),
         *SCENARIOS,
     ]
     progress.say("running: " + " ".join(args[2:]))
