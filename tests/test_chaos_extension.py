@@ -154,6 +154,8 @@ def test_kill_makers_waits_for_a_maker_and_says_what_it_saw(tmp_path: Path) -> N
 
 def test_the_pid_of_a_local_makers_client_id() -> None:
     assert _pid_of("vm-30240") == 30240
+    assert _pid_of("vm-30240-a1b2c3") == 30240  # maker_name: host, pid, random token
+    assert _pid_of("my-vm-30240-123456") == 30240
     assert _pid_of("medicine-abc") == -1
 
 
