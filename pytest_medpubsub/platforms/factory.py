@@ -22,10 +22,11 @@ DISPATCHER = "dispatcher"
 DESIGNS = (SCALEDJOB, DISPATCHER)
 # SLO defaults a design changes, for the scenarios that keep the plugin's defaults (README, "The
 # dispatcher design"). Every dispatched order pays for a maker of its own before its 2 s: an
-# interpreter and its imports, a transactional producer's registration and the marker's read,
-# about 0.7 s on a 2-core machine (demo: p50 2.7 s, p95 3.3 s), where a warm ScaledJob maker
-# pays nothing.
-DESIGN_SLO_DEFAULTS: dict[str, dict[str, float]] = {DISPATCHER: {"p95_s": 4.0, "p99_s": 5.0}}
+# interpreter and its imports (0.3 s of CPU), a transactional producer's registration and the
+# marker's read, where a warm ScaledJob maker pays nothing. That is 0.7-0.9 s at one or two
+# patients (demo: p50 2.7 s, p95 3.3 s) and, at five patients, five such starts a second on 2
+# cores: p95 4.9 s, p99 5.1 s in the step ramp on a machine loaded by other work.
+DESIGN_SLO_DEFAULTS: dict[str, dict[str, float]] = {DISPATCHER: {"p95_s": 6.0, "p99_s": 7.0}}
 
 
 @dataclass(frozen=True)
