@@ -23,7 +23,7 @@ import pytest
 
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes, state
-from pytest_medpubsub.chaos import actions, discover, probes
+from pytest_medpubsub.chaos import actions, discover, dispatcher, probes
 from pytest_medpubsub.chaos.actions import _pid_of
 from pytest_medpubsub.chaos.target import NotApplicable
 from pytest_medpubsub.kafka.topics import TopicSpec, ensure_topics
@@ -31,6 +31,7 @@ from pytest_medpubsub.waiting import WaitTimeout
 
 EXPORTED: list[Callable[..., Any]] = [
     *(getattr(actions, name) for name in actions.__all__),
+    *(getattr(dispatcher, name) for name in dispatcher.__all__),
     *(getattr(probes, name) for name in probes.__all__),
 ]
 
@@ -44,6 +45,8 @@ def test_discovery_lists_every_action_and_probe_with_its_arguments() -> None:
         ("action", "wait_for_broker"),
         ("action", "start_load"),
         ("action", "stop_load"),
+        ("action", "kill_dispatcher"),
+        ("action", "wait_for_dispatcher"),
         ("probe", "orders_delivered_within"),
         ("probe", "no_lost_orders"),
         ("probe", "no_duplicate_tabs"),
