@@ -113,6 +113,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "scale_out_within_s=, scale_in_within_s=, min_orders=): the SLOs a medpubsub_system "
         "test must meet (over the medpubsub_slo_* ini defaults)",
     )
+    config.addinivalue_line(
+        "markers",
+        "medpubsub_design(name): run this test only under --medpubsub-design=name (skipped "
+        "before any medpubsub fixture starts a platform)",
+    )
     config.stash[_RESULTS] = []
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
@@ -239,6 +244,18 @@ def medpubsub_system(
 
 
 # -- SLOs and reports ----------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test marked for another design before its fixtures bring a platform up."""
+    marker = item.get_closest_marker("medpubsub_design")
+    if marker is None:
+        return
+    wanted = str(marker.args[0]) if marker.args else ""
+    design = str(item.config.getoption("--medpubsub-design"))
+    if wanted != design:
+        pytest.skip(f"runs under --medpubsub-design={wanted} (this run: {design})")
 
 
 @pytest.hookimpl(wrapper=True)

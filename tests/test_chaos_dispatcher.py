@@ -26,13 +26,14 @@ EXPERIMENT = "kill-dispatcher-local.json"
 # experiment kills it twice within 7 s: orders placed then wait up to twice that before a maker
 # starts (measured: p95 15.8 s, p99 17.2 s during the fault), then the backlog's makers start
 # together.
+@pytest.mark.medpubsub_design("dispatcher")
 @pytest.mark.medpubsub_slo(p95_s=20.0, p99_s=30.0, min_jobs=2)
 def test_the_dispatcher_killed_under_load_comes_back_and_nothing_is_lost_or_made_twice(
     medpubsub_system: MedpubsubSystem,
 ) -> None:
     platform = medpubsub_system.platform
-    if not isinstance(platform, LocalDispatcherPlatform) or platform.state_file is None:
-        pytest.skip("needs the dispatcher design's local platform (--medpubsub-design=dispatcher)")
+    assert isinstance(platform, LocalDispatcherPlatform), platform
+    assert platform.state_file is not None
     restarts = platform.dispatcher_restarts
     medpubsub_system.scale_patients(1)
     medpubsub_system.observer.wait_for_orders(3, timeout_s=30, since=medpubsub_system.started)

@@ -113,3 +113,24 @@ def test_a_missed_slo_fails_the_test_with_measured_and_required(
     assert document["latency_s"]["p50"] >= 2.0  # the physical floor of an order
     for plot in ("latency.png", "latency-distribution.png", "scaling.png"):
         assert (report.parent / plot).stat().st_size > 0
+
+
+def test_a_test_for_another_design_is_skipped_before_any_platform_starts(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.medpubsub_design("dispatcher")
+        def test_dispatched(medpubsub_system):
+            raise AssertionError("ran under the wrong design")
+        """
+    )
+    result = pytester.runpytest("-rs", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        ["*runs under --medpubsub-design=dispatcher (this run: scaledjob)*"]
+    )
+    assert "Starting Apache Kafka" not in result.stdout.str()
