@@ -40,6 +40,8 @@ class LocalState(BaseModel):
     kafka_data_dir: str | None
     # A secure broker's credentials file (security.Credentials): how tools get their identity.
     credentials_file: str | None = None
+    # The ScaledJob's minReplicaCount: the makers kept running at rest (scale-in ends there).
+    warm_makers: int = 0
     patients: list[ProcessInfo]
     makers: list[ProcessInfo]
     updated_at_ns: int

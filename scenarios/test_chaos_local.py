@@ -19,7 +19,7 @@ import pytest
 from pytest_medpubsub import progress, project
 from pytest_medpubsub.chaos.experiment import Journal, activity_runs, outcome, run_file, to_json
 from pytest_medpubsub.chaos.figures import FaultFigures, fault_figures
-from pytest_medpubsub.chaos.probes import makers_back_to_zero
+from pytest_medpubsub.chaos.probes import makers_scaled_in
 from pytest_medpubsub.load import acknowledged_ids
 from pytest_medpubsub.platforms.local import LocalPlatform
 from pytest_medpubsub.system import MedpubsubSystem
@@ -92,7 +92,7 @@ def test_killing_makers_mid_order_keeps_the_steady_state(
     assert figures.injections == 3
     platform = medpubsub_system.platform
     assert isinstance(platform, LocalPlatform)
-    assert makers_back_to_zero(timeout_s=60, state_file=str(platform.state_file))
+    assert makers_scaled_in(timeout_s=60, state_file=str(platform.state_file))
 
 
 # The only broker is down for about 5 s: orders placed then wait for it, then for a maker caught

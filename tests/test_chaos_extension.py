@@ -50,7 +50,7 @@ def test_discovery_lists_every_action_and_probe_with_its_arguments() -> None:
         ("probe", "orders_delivered_within"),
         ("probe", "no_lost_orders"),
         ("probe", "no_duplicate_tabs"),
-        ("probe", "makers_back_to_zero"),
+        ("probe", "makers_scaled_in"),
     }
     kill_makers = next(a for a in discovery["activities"] if a["name"] == "kill_makers")
     assert kill_makers["mod"] == "pytest_medpubsub.chaos.actions"
@@ -106,6 +106,8 @@ def write_state(
     broker: subprocess.Popen[bytes] | None = None,
     age_s: float = 5.0,
     updated_ago_s: float = 0.0,
+    *,
+    warm_makers: int = 0,
 ) -> str:
     """A state file owned by this process, describing the given processes."""
     now = time.time_ns()
@@ -127,6 +129,7 @@ def write_state(
                 state.ProcessInfo(name=f"medicine-{n:05d}", pid=p.pid, started_at_ns=started)
                 for n, p in enumerate(makers, start=1)
             ],
+            warm_makers=warm_makers,
             updated_at_ns=now - int(updated_ago_s * 1e9),
         ),
         path,
@@ -232,13 +235,17 @@ def test_wait_for_broker_says_what_it_saw_last(tmp_path: Path) -> None:
         actions.wait_for_broker(timeout_s=0.5, bootstrap="127.0.0.1:9")
 
 
-def test_makers_back_to_zero_follows_the_state_file(
+def test_makers_scaled_in_follows_the_state_file_down_to_the_warm_floor(
     tmp_path: Path, spawned: Callable[..., subprocess.Popen[bytes]]
 ) -> None:
     path = tmp_path / "local.json"
-    maker = spawned("medpubsub", "medicine")
-    write_state(path, makers=[maker])
-    assert not probes.makers_back_to_zero(timeout_s=0.5, state_file=str(path))
+    makers = [spawned("medpubsub", "medicine"), spawned("medpubsub", "medicine")]
+    write_state(path, makers=makers)
+    assert not probes.makers_scaled_in(timeout_s=0.5, state_file=str(path))
+    write_state(path, makers=makers, warm_makers=2)  # the two are the warm floor
+    assert probes.makers_scaled_in(timeout_s=5, state_file=str(path))
+    write_state(path, makers=makers[:1])
+    assert not probes.makers_scaled_in(timeout_s=0.5, state_file=str(path))
     write_state(path)
-    assert probes.makers_back_to_zero(timeout_s=5, state_file=str(path))
-    assert maker.poll() is None  # a probe only looks
+    assert probes.makers_scaled_in(timeout_s=5, state_file=str(path))
+    assert all(maker.poll() is None for maker in makers)  # a probe only looks

@@ -4,7 +4,7 @@ Experiments in `chaos/*-local.json` call these as `python` providers:
 `pytest_medpubsub.chaos.actions` (kill_makers, kill_broker, wait_for_broker, start_load, stop_load)
 and `pytest_medpubsub.chaos.dispatcher` (kill_dispatcher, wait_for_dispatcher: dispatcher design)
 and `pytest_medpubsub.chaos.probes` (orders_delivered_within, no_lost_orders, no_duplicate_tabs,
-makers_back_to_zero). The Kubernetes experiments use chaostoolkit-kubernetes for the faults and
+makers_scaled_in). The Kubernetes experiments use chaostoolkit-kubernetes for the faults and
 the same probes, given the cluster's Kafka `bootstrap`.
 
 `discover()` is what `chaos discover --no-install medpubsub` calls, through the `chaosmedpubsub`

@@ -22,7 +22,7 @@ from pytest_medpubsub.observer import NS_PER_S, Mark, Observer, OrderRow, percen
 from pytest_medpubsub.waiting import WaitTimeout, wait_until
 
 __all__ = [
-    "makers_back_to_zero",
+    "makers_scaled_in",
     "no_duplicate_tabs",
     "no_lost_orders",
     "orders_delivered_within",
@@ -161,20 +161,21 @@ def no_duplicate_tabs(
     return summary.duplicate_tabs == 0
 
 
-def makers_back_to_zero(timeout_s: float = 60.0, state_file: str | None = None) -> bool:
-    """True when no medicine maker is left running within `timeout_s` seconds.
+def makers_scaled_in(timeout_s: float = 60.0, state_file: str | None = None) -> bool:
+    """True when no more makers than the warm floor are left running within `timeout_s` seconds.
 
-    Makers exit after their order, or after `MEDICINE_IDLE_TIMEOUT_SECONDS` without one, so once
-    the load has stopped the ScaledJob must scale in to zero; a maker that stays is stuck.
-    `timeout_s`: how long to wait for the last maker to exit.
+    Makers exit after `MEDICINE_IDLE_TIMEOUT_SECONDS` without an order, so once the load has
+    stopped the ScaledJob must scale in to its `minReplicaCount` (the warm makers, which it
+    replaces as they leave); a maker above that which stays is stuck.
+    `timeout_s`: how long to wait for the surplus makers to exit.
     `state_file`: the local system's state file (default `.medpubsub/local.json`).
     """
     try:
         wait_until(
-            lambda: [maker.name for maker in local_state(state_file).makers],
-            lambda makers: not makers,
+            lambda: local_state(state_file),
+            lambda now: len(now.makers) <= now.warm_makers,
             timeout_s,
-            "no maker running",
+            "no more makers than the warm floor",
             interval_s=0.5,
         )
     except WaitTimeout as timeout:

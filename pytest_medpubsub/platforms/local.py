@@ -278,6 +278,7 @@ class LocalPlatform(Platform):
                 )
                 for job in self._require_scaledjob().running_jobs()
             ],
+            warm_makers=spec.scaling.min_rc,
             updated_at_ns=time.time_ns(),
         )
 
