@@ -7,9 +7,14 @@ import pytest
 from pytest_medpubsub.system import MedpubsubSystem
 
 
-# The default latency SLOs: the warm makers have room for the step while KEDA adds makers (one
-# per lagThreshold orders in flight: five patients keep about ten orders in flight).
-@pytest.mark.medpubsub_slo(min_jobs=4, scale_out_within_s=30, scale_in_within_s=45)
+# Five patients keep about ten orders in flight, above the warm makers' activation threshold (8),
+# so KEDA adds makers (one per lagThreshold orders). Each that joins takes partitions from the
+# others, and each of those waits for its orders in flight on them (up to 2 s) before handing
+# them over; orders arriving meanwhile wait too. Measured: p95 2.6-3.3 s, p99 3.3-4.3 s over the
+# step, from the one or two rebalance waves right after it; the latency bounds are a transient's.
+@pytest.mark.medpubsub_slo(
+    p95_s=4.0, p99_s=6.0, min_jobs=4, scale_out_within_s=30, scale_in_within_s=45
+)
 def test_makers_follow_a_step_from_one_to_five_patients(
     medpubsub_system: MedpubsubSystem,
 ) -> None:

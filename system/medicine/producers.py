@@ -9,8 +9,9 @@ Why one producer per order in flight (and not one shared transaction, or one per
 - So each order takes an idle producer from this pool (or a new one), and gives it back when its
   transaction is settled. The pool grows to the most orders the maker had in flight at once and
   no further; each producer registers with the coordinator once (`init_transactions`), so the
-  round trip is paid per producer, not per order. Two are made at start, so the first orders of
-  a warm maker pay nothing.
+  round trip is paid per producer, not per order. Registering takes a few hundred milliseconds,
+  which an order must not wait for: two are made at start, and whenever fewer than two are idle
+  another one is registered in the background, so an order takes a ready producer.
 
 Each producer has its own transactional id, `medicine-<maker>-<n>`: unique per maker, as the maker
 name is, so no maker fences another. A killed maker's open transactions are not fenced either:
@@ -33,6 +34,9 @@ log = logging.getLogger("medpubsub.medicine")
 INIT_TIMEOUT_S = 60.0
 INIT_ATTEMPT_S = 2.0
 WARM_PRODUCERS = 2
+# Idle producers kept ready for the next orders; below this, one more is registered in the
+# background.
+SPARE_PRODUCERS = 2
 
 
 class ProducerUnavailable(Exception):
@@ -55,6 +59,7 @@ class ProducerPool:
         self._idle: list[Producer] = []
         self._all: list[Producer] = []
         self._created = 0
+        self._topping_up = False
 
     @property
     def size(self) -> int:
@@ -78,9 +83,24 @@ class ProducerPool:
     def acquire(self) -> Producer | None:
         """An idle producer, or a new one; None when stopped while registering it."""
         with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._create()
+            producer = self._idle.pop() if self._idle else None
+            top_up = len(self._idle) < SPARE_PRODUCERS and not self._topping_up
+            self._topping_up = self._topping_up or top_up
+        if top_up:
+            threading.Thread(target=self._top_up, name="producer-spare", daemon=True).start()
+        return producer if producer is not None else self._create()
+
+    def _top_up(self) -> None:
+        """Register one spare producer off the order's path (a failure leaves it to `acquire`)."""
+        try:
+            spare = self._create()
+            if spare is not None:
+                self.release(spare)
+        except ProducerUnavailable as error:
+            log.warning("%s: no spare producer: %s", self._name, error)
+        finally:
+            with self._lock:
+                self._topping_up = False
 
     def release(self, producer: Producer) -> None:
         with self._lock:
