@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
@@ -109,6 +110,30 @@ class DeadLetter(_Message):
     payload_base64: bool = False
     failed_at_ns: Nanoseconds
     maker: NonEmpty
+
+    @classmethod
+    def of_record(
+        cls,
+        value: bytes | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        *,
+        reason: str,
+        maker: str,
+    ) -> DeadLetter:
+        """The dead letter of the record at topic[partition]@offset, failed now."""
+        payload, is_base64 = dead_letter_payload(value)
+        return cls(
+            reason=reason,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            payload=payload,
+            payload_base64=is_base64,
+            failed_at_ns=time.time_ns(),
+            maker=maker,
+        )
 
 
 @dataclass(frozen=True)

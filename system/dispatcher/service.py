@@ -45,13 +45,13 @@ from medpubsub.dispatcher.launchers import (
     ProcessLauncher,
 )
 from medpubsub.dispatcher.settings import DispatcherSettings
-from medpubsub.kafka_clients import consumer_config, producer_config
+from medpubsub.kafka_clients import consumer_config
 from medpubsub.medicine.one_order import DispatchedOrder
-from medpubsub.medicine.producers import ProducerPool, ProducerUnavailable
+from medpubsub.medicine.producers import ProducerUnavailable, transactional_pool
 from medpubsub.medicine.service import maker_name
 from medpubsub.medicine.transaction import coordinates, kafka_error
 from medpubsub.medicine.watchdog import Watchdog
-from medpubsub.messages import DeadLetter, Order, dead_letter_payload, parse_order
+from medpubsub.messages import DeadLetter, Order, parse_order
 from medpubsub.settings import KafkaSettings, load
 from medpubsub.shutdown import StopRequest
 
@@ -153,17 +153,9 @@ class Dispatcher:
                 )
                 self._start(parsed.order_id, order, attempt=1)
         else:
-            payload, is_base64 = dead_letter_payload(record.value())
             self._pending.letters.append(
-                DeadLetter(
-                    reason=parsed.reason,
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                    payload=payload,
-                    payload_base64=is_base64,
-                    failed_at_ns=time.time_ns(),
-                    maker=self.name,
+                DeadLetter.of_record(
+                    record.value(), topic, partition, offset, reason=parsed.reason, maker=self.name
                 )
             )
             log.warning("%s: dead-lettered %s[%d]@%d: %s", self.name, topic, partition, offset,
@@ -327,13 +319,7 @@ def run() -> int:
     # of the group's committed offsets staying unstable until the broker's transaction timeout
     # (read_committed offset fetches wait for them). One dispatcher per group (a Deployment of one
     # replica, strategy Recreate) is what this assumes.
-    producers = ProducerPool(
-        lambda transactional_id: Producer(
-            producer_config(kafka, client_id=name, transactional_id=transactional_id)
-        ),
-        f"dispatcher-{settings.group_id}",
-        stop.is_set,
-    )
+    producers = transactional_pool(kafka, name, f"dispatcher-{settings.group_id}", stop.is_set)
     try:
         producer = producers.acquire()
     except ProducerUnavailable as failure:

@@ -39,12 +39,12 @@ import logging
 import os
 import sys
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from medpubsub.kafka_clients import consumer_config, producer_config
+from medpubsub.kafka_clients import consumer_config
 from medpubsub.medicine.lines import InFlight
-from medpubsub.medicine.producers import ProducerPool, ProducerUnavailable
+from medpubsub.medicine.producers import ProducerUnavailable, transactional_pool
 from medpubsub.medicine.service import maker_name, transaction_timeout_ms
 from medpubsub.medicine.transaction import (
     Destinations,
@@ -123,18 +123,7 @@ def run() -> int:
     name = maker_name(os.environ)
     timeout_ms = transaction_timeout_ms(settings)
     # One producer, its transactional id derived from the order id: a retry fences a zombie.
-    producers = ProducerPool(
-        lambda transactional_id: Producer(
-            producer_config(
-                kafka,
-                client_id=name,
-                transactional_id=transactional_id,
-                transaction_timeout_ms=timeout_ms,
-            )
-        ),
-        f"order-{order.order_id}",
-        stop.is_set,
-    )
+    producers = transactional_pool(kafka, name, f"order-{order.order_id}", stop.is_set, timeout_ms)
     # Never subscribes: it only reads and commits the marker group's offset, as a "simple"
     # consumer (generation -1) does, which the classic protocol is made for.
     marker = Consumer(

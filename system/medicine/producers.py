@@ -28,6 +28,9 @@ from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from medpubsub.kafka_clients import producer_config
+from medpubsub.settings import KafkaSettings
+
 log = logging.getLogger("medpubsub.medicine")
 
 # How long a producer keeps trying to reach the transaction coordinator.
@@ -37,6 +40,28 @@ WARM_PRODUCERS = 2
 # Idle producers kept ready for the next orders; below this, one more is registered in the
 # background.
 SPARE_PRODUCERS = 2
+
+
+def transactional_pool(
+    kafka: KafkaSettings,
+    client_id: str,
+    name: str,
+    stopping: Callable[[], bool],
+    transaction_timeout_ms: int = 10_000,
+) -> ProducerPool:
+    """A pool of producers of `client_id`, with transactional ids `medicine-<name>-<n>`."""
+    return ProducerPool(
+        lambda transactional_id: Producer(
+            producer_config(
+                kafka,
+                client_id=client_id,
+                transactional_id=transactional_id,
+                transaction_timeout_ms=transaction_timeout_ms,
+            )
+        ),
+        name,
+        stopping,
+    )
 
 
 class ProducerUnavailable(Exception):

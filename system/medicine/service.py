@@ -25,11 +25,11 @@ import sys
 import time
 from collections.abc import Mapping
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 
-from medpubsub.kafka_clients import consumer_config, producer_config
+from medpubsub.kafka_clients import consumer_config
 from medpubsub.medicine.maker import Destinations, Maker, MakerFailed
-from medpubsub.medicine.producers import ProducerPool, ProducerUnavailable
+from medpubsub.medicine.producers import ProducerUnavailable, transactional_pool
 from medpubsub.messages import MAX_TABS
 from medpubsub.settings import KafkaSettings, MedicineSettings, load
 from medpubsub.shutdown import StopRequest
@@ -81,18 +81,7 @@ def run() -> int:
     stop.install()
     name = maker_name(os.environ)
     timeout_ms = transaction_timeout_ms(settings)
-    producers = ProducerPool(
-        lambda transactional_id: Producer(
-            producer_config(
-                kafka,
-                client_id=name,
-                transactional_id=transactional_id,
-                transaction_timeout_ms=timeout_ms,
-            )
-        ),
-        name,
-        stop.is_set,
-    )
+    producers = transactional_pool(kafka, name, name, stop.is_set, timeout_ms)
     try:
         if not producers.warm_up():
             return 0

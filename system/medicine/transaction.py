@@ -22,7 +22,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer, Topic
 from medpubsub.medicine.lines import InFlight
 from medpubsub.medicine.pool import Halted, ThreadPoolController
 from medpubsub.medicine.watchdog import Watchdog
-from medpubsub.messages import DeadLetter, Order, Rejection, Tab, dead_letter_payload
+from medpubsub.messages import DeadLetter, Order, Rejection, Tab
 
 log = logging.getLogger("medpubsub.medicine")
 
@@ -176,17 +176,8 @@ def _tab_maker(
 def _dead_letter(
     workshop: Workshop, producer: Producer, record: Message, rejection: Rejection
 ) -> None:
-    topic, partition, offset = coordinates(record)
-    payload, is_base64 = dead_letter_payload(record.value())
-    letter = DeadLetter(
-        reason=rejection.reason,
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        payload=payload,
-        payload_base64=is_base64,
-        failed_at_ns=time.time_ns(),
-        maker=workshop.name,
+    letter = DeadLetter.of_record(
+        record.value(), *coordinates(record), reason=rejection.reason, maker=workshop.name
     )
     producer.produce(workshop.destinations.dlq_topic, letter.to_bytes(), key=record.key())
 
