@@ -54,11 +54,12 @@ manifests: $(INSTALLED) kustomize ## render every overlay (k8s + keda) to build/
 	$(BIN)/python -m pytest_medpubsub.k8s.render --out build/manifests
 	$(BIN)/python -m pytest_medpubsub.k8s.designs --out build/manifests
 
-# Both service images with Docker (started first when installed but not running). BASE_IMAGE
-# chooses the base; by default the Dockerfiles' official one when it can be pulled, else a local
-# Debian bookworm base (debootstrap, needs root) named medpubsub/base:bookworm-<recipe>.
+# The three service images (patient, medicine, dispatcher) with Docker (started first when
+# installed but not running). BASE_IMAGE chooses the base; by default the Dockerfiles' official
+# one when it can be pulled, else a local Debian bookworm base (debootstrap, needs root) named
+# medpubsub/base:bookworm-<recipe>.
 BASE_IMAGE ?=
-images: $(INSTALLED) ## both service images (docker build; BASE_IMAGE=... picks the base)
+images: $(INSTALLED) ## the patient, medicine and dispatcher images (docker build; BASE_IMAGE=... picks the base)
 	$(BIN)/python -m pytest_medpubsub.platforms.images --log-dir build/images $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
 
 # The renderer uses `kubectl kustomize`, else `kustomize` (on PATH or in .venv/bin); when neither

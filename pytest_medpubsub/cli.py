@@ -30,6 +30,7 @@ from pytest_medpubsub.observer import Mark, Observer, PlatformSample, Summary
 from pytest_medpubsub.platforms import factory
 from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.local import LocalPlatform
+from pytest_medpubsub.platforms.local_system import LocalSystem
 from pytest_medpubsub.project import ProjectNotFound
 from pytest_medpubsub.system import wait_scaled_in
 
@@ -185,7 +186,7 @@ def run_kafka(arguments: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _local_system(
     arguments: argparse.Namespace, state_file: Path | None
-) -> Iterator[tuple[LocalPlatform, Observer]]:
+) -> Iterator[tuple[LocalSystem, Observer]]:
     """Kafka, the local platform with N patients, and an observer; all stopped on exit."""
     from pytest_medpubsub.kafka.broker import running_broker
 
@@ -212,7 +213,7 @@ def _local_system(
             platform.stop()
 
 
-def _platform_class(design: str) -> type[LocalPlatform]:
+def _platform_class(design: str) -> type[LocalSystem]:
     if design == factory.DISPATCHER:
         from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
 
@@ -220,7 +221,7 @@ def _platform_class(design: str) -> type[LocalPlatform]:
     return LocalPlatform
 
 
-def _sample(platform: LocalPlatform) -> PlatformSample:
+def _sample(platform: LocalSystem) -> PlatformSample:
     return PlatformSample(
         patients=platform.patients(), jobs=platform.medicine_jobs(), lag=platform.lag()
     )
@@ -290,9 +291,8 @@ def run_demo(arguments: argparse.Namespace) -> int:
             platform.scale_patients(0)
             with progress.step("Waiting for the makers to drain every order"):
                 summary = observer.wait_drained(180, since=since)
-            allowances = factory.DESIGN_SLO_DEFAULTS.get(arguments.design, {})
-            spec = SloSpec.model_validate(
-                {"min_jobs": 1, "scale_in_within_s": DEMO_SCALE_IN_S} | allowances
+            spec = SloSpec(min_jobs=1, scale_in_within_s=DEMO_SCALE_IN_S).allowing(
+                factory.DESIGN_LATENCY_ALLOWANCE_S.get(arguments.design, 0.0)
             )
             warm = platform.warm_makers()
             with progress.step(f"Waiting for the makers to scale in to {warm} (the warm floor)"):
@@ -308,24 +308,21 @@ def run_demo(arguments: argparse.Namespace) -> int:
     return status if status != 0 else (outcome[0] if outcome else 1)
 
 
-def _demo_facts(arguments: argparse.Namespace, platform: LocalPlatform) -> dict[str, Any]:
-    if arguments.design == factory.DISPATCHER:
-        return {
-            "patients": arguments.patients,
-            "duration_s": arguments.duration,
-            "makers_started": platform.jobs_created,
-        }
-    spec = platform.spec
-    return {
+def _demo_facts(arguments: argparse.Namespace, platform: LocalSystem) -> dict[str, Any]:
+    facts: dict[str, Any] = {
         "patients": arguments.patients,
         "duration_s": arguments.duration,
-        "scaledjob": {
+        "makers_started": platform.jobs_created,
+    }
+    if isinstance(platform, LocalPlatform):
+        spec = platform.spec
+        facts["scaledjob"] = {
             "polling_interval_s": spec.scaling.polling_interval,
             "max_replica_count": spec.scaling.max_replica_count,
             "strategy": spec.scaling.scaling_strategy.strategy,
             "lag_threshold": spec.trigger.lag_threshold,
-        },
-    }
+        }
+    return facts
 
 
 def _print_outcome(summary: Summary, slo_table: str, report: Path) -> None:

@@ -292,23 +292,20 @@ def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
 
 
 def _slo_spec(item: pytest.Item) -> SloSpec:
+    """The ini defaults, then the test's marker, then the design's latency allowance on top
+    (factory.DESIGN_LATENCY_ALLOWANCE_S: what the design costs every order by nature)."""
     config = item.config
-    # A design may allow for what it costs by nature (factory.DESIGN_SLO_DEFAULTS); an ini key
-    # the user changed from its default still wins, and so does a test's marker.
-    design = factory.DESIGN_SLO_DEFAULTS.get(str(config.getoption("--medpubsub-design")), {})
     defaults = SloSpec.model_validate(
-        {
-            field: design[field]
-            if field in design and str(config.getini(ini_name)) == default
-            else str(config.getini(ini_name))
-            for field, (ini_name, _, default) in _SLO_INI.items()
-        }
+        {field: str(config.getini(ini_name)) for field, (ini_name, _, _) in _SLO_INI.items()}
+    )
+    allowance = factory.DESIGN_LATENCY_ALLOWANCE_S.get(
+        str(config.getoption("--medpubsub-design")), 0.0
     )
     marker = item.get_closest_marker("medpubsub_slo")
     if marker is None:
-        return defaults
+        return defaults.allowing(allowance)
     try:
-        return SloSpec.from_marker(marker.args, marker.kwargs, defaults)
+        return SloSpec.from_marker(marker.args, marker.kwargs, defaults).allowing(allowance)
     except ValueError as error:
         raise pytest.UsageError(f"{item.nodeid}: medpubsub_slo: {error}") from None
 

@@ -47,6 +47,17 @@ class SloSpec(BaseModel):
             raise ValueError("scale_out_within_s needs min_jobs (how many makers to reach)")
         return self
 
+    def allowing(self, extra_s: float) -> SloSpec:
+        """The same objectives with `extra_s` more on each latency bound (a design's cost)."""
+        if not extra_s:
+            return self
+        return self.model_copy(
+            update={
+                name: None if bound is None else bound + extra_s
+                for name, bound in (("p95_s", self.p95_s), ("p99_s", self.p99_s))
+            }
+        )
+
     @classmethod
     def keywords(cls) -> tuple[str, ...]:
         return tuple(cls.model_fields)

@@ -21,7 +21,7 @@ from pytest_medpubsub.chaos.experiment import Journal, activity_runs, outcome, r
 from pytest_medpubsub.chaos.figures import FaultFigures, fault_figures
 from pytest_medpubsub.chaos.probes import makers_scaled_in
 from pytest_medpubsub.load import acknowledged_ids
-from pytest_medpubsub.platforms.local import LocalPlatform
+from pytest_medpubsub.platforms.local_system import LocalSystem
 from pytest_medpubsub.system import MedpubsubSystem
 
 # How far back the experiments' probes look: this test's orders, not the session's.
@@ -31,7 +31,7 @@ HISTORY_S = 300.0
 def run_experiment(system: MedpubsubSystem, name: str, fault: str) -> FaultFigures:
     """Run chaos/<name> against the local platform under load; assert and report its outcome."""
     platform = system.platform
-    if not isinstance(platform, LocalPlatform) or platform.state_file is None:
+    if not isinstance(platform, LocalSystem) or platform.state_file is None:
         pytest.skip(f"{name} acts on the local platform's processes")
     system.scale_patients(1)
     # The hypothesis is checked under load: let orders flow before it is.
@@ -91,7 +91,7 @@ def test_killing_makers_mid_order_keeps_the_steady_state(
     figures = run_experiment(medpubsub_system, "kill-medicine-local.json", "kill_makers")
     assert figures.injections == 3
     platform = medpubsub_system.platform
-    assert isinstance(platform, LocalPlatform)
+    assert isinstance(platform, LocalSystem)
     assert makers_scaled_in(timeout_s=60, state_file=str(platform.state_file))
 
 

@@ -140,10 +140,10 @@ def test_the_bench_runs_the_dispatcher_on_its_own_platform() -> None:
     }
 
 
-def test_a_cluster_of_the_dispatcher_design_is_refused_in_one_sentence(tmp_path: Path) -> None:
+def test_an_unknown_design_on_a_cluster_is_refused_in_one_sentence(tmp_path: Path) -> None:
     options = factory.PlatformOptions(
-        cluster="kind", run_dir=tmp_path, report_dir=tmp_path, design="dispatcher"
+        cluster="kind", run_dir=tmp_path, report_dir=tmp_path, design="keda"
     )
-    with pytest.raises(PlatformUnavailable, match="local platform only") as refused:
+    with pytest.raises(PlatformUnavailable, match="unknown design 'keda'") as refused:
         factory.check_available(options, project_dir())
     assert str(refused.value).count(". ") == 0

@@ -42,6 +42,13 @@ def test_the_scenarios_are_the_four_the_issue_names() -> None:
     assert (root / e2e.CHAOS_EXPERIMENT).is_file()
 
 
+def test_the_dispatcher_design_runs_scenarios_of_the_same_suite() -> None:
+    root = Path(__file__).resolve().parents[1]
+    assert e2e.DISPATCHER_SCENARIOS
+    assert set(e2e.DISPATCHER_SCENARIOS) <= set(e2e.SCENARIOS)
+    assert all((root / scenario).is_file() for scenario in e2e.DISPATCHER_SCENARIOS)
+
+
 def _job(name: str, owner: str | None, succeeded: int = 1) -> dict[str, object]:
     refs = [{"kind": "ScaledJob", "name": owner}] if owner else []
     return {

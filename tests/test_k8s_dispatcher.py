@@ -78,7 +78,12 @@ def rule_hit(findings: list[Finding], obj: str, rule: str) -> Finding:
 
 
 def test_the_dispatcher_overlays_render_without_a_scaledjob(rendered: list[Manifest]) -> None:
-    assert dispatcher_overlays(PROJECT) == ["kind"]
+    assert dispatcher_overlays(PROJECT) == [
+        "existing",
+        "external-kafka",
+        "external-kafka-preloaded",
+        "kind",
+    ]
     kinds = sorted(o["kind"] for o in rendered)
     assert "ScaledJob" not in kinds
     assert {"ServiceAccount", "Role", "RoleBinding", "ConfigMap"} <= set(kinds)
@@ -93,8 +98,16 @@ def test_make_manifests_writes_the_dispatcher_render(
     rendered: list[Manifest], tmp_path: Path
 ) -> None:
     written = render_designs(PROJECT, tmp_path)
-    assert sorted(written) == ["dispatcher-kind"]
-    assert "kind: Role\n" in written["dispatcher-kind"].read_text()
+    assert sorted(written) == [
+        "dispatcher-existing",
+        "dispatcher-external-kafka",
+        "dispatcher-external-kafka-preloaded",
+        "dispatcher-kind",
+    ]
+    for path in written.values():
+        text = path.read_text()
+        assert "kind: Role\n" in text
+        assert "kind: ScaledJob\n" not in text  # without-scaledjob took it out
 
 
 BROKEN: list[tuple[str, Callable[[list[Manifest]], None], str, str]] = [

@@ -134,3 +134,32 @@ def test_a_test_for_another_design_is_skipped_before_any_platform_starts(
         ["*runs under --medpubsub-design=dispatcher (this run: scaledjob)*"]
     )
     assert "Starting Apache Kafka" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("design", "marked", "unmarked"),
+    [("scaledjob", (4.0, 6.0), (3.0, 4.0)), ("dispatcher", (7.0, 9.0), (6.0, 7.0))],
+)
+def test_a_design_adds_its_allowance_to_the_markers_and_the_defaults(
+    pytester: pytest.Pytester,
+    design: str,
+    marked: tuple[float, float],
+    unmarked: tuple[float, float],
+) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest
+        from pytest_medpubsub import plugin
+
+        @pytest.mark.medpubsub_slo(p95_s=4.0, p99_s=6.0)
+        def test_marked(request):
+            spec = plugin._slo_spec(request.node)
+            assert (spec.p95_s, spec.p99_s) == {marked}
+
+        def test_unmarked(request):
+            spec = plugin._slo_spec(request.node)
+            assert (spec.p95_s, spec.p99_s) == {unmarked}
+        """
+    )
+    result = pytester.runpytest(f"--medpubsub-design={design}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

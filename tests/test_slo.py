@@ -352,3 +352,22 @@ def test_scale_in_ends_at_the_warm_floor(warm_makers: int, measured: object, pas
     result = evaluate(summary_of(samples=samples), SloSpec(scale_in_within_s=10), warm_makers)
 
     assert check(result, "scale_in") == (measured, passed)
+
+
+@pytest.mark.parametrize(
+    ("spec", "extra_s", "expected"),
+    [
+        (SloSpec(), 0.0, (3.0, 4.0)),
+        (SloSpec(), 3.0, (6.0, 7.0)),
+        (SloSpec(p95_s=25.0, p99_s=None), 3.0, (28.0, None)),  # a check off stays off
+        (SloSpec(p95_s=None, p99_s=None), 2.0, (None, None)),
+    ],
+)
+def test_an_allowance_moves_only_the_latency_bounds(
+    spec: SloSpec, extra_s: float, expected: tuple[float | None, float | None]
+) -> None:
+    allowed = spec.allowing(extra_s)
+    assert (allowed.p95_s, allowed.p99_s) == expected
+    assert allowed.model_dump(exclude={"p95_s", "p99_s"}) == spec.model_dump(
+        exclude={"p95_s", "p99_s"}
+    )

@@ -22,6 +22,7 @@ from pytest_medpubsub.bench.designs import Design
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.observer import Observer, PlatformSample
 from pytest_medpubsub.platforms.local import LocalPlatform
+from pytest_medpubsub.platforms.local_system import LocalSystem
 from pytest_medpubsub.report import write_report
 
 FLOOR_S = 2.0  # a tab takes 2 s, and an order's tabs are made together
@@ -141,7 +142,7 @@ def _platform(
     kafka: KafkaSettings,
     broker: EmbeddedKafka | None,
     run_dir: Path,
-) -> LocalPlatform:
+) -> LocalSystem:
     if design.platform == "dispatcher":
         from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
 
@@ -149,14 +150,14 @@ def _platform(
     return LocalPlatform(kafka, run_dir, broker=broker, scaledjob_manifest=manifest)
 
 
-def _cpu_pids(platform: LocalPlatform) -> list[int]:
+def _cpu_pids(platform: LocalSystem) -> list[int]:
     """The makers' pids, and the dispatcher's: what the design spends beyond the broker."""
     pids = [maker.pid for maker in platform.snapshot().makers]
     dispatcher = getattr(platform, "dispatcher_pid", None)
     return [*pids, dispatcher] if isinstance(dispatcher, int) else pids
 
 
-def _sample(platform: LocalPlatform) -> PlatformSample:
+def _sample(platform: LocalSystem) -> PlatformSample:
     return PlatformSample(
         patients=platform.patients(), jobs=platform.medicine_jobs(), lag=platform.lag()
     )

@@ -1,10 +1,12 @@
 """`make e2e-here`: the cluster up, the scenarios and the maker-killing chaos experiment on it,
-then everything down again, whatever happened (the exit status is the tests').
+then the dispatcher design's scenarios on the same cluster, then everything down again, whatever
+happened (the exit status is the tests').
 
 The broker is the embedded one, run on the host's own address (pods reach it there, through the
 selectorless `medpubsub-kafka-bootstrap` Service the existing platform makes for
-`--medpubsub-kafka`). The last pytest run keeps the system up (`--medpubsub-keep`) so that the
-chaos experiment finds its patient Deployment and the ScaledJob's makers.
+`--medpubsub-kafka`). The ScaledJob design's pytest run keeps the system up (`--medpubsub-keep`)
+so that the chaos experiment finds its patient Deployment and the ScaledJob's makers; that
+system is then removed, and the dispatcher design's run deploys its own (and removes it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ SCENARIOS = (
     "scenarios/test_step_ramp.py",
     "scenarios/test_maker_killed.py",
     "scenarios/test_backlog_drain.py",
+)
+# The dispatcher design on the real cluster: a Job per order, the maker killed (a pod deleted).
+DISPATCHER_SCENARIOS = (
+    "scenarios/test_steady_state.py",
+    "scenarios/test_maker_killed.py",
 )
 CHAOS_EXPERIMENT = "chaos/kill-medicine.json"
 NAMESPACE = "medpubsub"
@@ -68,6 +75,12 @@ def run(layout: Layout, report: str, keep: bool = False) -> int:
             chaos = _timed(figures, "chaos", lambda: _chaos(bootstrap, report_dir, env))
             status = status or chaos
             figures["keda_jobs"] = _keda_evidence(Path(env["KUBECONFIG"]), report_dir)
+            dispatcher = _timed(
+                figures,
+                "dispatcher",
+                lambda: _dispatcher_design(result.state, bootstrap, report_dir / "dispatcher", env),
+            )
+            status = status or dispatcher
         if figures.get("left_after_down"):
             status = status or 1  # a run that leaves something on the host has failed
     finally:
@@ -130,7 +143,16 @@ def _stop_broker(broker: subprocess.Popen[bytes]) -> None:
         processes.stop(broker, grace_s=30)
 
 
-def _pytest(state: ClusterState, bootstrap: str, report_dir: Path, env: dict[str, str]) -> int:
+def _pytest(
+    state: ClusterState,
+    bootstrap: str,
+    report_dir: Path,
+    env: dict[str, str],
+    *,
+    design: str = "scaledjob",
+    scenarios: tuple[str, ...] = SCENARIOS,
+    keep: bool = True,
+) -> int:
     args = [
         sys.executable,
         "-m",
@@ -142,9 +164,12 @@ def _pytest(state: ClusterState, bootstrap: str, report_dir: Path, env: dict[str
         f"--medpubsub-keda-manifest={state.keda_manifest}",
         f"--medpubsub-containerd={state.containerd_socket}",
         f"--medpubsub-report={report_dir}",
-        "--medpubsub-keep",  # the chaos experiment runs against the system afterwards
+        f"--medpubsub-design={design}",
+        # The chaos experiment runs against the ScaledJob design's system afterwards.
+        *(["--medpubsub-keep"] if keep else []),
+        # The dispatcher design adds its allowance to these (factory.DESIGN_LATENCY_ALLOWANCE_S).
         *(f"--override-ini={key}={value}" for key, value in CLUSTER_SLO_DEFAULTS.items()),
-        *SCENARIOS,
+        *scenarios,
     ]
     progress.say("running: " + " ".join(args[2:]))
     try:
@@ -152,6 +177,32 @@ def _pytest(state: ClusterState, bootstrap: str, report_dir: Path, env: dict[str
     except subprocess.TimeoutExpired:
         progress.say(f"the scenarios did not finish within {PYTEST_TIMEOUT_S:g} s")
         return 1
+
+
+def _dispatcher_design(
+    state: ClusterState, bootstrap: str, report_dir: Path, env: dict[str, str]
+) -> int:
+    """The kept ScaledJob system out (two designs at once would make every order twice), then
+    the dispatcher design's scenarios, which deploy their own system and remove it."""
+    kubeconfig = Path(env["KUBECONFIG"])
+    with progress.step("removing the ScaledJob design's system before the dispatcher's"):
+        try:
+            kube.kubectl(
+                kubeconfig, "-n", NAMESPACE, "delete", "scaledjob", "medicine",
+                "--ignore-not-found", "--timeout=120s", timeout_s=150,
+            )  # fmt: skip
+            kube.kubectl(
+                kubeconfig, "delete", "namespace", NAMESPACE, "--ignore-not-found",
+                "--timeout=300s", timeout_s=330,
+            )  # fmt: skip
+        except HereError as error:
+            progress.say(f"could not remove the ScaledJob design's system: {error}")
+            return 1
+    report_dir.mkdir(parents=True, exist_ok=True)
+    return _pytest(
+        state, bootstrap, report_dir, env,
+        design="dispatcher", scenarios=DISPATCHER_SCENARIOS, keep=False,
+    )  # fmt: skip
 
 
 def _chaos(bootstrap: str, report_dir: Path, env: dict[str, str]) -> int:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from pytest_medpubsub.k8s.check import check_objects, crd_schemas
+from pytest_medpubsub.k8s.check import check_objects, crd_schemas, harness_topics
 from pytest_medpubsub.k8s.dispatcher import dispatcher_findings
 from pytest_medpubsub.k8s.findings import Finding
 from pytest_medpubsub.k8s.objects import Manifest, load_documents
@@ -35,11 +35,14 @@ def render_overlay(project_dir: Path, overlay: str) -> list[Manifest]:
     return load_documents(render(project_dir / DISPATCHER_OVERLAYS_DIR / overlay))
 
 
-def dispatcher_render_findings(objects: list[Manifest], crds: CrdSchemas | None) -> list[Finding]:
-    """Every check of a render, the dispatcher's rules in place of the ScaledJob's."""
+def dispatcher_render_findings(
+    objects: list[Manifest], crds: CrdSchemas | None, external_topics: Iterable[Manifest] = ()
+) -> list[Finding]:
+    """Every check of a render, the dispatcher's rules in place of the ScaledJob's (a render
+    with Kafka outside the cluster is wired against `external_topics`, as in check.py)."""
     kept = [
         finding
-        for finding in check_objects(objects, crds)
+        for finding in check_objects(objects, crds, external_topics)
         if not (finding.rule == "wiring.trigger" and finding.object == "ScaledJob")
     ]
     return [*kept, *dispatcher_findings(objects)]
@@ -47,8 +50,10 @@ def dispatcher_render_findings(objects: list[Manifest], crds: CrdSchemas | None)
 
 def check_designs(project_dir: Path, crds: CrdSchemas | None) -> list[Finding]:
     findings = []
+    topics = harness_topics(project_dir)
     for overlay in dispatcher_overlays(project_dir):
-        for finding in dispatcher_render_findings(render_overlay(project_dir, overlay), crds):
+        objects = render_overlay(project_dir, overlay)
+        for finding in dispatcher_render_findings(objects, crds, topics):
             findings.append(
                 Finding(finding.object, finding.rule, finding.message, f"{PREFIX}{overlay}")
             )

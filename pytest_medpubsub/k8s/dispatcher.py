@@ -46,6 +46,20 @@ def dispatcher_deployment(objects: Iterable[Manifest]) -> Manifest | None:
     return None
 
 
+def dispatched_job_templates(objects: Iterable[Manifest]) -> list[tuple[Manifest, str, Manifest]]:
+    """`(ConfigMap, key, Job)` for every Job template a ConfigMap of the dispatcher holds (the
+    Jobs it creates are not objects of the render, so image names and builds look here too)."""
+    found = []
+    for config_map in of_kind(objects, "ConfigMap"):
+        if dig(config_map, "metadata", "labels", NAME_LABEL) != DISPATCHER:
+            continue
+        for key, text in mapping(config_map.get("data")).items():
+            document = yaml.safe_load(text) if isinstance(text, str) else None
+            if isinstance(document, dict) and document.get("kind") == "Job":
+                found.append((config_map, str(key), document))
+    return found
+
+
 def dispatcher_findings(objects: Iterable[Manifest]) -> list[Finding]:
     """Every broken rule of the dispatcher design in one render (none without a dispatcher)."""
     objects = list(objects)

@@ -8,13 +8,15 @@ timeout that names what it waited for and what it saw last:
 3. install Strimzi 1.2.0 and KEDA 2.20.2 from their release manifests (or the files given), wait
    for the operators' Deployments;
 4. apply `build/manifests/<overlay>.yaml` with the run's values (advertised host, image names,
-   no patients yet), wait for Kafka, every KafkaTopic and the ScaledJob to be Ready;
+   no patients yet), wait for Kafka, every KafkaTopic and what starts the makers to be Ready:
+   the ScaledJob, or under the dispatcher design its Deployment (`cluster_designs.py`, overlay
+   `dispatcher-<overlay>`);
 5. wait until Kafka answers on the external listener from this machine.
 
 With a Kafka of the user's own (`--medpubsub-kafka=HOST:PORT`, `external_kafka.py`) there is no
 Strimzi: the overlay is the backend's `external_kafka_overlay`, the topics are created on that
 broker before anything is applied, its address goes into the bootstrap Service's EndpointSlice,
-only the ScaledJob is awaited, and the harness dials HOST:PORT itself.
+only what starts the makers is awaited, and the harness dials HOST:PORT itself.
 
 If a step fails, diagnostics go to the report directory and what was started is torn down (unless
 `keep`). `stop()` deletes a cluster this run created, and otherwise removes only what it added.
@@ -37,11 +39,11 @@ from pytest_medpubsub import progress
 from pytest_medpubsub.k8s.objects import Manifest, dump_documents, of_kind
 from pytest_medpubsub.kafka.broker import system_topics
 from pytest_medpubsub.kafka.client_log import quiet
-from pytest_medpubsub.kafka.offsets import OffsetReader
+from pytest_medpubsub.kafka.offsets import OffsetReader, start_new_group_at_end
 from pytest_medpubsub.kafka.security import Credentials, as_identity
-from pytest_medpubsub.keda.scaledjob import ScaledJobError, ScaledJobSpec, parse_scaled_job
 from pytest_medpubsub.platforms import diagnostics, external_kafka, operators
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
+from pytest_medpubsub.platforms.cluster_designs import ClusterDesign, design_for, overlay_for
 from pytest_medpubsub.platforms.existing import ExistingBackend
 from pytest_medpubsub.platforms.images import build, choose_base, service_images
 from pytest_medpubsub.platforms.kafka_lag import LAG_TIMEOUT_S
@@ -65,14 +67,10 @@ from pytest_medpubsub.platforms.waits import wait_step
 
 KINDS = ("kind", "minikube", "existing")
 KAFKA_NAME = "medpubsub"
-SCALED_JOB = "medicine"
-MAKER_SELECTOR = "app.kubernetes.io/name=medicine,app.kubernetes.io/component=maker"
-JOB_SELECTOR = f"scaledjob.keda.sh/name={SCALED_JOB}"
 
 # Pulling the Kafka image (~700 MB) on a fresh CI runner dominates the Kafka wait.
 KAFKA_READY_TIMEOUT_S = 900.0
 TOPICS_READY_TIMEOUT_S = 300.0
-SCALED_JOB_READY_TIMEOUT_S = 180.0
 EXTERNAL_LISTENER_TIMEOUT_S = 180.0
 PATIENTS_TIMEOUT_S = 180.0
 TEARDOWN_TIMEOUT_S = 300.0
@@ -88,7 +86,8 @@ class ClusterOptions:
     existing cluster pulls the images from, `containerd` the socket of the node's containerd they
     are imported into instead; `strimzi_manifest` / `keda_manifest` replace the release downloads
     with a local file or another URL; `kafka` is a broker of the user's own (HOST:PORT) used
-    instead of Strimzi; `cluster_name` names the kind cluster or minikube profile.
+    instead of Strimzi; `cluster_name` names the kind cluster or minikube profile; `design` is
+    who starts the makers (`scaledjob` or `dispatcher`, see cluster_designs.py).
     """
 
     project_dir: Path
@@ -100,6 +99,7 @@ class ClusterOptions:
     cluster_name: str = "medpubsub"
     kafka: str | None = None
     containerd: str | None = None
+    design: str = "scaledjob"
 
 
 class ClusterBackend(Protocol):
@@ -206,7 +206,7 @@ class ClusterPlatform(Platform):
         self._kubectl: Kubectl | None = None
         self._kafka: KafkaSettings | None = None
         self._credentials: Credentials | None = None
-        self._scaled_job: ScaledJobSpec | None = None
+        self._design: ClusterDesign | None = None
         self._offsets: OffsetReader | None = None
         self._external: external_kafka.ExternalKafka | None = None
         self._installed: list[tuple[operators.Operator, str]] = []
@@ -235,7 +235,10 @@ class ClusterPlatform(Platform):
             external_kafka.prepare(external, system_topics())
         wanted = self._wanted_operators()
         kubectl = self._kubectl = self._backend.up()
-        overlay = self._backend.external_kafka_overlay if external else self._backend.overlay
+        platform_overlay = (
+            self._backend.external_kafka_overlay if external else self._backend.overlay
+        )
+        overlay = overlay_for(self._options.design, platform_overlay)
         objects = rendered_objects(self._options.project_dir, overlay)
         images = self._images(objects)
         if external is None:
@@ -249,14 +252,20 @@ class ClusterPlatform(Platform):
                 patients=0,
                 external_kafka=external.endpoint,
             )
-        self._scaled_job = _scaled_job(objects)
+        design = self._design = design_for(self._options.design, objects)
+        if external is not None and start_new_group_at_end(
+            external.kafka, design.group, design.topic
+        ):
+            # A broker of the user's own may hold the orders of an earlier run (of the other
+            # design): this design's makers start after them instead of making them again.
+            progress.say(f"group {design.group} starts at the end of {design.topic}")
         kubectl.apply(dump_documents(of_kind(objects, "Namespace")), namespace="")
         self._install_operators(kubectl, wanted)
         with progress.step(f"applying build/manifests/{overlay}.yaml"):
             kubectl.apply(dump_documents(objects), namespace="", server_side=True)
         self._applied = True
         if external is not None:
-            self._wait_for_scaled_job(kubectl)
+            design.wait_ready(kubectl)
             self._kafka = external.kafka
         else:
             self._wait_for_system(kubectl, objects)
@@ -271,7 +280,7 @@ class ClusterPlatform(Platform):
             wait_step(
                 f"Kafka to answer on its external listener {self._kafka.kafka_bootstrap}",
                 self._topics_from_here,
-                lambda topics: self.scaled_job.trigger.topic in topics,
+                lambda topics: design.topic in topics,
                 EXTERNAL_LISTENER_TIMEOUT_S,
             )
         progress.say(f"{self.name}: the system runs on {self._backend.describe()}")
@@ -323,15 +332,7 @@ class ClusterPlatform(Platform):
             lambda states: len(states) == expected and all(s.endswith(": Ready") for s in states),
             TOPICS_READY_TIMEOUT_S,
         )
-        self._wait_for_scaled_job(kubectl)
-
-    def _wait_for_scaled_job(self, kubectl: Kubectl) -> None:
-        wait_step(
-            f"ScaledJob {SCALED_JOB} to be Ready",
-            lambda: ready_state(kubectl.get("scaledjob", SCALED_JOB)),
-            lambda state: state == "Ready",
-            SCALED_JOB_READY_TIMEOUT_S,
-        )
+        self.design.wait_ready(kubectl)
 
     def _topics_from_here(self) -> set[str]:
         admin = AdminClient(quiet(common_config(self.kafka, "medpubsub-cluster-probe")))
@@ -360,12 +361,14 @@ class ClusterPlatform(Platform):
     def _remove_system(self, kubectl: Kubectl) -> None:
         """Take out what this run added to a cluster it did not create.
 
-        The ScaledJob and the KafkaTopics go first, while KEDA and the topic operator still run
-        to release their finalizers; then the namespace; then the operators this run installed.
+        The ScaledJob (if the design has one) and the KafkaTopics go first, while KEDA and the
+        topic operator still run to release their finalizers; then the namespace; then the
+        operators this run installed.
         """
         if self._applied:
             with progress.step(f"removing the medpubsub system from {self._backend.describe()}"):
-                kubectl.delete("scaledjob", SCALED_JOB, timeout_s=TEARDOWN_TIMEOUT_S)
+                if self._design is not None:
+                    self._design.remove(kubectl, TEARDOWN_TIMEOUT_S)
                 if self._external is None:  # without Strimzi there is no KafkaTopic kind
                     kubectl.delete("kafkatopics", "--all", timeout_s=TEARDOWN_TIMEOUT_S)
                 kubectl.delete("namespace", NAMESPACE, namespace="", timeout_s=TEARDOWN_TIMEOUT_S)
@@ -393,10 +396,10 @@ class ClusterPlatform(Platform):
         return self._kubectl
 
     @property
-    def scaled_job(self) -> ScaledJobSpec:
-        if self._scaled_job is None:
+    def design(self) -> ClusterDesign:
+        if self._design is None:
             raise PlatformError(f"the {self.name} platform is not started")
-        return self._scaled_job
+        return self._design
 
     def scale_patients(self, count: int) -> None:
         """Scale the patient Deployment and wait until exactly `count` patients are ready."""
@@ -414,7 +417,7 @@ class ClusterPlatform(Platform):
         return int(status.get("readyReplicas", 0) or 0)
 
     def medicine_jobs(self) -> int:
-        return unfinished(self.kubectl.items("jobs", selector=JOB_SELECTOR))
+        return unfinished(self.kubectl.items("jobs", selector=self.design.job_selector))
 
     def kill_medicine(self, count: int = 1) -> list[str]:
         """Delete up to `count` running maker pods at once, through the API (grace period 0,
@@ -424,7 +427,8 @@ class ClusterPlatform(Platform):
         (2 s) before SIGKILL, so a maker can abort its transaction and leave the group, unlike
         the local platform's SIGKILL; the makers' partitions move without the session timeout.
         """
-        victims = running_pods(self.kubectl.items("pods", selector=MAKER_SELECTOR))[:count]
+        pods = self.kubectl.items("pods", selector=self.design.maker_selector)
+        victims = running_pods(pods)[:count]
         if victims:
             self.kubectl.run(
                 "delete", "pod", *victims, "--grace-period=0", "--force", "--wait=false"
@@ -433,34 +437,22 @@ class ClusterPlatform(Platform):
 
     def lag(self) -> int:
         if self._offsets is None:
-            trigger = self.scaled_job.trigger
+            design = self.design
             self._offsets = OffsetReader(
-                self.kafka, trigger.consumer_group, trigger.topic, timeout_s=LAG_TIMEOUT_S
+                self.kafka, design.group, design.topic, timeout_s=LAG_TIMEOUT_S
             )
         return self._offsets.total_lag()
 
     def warm_makers(self) -> int:
-        """KEDA keeps the ScaledJob's minReplicaCount Jobs at rest: scale-in ends there."""
-        return self.scaled_job.scaling.min_rc
+        """The makers kept at rest (the ScaledJob's minReplicaCount): scale-in ends there."""
+        return self.design.warm_makers()
 
     def pause_scaling(self, paused: bool) -> None:
-        """KEDA's own switch: with `autoscaling.keda.sh/paused` it creates no Job (running
-        makers finish); removing the annotation resumes at the next poll."""
-        annotation = "autoscaling.keda.sh/paused"
-        change = f"{annotation}=true" if paused else f"{annotation}-"
-        self.kubectl.run("annotate", "scaledjob", self.scaled_job.name, change, "--overwrite")
+        self.design.pause(self.kubectl, paused)
 
     def dump_diagnostics(self, directory: Path) -> None:
         if self._kubectl is not None:
             diagnostics.dump(self._kubectl, directory)
-
-
-def _scaled_job(objects: list[Manifest]) -> ScaledJobSpec:
-    """The makers' ScaledJob as the harness reads it everywhere (group and topic for `lag`)."""
-    try:
-        return parse_scaled_job(dump_documents(of_kind(objects, "ScaledJob")), source="render")
-    except ScaledJobError as error:
-        raise PlatformError(str(error)) from None
 
 
 def _user_credentials(kubectl: Kubectl, objects: list[Manifest]) -> Credentials | None:

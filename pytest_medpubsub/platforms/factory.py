@@ -20,13 +20,14 @@ PLATFORMS = (LOCAL, *CLUSTERS)
 SCALEDJOB = "scaledjob"
 DISPATCHER = "dispatcher"
 DESIGNS = (SCALEDJOB, DISPATCHER)
-# SLO defaults a design changes, for the scenarios that keep the plugin's defaults (README, "The
-# dispatcher design"). Every dispatched order pays for a maker of its own before its 2 s: an
-# interpreter and its imports (0.3 s of CPU), a transactional producer's registration and the
-# marker's read, where a warm ScaledJob maker pays nothing. That is 0.7-0.9 s at one or two
-# patients (demo: p50 2.7 s, p95 3.3 s) and, at five patients, five such starts a second on 2
-# cores: p95 4.9 s, p99 5.1 s in the step ramp on a machine loaded by other work.
-DESIGN_SLO_DEFAULTS: dict[str, dict[str, float]] = {DISPATCHER: {"p95_s": 6.0, "p99_s": 7.0}}
+# What a design adds to every latency bound (the plugin's defaults and the scenarios' markers
+# alike; README, "The dispatcher design"). Every dispatched order pays for a maker of its own
+# before its 2 s, where a warm ScaledJob maker pays nothing: an interpreter and its imports
+# (0.3 s of CPU), a transactional producer's registration and the marker's read. Measured on
+# this 2-core machine: p50 2.5-3.3 s against 2.1 s from one to five patients, and at five
+# patients (five process starts a second) the step ramp's p95 4.3 s, p99 4.9 s against the
+# ScaledJob's 2.6 / 3.3 s.
+DESIGN_LATENCY_ALLOWANCE_S: dict[str, float] = {DISPATCHER: 3.0}
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,9 @@ def check_available(options: PlatformOptions, project_dir: Path) -> None:
     """Raise `PlatformUnavailable` (one sentence) when the platform cannot run here."""
     if options.cluster == LOCAL:
         return
-    if options.design == DISPATCHER:
-        # Not wired into the cluster platforms yet: they deploy and watch the ScaledJob.
+    if options.design not in DESIGNS:
         raise PlatformUnavailable(
-            "the dispatcher design runs on the local platform only for now; on a cluster, apply "
-            "build/manifests/dispatcher-kind.yaml (make manifests) yourself"
+            f"unknown design {options.design!r}; choose one of {', '.join(DESIGNS)}"
         )
     from pytest_medpubsub.platforms import cluster
 
@@ -99,4 +98,5 @@ def _cluster_options(options: PlatformOptions, project_dir: Path) -> ClusterOpti
         keda_manifest=options.keda_manifest,
         kafka=options.kafka,
         containerd=options.containerd,
+        design=options.design,
     )

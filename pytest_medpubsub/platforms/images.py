@@ -6,7 +6,7 @@ repository root as the context (.dockerignore keeps it to `system/`), on the bas
 chooses (the official one, or a local Debian base where it cannot be pulled).
 
 `make images` runs this module: `python -m pytest_medpubsub.platforms.images [--base-image IMAGE]`
-starts the Docker engine if it is installed but not running, builds both images and prints the
+starts the Docker engine if it is installed but not running, builds the three images and prints the
 base, each image's build time and size.
 """
 
@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pytest_medpubsub import progress, project
+from pytest_medpubsub.k8s.dispatcher import dispatched_job_templates
 from pytest_medpubsub.k8s.dockerfiles import SERVICES, default_base_image
 from pytest_medpubsub.k8s.objects import Manifest, load_documents, pod_shapes
 from pytest_medpubsub.platforms import base_image, docker_engine
@@ -27,14 +28,20 @@ from pytest_medpubsub.platforms.commands import run
 
 IMAGE_PREFIX = "medpubsub/"
 BUILD_TIMEOUT_S = 900.0
-# The two manifests that name our images (a render needs kustomize; these do not).
-IMAGE_MANIFESTS = (Path("k8s/base/patient-deployment.yaml"), project.SCALEDJOB_MANIFEST)
+# The manifests that name our images (a render needs kustomize; these do not).
+IMAGE_MANIFESTS = (
+    Path("k8s/base/patient-deployment.yaml"),
+    project.SCALEDJOB_MANIFEST,
+    Path("k8s/components/dispatcher/deployment.yaml"),
+)
 
 
 def service_images(objects: Iterable[Manifest]) -> dict[str, str]:
-    """`{service: image}` for every container image of ours in the manifests."""
+    """`{service: image}` for every container image of ours in the manifests (and in the
+    dispatcher's Job template, whose Jobs run the medicine image)."""
+    objects = list(objects)
     images = {}
-    for obj in objects:
+    for obj in [*objects, *(job for _, _, job in dispatched_job_templates(objects))]:
         for pod in pod_shapes(obj):
             for container in pod.containers():
                 image = container.get("image")
@@ -84,7 +91,7 @@ def build(
 
 
 def build_all(project_dir: Path, log_dir: Path, given_base: str | None = None) -> dict[str, str]:
-    """Both service images on the chosen base; `{service: image}`, one summary line each."""
+    """The service images on the chosen base; `{service: image}`, one summary line each."""
     images = service_images(
         obj
         for manifest in IMAGE_MANIFESTS
@@ -107,7 +114,8 @@ def build_all(project_dir: Path, log_dir: Path, given_base: str | None = None) -
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_medpubsub.platforms.images",
-        description="Build the patient and medicine images with Docker (what `make images` does).",
+        description="Build the patient, medicine and dispatcher images with Docker (what `make "
+        "images` does).",
     )
     parser.add_argument(
         "--base-image",

@@ -1,5 +1,5 @@
-"""The dispatcher design on this machine: the local platform with `medpubsub dispatcher` in
-place of the KEDA-exact ScaledJob.
+"""The dispatcher design on this machine: the local system (`local_system.py`) with `medpubsub
+dispatcher` in place of the KEDA-exact ScaledJob.
 
 The dispatcher runs as one process (a Deployment's single pod) that starts a `medpubsub
 make-order` process per order; the platform restarts it when it dies, as Kubernetes restarts a
@@ -19,33 +19,24 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
-
-from medpubsub.kafka_clients import common_config
 from pytest_medpubsub import processes, progress, state
-from pytest_medpubsub.kafka.client_log import quiet
 from pytest_medpubsub.kafka.group import group_assignment
-from pytest_medpubsub.kafka.offsets import OffsetReader
-from pytest_medpubsub.platforms.base import PlatformError
-from pytest_medpubsub.platforms.local import LocalPlatform
+from pytest_medpubsub.kafka.offsets import OffsetReader, start_new_group_at_end
+from pytest_medpubsub.platforms.local_system import LocalSystem
 from pytest_medpubsub.waiting import wait_until
 
 DESIGN = "dispatcher"
 GROUP = "dispatcher"
-# Settings a process must not inherit from the user's shell: the platform decides.
-_OWNED_PREFIXES = ("MEDPUBSUB_", "MEDICINE_", "DISPATCHER_")
 DISPATCHER_READY_TIMEOUT_S = 60.0
 # A dispatcher that stops lets its makers finish (6 s) before it stops them.
 DISPATCHER_STOP_GRACE_S = 15.0
 MAKER_MARKER = "make-order"
 
 
-class LocalDispatcherPlatform(LocalPlatform):
+class LocalDispatcherPlatform(LocalSystem):
     """The local platform of the dispatcher design (module docstring)."""
 
     design = DESIGN
@@ -77,42 +68,6 @@ class LocalDispatcherPlatform(LocalPlatform):
 
     # -- Platform ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self.dispatcher_dir.mkdir(parents=True, exist_ok=True)
-        self.pause_file.unlink(missing_ok=True)
-        topic = self.kafka.orders_topic
-        self._offsets = OffsetReader(self.kafka, GROUP, topic)
-        self._start_at_the_end(self._offsets)
-        self._spawn_dispatcher()
-        self._keeper.start()
-        self._supervisor.start()
-        with progress.step(f"waiting for the dispatcher to own the partitions of {topic}"):
-            wait_until(
-                lambda: group_assignment(self.kafka, GROUP, topic),
-                lambda seen: seen.fully_assigned and seen.members_with_partitions >= 1,
-                DISPATCHER_READY_TIMEOUT_S,
-                f"the dispatcher owning every partition of {topic}",
-                interval_s=0.25,
-            )
-        progress.say(
-            f"local platform up (dispatcher design): Kafka {self.bootstrap_servers}, dispatcher "
-            f"pid {self.dispatcher_pid} in group {GROUP}, one maker process per order"
-        )
-
-    def stop(self) -> None:
-        """Patients first, then the dispatcher (it lets its makers finish), then any maker of an
-        earlier dispatcher life, then the rest."""
-        self.scale_patients(0)
-        self._stopping.set()
-        if self._keeper.is_alive():
-            self._keeper.join(timeout=10)
-        with self._lock:
-            if self._dispatcher is not None:
-                processes.stop(self._dispatcher, grace_s=DISPATCHER_STOP_GRACE_S)
-        for maker in self._live_makers():
-            processes.stop_pid(maker["pid"], grace_s=5)
-        super().stop()
-
     def medicine_jobs(self) -> int:
         return len(self._live_makers())
 
@@ -125,11 +80,6 @@ class LocalDispatcherPlatform(LocalPlatform):
                 os.kill(maker["pid"], signal.SIGKILL)
                 killed.append(str(maker["name"]))
         return killed
-
-    def lag(self) -> int:
-        if self._offsets is None:
-            raise PlatformError("the local platform is not started")
-        return self._offsets.total_lag()
 
     def warm_makers(self) -> int:
         return 0
@@ -153,52 +103,67 @@ class LocalDispatcherPlatform(LocalPlatform):
         return pid
 
     def dump_diagnostics(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        logs = self.run_dir / "logs"
-        if logs.exists():
-            shutil.copytree(logs, directory / "logs", dirs_exist_ok=True)
+        super().dump_diagnostics(directory)
         makers = self.dispatcher_dir / "makers"
         if makers.exists():
             shutil.copytree(makers, directory / "logs" / "makers", dirs_exist_ok=True)
-        if self.broker is not None and self.broker.log_file.exists():
-            shutil.copy(self.broker.log_file, directory / "kafka-server.log")
-        lines = [
+
+    # -- the design's hooks --------------------------------------------------------------------
+
+    def _start_makers(self) -> None:
+        self.dispatcher_dir.mkdir(parents=True, exist_ok=True)
+        self.pause_file.unlink(missing_ok=True)
+        topic = self.kafka.orders_topic
+        # The orders already on the topic belong to the other design's makers (the benchmark
+        # runs both on one broker).
+        start_new_group_at_end(self.kafka, GROUP, topic)
+        self._offsets = OffsetReader(self.kafka, GROUP, topic)
+        self._spawn_dispatcher()
+        self._keeper.start()
+
+    def _wait_until_serving(self) -> None:
+        topic = self.kafka.orders_topic
+        with progress.step(f"waiting for the dispatcher to own the partitions of {topic}"):
+            wait_until(
+                lambda: group_assignment(self.kafka, GROUP, topic),
+                lambda seen: seen.fully_assigned and seen.members_with_partitions >= 1,
+                DISPATCHER_READY_TIMEOUT_S,
+                f"the dispatcher owning every partition of {topic}",
+                interval_s=0.25,
+            )
+
+    def _describe(self) -> str:
+        return f"dispatcher pid {self.dispatcher_pid} in group {GROUP}, one maker process per order"
+
+    def _stop_makers(self) -> None:
+        """The dispatcher (it lets its makers finish), then any maker of an earlier life."""
+        if self._keeper.is_alive():
+            self._keeper.join(timeout=10)
+        with self._lock:
+            if self._dispatcher is not None:
+                processes.stop(self._dispatcher, grace_s=DISPATCHER_STOP_GRACE_S)
+        for maker in self._live_makers():
+            processes.stop_pid(maker["pid"], grace_s=5)
+
+    def _group_id(self) -> str:
+        return GROUP
+
+    def _running_makers(self) -> list[state.ProcessInfo]:
+        return [
+            state.ProcessInfo(
+                name=maker["name"], pid=maker["pid"], started_at_ns=maker["started_at_ns"]
+            )
+            for maker in self._live_makers()
+        ]
+
+    def _status_lines(self) -> list[str]:
+        return [
             f"dispatcher pid: {self.dispatcher_pid}",
             f"dispatcher restarts: {self.dispatcher_restarts}",
             f"makers created: {self.jobs_created}",
             f"makers running: {[maker['name'] for maker in self._live_makers()]}",
             f"paused: {self.pause_file.exists()}",
-            f"broker restarts: {self.broker_restarts}",
         ]
-        (directory / "dispatcher-status.txt").write_text("\n".join(lines) + "\n")
-
-    def snapshot(self) -> state.LocalState:
-        broker = self.broker
-        broker_pid = broker.pid if broker is not None else None
-        return state.LocalState(
-            owner_pid=os.getpid(),
-            bootstrap=self.kafka.kafka_bootstrap,
-            group_id=GROUP,
-            orders_topic=self.kafka.orders_topic,
-            deliveries_topic=self.kafka.deliveries_topic,
-            dlq_topic=self.kafka.dlq_topic,
-            broker=state.ProcessInfo(name="kafka", pid=broker_pid, started_at_ns=0)
-            if broker_pid is not None
-            else None,
-            kafka_data_dir=str(broker.data_dir) if broker is not None else None,
-            patients=[
-                state.ProcessInfo(name=name, pid=process.pid, started_at_ns=started)
-                for name, process, started in self._patients
-                if process.poll() is None
-            ],
-            makers=[
-                state.ProcessInfo(
-                    name=maker["name"], pid=maker["pid"], started_at_ns=maker["started_at_ns"]
-                )
-                for maker in self._live_makers()
-            ],
-            updated_at_ns=time.time_ns(),
-        )
 
     # -- the dispatcher process ----------------------------------------------------------------
 
@@ -222,26 +187,17 @@ class LocalDispatcherPlatform(LocalPlatform):
             self._spawn_dispatcher()
 
     def _dispatcher_environment(self) -> dict[str, str]:
-        env = {
-            key: value for key, value in os.environ.items() if not key.startswith(_OWNED_PREFIXES)
-        }
-        env.update(
+        # The dispatcher and the makers it starts share an identity on a secured broker: the
+        # makers', whose rights cover the dispatcher's reads (security.py).
+        return self._environment(
             {
-                "MEDPUBSUB_KAFKA_BOOTSTRAP": self.kafka.kafka_bootstrap,
-                "MEDPUBSUB_ORDERS_TOPIC": self.kafka.orders_topic,
-                "MEDPUBSUB_DELIVERIES_TOPIC": self.kafka.deliveries_topic,
-                "MEDPUBSUB_DLQ_TOPIC": self.kafka.dlq_topic,
                 "DISPATCHER_GROUP_ID": GROUP,
                 "DISPATCHER_LAUNCHER": "process",
                 "DISPATCHER_STATE_FILE": str(self.makers_file.absolute()),
                 "DISPATCHER_PAUSE_FILE": str(self.pause_file.absolute()),
-                "PYTHONUNBUFFERED": "1",
-            }
+            },
+            "medicine",
         )
-        credentials = getattr(self, "credentials", None)  # a secured broker (issue 12)
-        if credentials is not None:
-            env.update(credentials.environment("medicine"))
-        return env
 
     def _ledger(self) -> dict[str, Any]:
         try:
@@ -259,20 +215,6 @@ class LocalDispatcherPlatform(LocalPlatform):
             for maker in self._ledger().get("makers", [])
             if maker.get("pid") and processes.is_alive(maker["pid"])
         ]
-
-    def _start_at_the_end(self, offsets: OffsetReader) -> None:
-        """A dispatcher group that never committed starts at the log end: the orders before it
-        belong to the other design's makers (the benchmark runs both on one broker)."""
-        partitions = offsets.partitions()
-        if any(partition.committed >= 0 for partition in partitions):
-            return
-        if all(partition.end == 0 for partition in partitions):
-            return
-        admin = AdminClient(quiet(common_config(self.kafka, "medpubsub-dispatcher-setup")))
-        request = ConsumerGroupTopicPartitions(
-            GROUP, [TopicPartition(p.topic, p.partition, p.end) for p in partitions]
-        )
-        admin.alter_consumer_group_offsets([request])[GROUP].result(timeout=30)
 
 
 def _runs_a_maker(pid: int) -> bool:

@@ -16,6 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from pytest_medpubsub.k8s.designs import PREFIX as DESIGN_PREFIX
+from pytest_medpubsub.k8s.designs import render_designs
+from pytest_medpubsub.k8s.dispatcher import dispatched_job_templates
 from pytest_medpubsub.k8s.external_kafka import BOOTSTRAP_SERVICE, SERVICE_NAME_LABEL
 from pytest_medpubsub.k8s.objects import (
     EXTERNAL_LISTENER,
@@ -35,15 +40,24 @@ PATIENT_DEPLOYMENT = "patient"
 
 
 def rendered_objects(project_dir: Path, overlay: str) -> list[Manifest]:
-    """The objects of `build/manifests/<overlay>.yaml`, rendering it first when it is stale."""
+    """The objects of `build/manifests/<overlay>.yaml`, rendering it first when it is stale
+    (`dispatcher-<name>` is k8s/dispatcher-overlays/<name>)."""
     path = project_dir / RENDER_DIR / f"{overlay}.yaml"
     try:
         if is_stale(project_dir, path):
-            render_all(project_dir, path.parent)
+            if overlay.startswith(DESIGN_PREFIX):
+                render_designs(project_dir, path.parent)
+            else:
+                render_all(project_dir, path.parent)
     except RenderError as error:
         raise PlatformError(str(error)) from None
     if not path.exists():
-        raise PlatformError(f"there is no overlay {overlay!r} (k8s/overlays/{overlay})")
+        source = (
+            f"k8s/dispatcher-overlays/{overlay.removeprefix(DESIGN_PREFIX)}"
+            if overlay.startswith(DESIGN_PREFIX)
+            else f"k8s/overlays/{overlay}"
+        )
+        raise PlatformError(f"there is no overlay {overlay!r} ({source})")
     return load_documents(path.read_text(encoding="utf-8"))
 
 
@@ -76,14 +90,21 @@ def for_cluster(
     if external_kafka is not None:
         _point_at(prepared, external_kafka)
     for obj in prepared:
-        # The pod shapes of built-in objects and ScaledJobs are views into `obj` itself.
-        for pod in pod_shapes(obj):
-            for container in pod.spec.get("containers", []):
-                if container.get("image") in images:
-                    container["image"] = images[container["image"]]
+        _retag(obj, images)
         if obj.get("kind") == "Deployment" and dig(obj, "metadata", "name") == PATIENT_DEPLOYMENT:
             obj["spec"]["replicas"] = patients
+    for config_map, key, job in dispatched_job_templates(prepared):
+        _retag(job, images)
+        config_map["data"][key] = yaml.safe_dump(job, sort_keys=False)
     return prepared
+
+
+def _retag(obj: Manifest, images: Mapping[str, str]) -> None:
+    # The pod shapes of built-in objects and ScaledJobs are views into `obj` itself.
+    for pod in pod_shapes(obj):
+        for container in pod.spec.get("containers", []):
+            if container.get("image") in images:
+                container["image"] = images[container["image"]]
 
 
 def _point_at(objects: list[Manifest], endpoint: KafkaEndpoint) -> None:

@@ -186,11 +186,11 @@ def _commit(workshop: Workshop, producer: Producer, offset: TopicPartition) -> N
     deadline = time.monotonic() + COMMIT_TIMEOUT_S
     with workshop.watchdog.guard("committing the transaction", COMMIT_TIMEOUT_S + WATCHDOG_GRACE_S):
         group = workshop.group_metadata()
-        _retrying(
-            lambda: producer.send_offsets_to_transaction([offset], group, _remaining(deadline)),
+        retrying(
+            lambda: producer.send_offsets_to_transaction([offset], group, remaining(deadline)),
             deadline,
         )
-        _retrying(lambda: producer.commit_transaction(_remaining(deadline)), deadline)
+        retrying(lambda: producer.commit_transaction(remaining(deadline)), deadline)
 
 
 def _abort(workshop: Workshop, producer: Producer) -> None:
@@ -217,7 +217,7 @@ def next_offset(record: Message) -> TopicPartition:
     return TopicPartition(topic, partition, offset + 1, leader_epoch=epoch)
 
 
-def _retrying(call: Callable[[], None], deadline: float) -> None:
+def retrying(call: Callable[[], None], deadline: float) -> None:
     """Repeat a transactional call while librdkafka says a retry may succeed, until `deadline`."""
     while True:
         try:
@@ -231,7 +231,7 @@ def _retrying(call: Callable[[], None], deadline: float) -> None:
             log.info("retrying after a retriable error: %s", error)
 
 
-def _remaining(deadline: float) -> float:
+def remaining(deadline: float) -> float:
     return max(0.1, deadline - time.monotonic())
 
 

@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from medpubsub.kafka_clients import common_config
@@ -174,3 +174,40 @@ def test_the_dispatcher_killed_mid_stream_loses_and_duplicates_nothing(
     finally:
         for pid in _leftover_makers(state_file):
             processes.stop_pid(pid, grace_s=5)
+
+
+def test_a_transaction_left_open_on_its_group_does_not_stop_the_dispatcher(
+    topics: TestTopics, service: ServiceFactory, reader: ReaderFactory, tmp_path: Path
+) -> None:
+    """A broker restarted mid-commit can leave the dispatcher's offsets pending for ever (its
+    transaction marker skipped, service.py); an open transaction holding offsets of the group is
+    the same to a reader. The dispatcher must go on: a read_committed offset fetch would wait
+    here until the transaction timed out (60 s), after the deliveries' deadline."""
+    group = f"{topics.group}-dispatcher"
+    order = an_order(3)
+    [offset] = produce(topics.bootstrap, topics.orders, [order.to_bytes()])
+    hanging = Producer(
+        common_config(topics.kafka, "test-hanging")
+        | QUIET
+        | {"transactional.id": f"{group}-hanging", "transaction.timeout.ms": 60_000}
+    )
+    hanging.init_transactions(15)
+    hanging.begin_transaction()
+    member = Consumer(common_config(topics.kafka, "test-hanging") | QUIET | {"group.id": group})
+    try:
+        hanging.send_offsets_to_transaction(
+            [TopicPartition(topics.orders, 0, offset + 1)], member.consumer_group_metadata(), 15
+        )
+        state_file = tmp_path / "dispatcher" / "makers.json"
+        environment = topics.environment(
+            DISPATCHER_GROUP_ID=group, DISPATCHER_STATE_FILE=str(state_file)
+        )
+        dispatcher = service("dispatcher", environment)
+        deliveries = reader(topics, topics.deliveries)
+        deliveries.wait_for_count(order.tabs_count, timeout_s=30)
+        tabs = [record.json()["tab_id"] for record in deliveries.read_to_end(timeout_s=10)]
+        assert sorted(tabs) == [f"{order.order_id}:{index}" for index in range(order.tabs_count)]
+        assert dispatcher.process.poll() is None, dispatcher.output()
+    finally:
+        hanging.abort_transaction(15)
+        member.close()
