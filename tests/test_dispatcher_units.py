@@ -7,14 +7,19 @@ import json
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import yaml
 
+from medpubsub.dispatcher import launchers
 from medpubsub.dispatcher.launchers import (
     COMPONENT,
     COMPONENT_LABEL,
     ORDER_ANNOTATION,
+    Ended,
+    JobLauncher,
     Maker,
     job_manifest,
     maker_name,
@@ -107,6 +112,62 @@ def test_the_job_is_the_hardened_template_with_the_order_in_its_environment() ->
     assert (note["order_id"], note["attempt"]) == (order.order_id, 2)
     assert job["spec"]["backoffLimit"] == 0  # the dispatcher retries, bounded, with backoff
     assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+class Jobs:
+    """The batch API as the Job launcher uses it: Jobs by name, listed as the API lists them."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, SimpleNamespace] = {}
+        self.lists = 0
+
+    def create_namespaced_job(self, namespace: str, body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        self.jobs[name] = SimpleNamespace(
+            metadata=SimpleNamespace(name=name, annotations=body["metadata"]["annotations"]),
+            status=SimpleNamespace(succeeded=None, failed=None),
+        )
+
+    def list_namespaced_job(self, namespace: str, label_selector: str) -> SimpleNamespace:
+        self.lists += 1
+        return SimpleNamespace(items=list(self.jobs.values()))
+
+    def delete_namespaced_job(self, name: str, namespace: str, propagation_policy: str) -> None:
+        self.jobs.pop(name, None)
+
+
+def test_a_job_created_after_the_last_list_is_not_taken_for_gone() -> None:
+    api = Jobs()
+    launcher = JobLauncher("medpubsub", JOB_TEMPLATE, batch=api)
+    assert launcher.ended([]) == {}  # the list is taken (and kept for a second)
+    order = an_order()
+    maker = launcher.launch(order.order_id, a_dispatched_order(order), 1)
+    # The kept list predates the Job: "not listed" means "not seen yet". Taken for gone, the
+    # dispatcher would delete the Job it just made and make it again, over and over.
+    assert launcher.ended([maker]) == {}
+    assert api.lists == 1
+    assert maker.name in api.jobs
+
+
+def test_the_job_launcher_tells_made_failed_and_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launchers, "LIST_INTERVAL_S", 0.0)  # a fresh list at every call
+    api = Jobs()
+    launcher = JobLauncher("medpubsub", JOB_TEMPLATE, batch=api)
+    made, failed, gone, running = (
+        launcher.launch(o.order_id, a_dispatched_order(o), 1)
+        for o in (an_order(), an_order(), an_order(), an_order())
+    )
+    api.jobs[made.name].status.succeeded = 1
+    api.jobs[failed.name].status.failed = 1
+    del api.jobs[gone.name]  # deleted by someone else
+    assert launcher.ended([made, failed, gone, running]) == {
+        made.name: Ended.MADE,
+        failed.name: Ended.FAILED,
+        gone.name: Ended.GONE,
+    }
+    launcher.forget(made)
+    assert made.name not in api.jobs
+    assert {m.name for m in launcher.recover()} == {failed.name, running.name}
 
 
 def test_the_design_switch_picks_the_local_platform(tmp_path: Path) -> None:

@@ -273,28 +273,33 @@ class JobLauncher(Launcher):
 
     The Job's own `backoffLimit` is 0: the dispatcher retries (a new Job, `-r<attempt>`), so that
     the bound and the backoff are the same as locally. Watching is a list of the dispatcher's
-    Jobs by label once per call, which costs one API request however many Jobs run.
+    Jobs by label at most once a second, which costs one API request however many Jobs run; a
+    Job created after the list was taken is not in it, and is not taken for gone.
     """
 
-    def __init__(self, namespace: str, template_file: Path) -> None:
+    def __init__(self, namespace: str, template_file: Path, batch: Any = None) -> None:
         import yaml
         from kubernetes import client, config
 
-        # The client's generated signatures want its model classes; plain dicts are what the
-        # template is, and the API takes them as they are.
-        kube_config: Any = config
-        try:
-            kube_config.load_incluster_config()
-        except kube_config.ConfigException:
-            kube_config.load_kube_config()
+        if batch is None:
+            # The client's generated signatures want its model classes; plain dicts are what
+            # the template is, and the API takes them as they are.
+            kube_config: Any = config
+            try:
+                kube_config.load_incluster_config()
+            except kube_config.ConfigException:
+                kube_config.load_kube_config()
+            batch = client.BatchV1Api()
         self._namespace = namespace
         self._template = yaml.safe_load(template_file.read_text())
-        self._batch: Any = client.BatchV1Api()
+        self._batch: Any = batch
         self._api_exception: type[Exception] = client.ApiException
         self._listed: tuple[float, list[Any]] | None = None
+        self._launched: dict[str, float] = {}  # monotonic time of each create, by Job name
 
     def launch(self, order_id: str, order: DispatchedOrder, attempt: int) -> Maker:
         maker = Maker(maker_name(order_id, attempt), order_id, order, attempt, time.time_ns())
+        self._launched[maker.name] = time.monotonic()
         try:
             self._batch.create_namespaced_job(self._namespace, job_manifest(self._template, maker))
         except self._api_exception as error:
@@ -314,11 +319,15 @@ class JobLauncher(Launcher):
         return self._listed[1]
 
     def ended(self, makers: list[Maker]) -> dict[str, Ended]:
-        by_name = {job.metadata.name: job for job in self._jobs()}
+        jobs = self._jobs()
+        listed_at = self._listed[0] if self._listed is not None else 0.0
+        by_name = {job.metadata.name: job for job in jobs}
         result: dict[str, Ended] = {}
         for maker in makers:
             job = by_name.get(maker.name)
             if job is None:
+                if self._launched.get(maker.name, 0.0) >= listed_at:
+                    continue  # created after the list was taken: not seen yet, not gone
                 result[maker.name] = Ended.GONE  # deleted by someone else
             elif job.status.succeeded:
                 result[maker.name] = Ended.MADE
@@ -327,6 +336,7 @@ class JobLauncher(Launcher):
         return result
 
     def forget(self, maker: Maker) -> None:
+        self._launched.pop(maker.name, None)
         try:
             self._batch.delete_namespaced_job(
                 maker.name, self._namespace, propagation_policy="Background"
