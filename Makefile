@@ -37,9 +37,13 @@ test: install kustomize ## every test that can run on this machine (unit, real K
 	$(BIN)/pytest --medpubsub-report=$(REPORT)
 	@# The same scenarios on a secured broker, one identity per service (docs/security.md): ~85 s.
 	$(BIN)/pytest --medpubsub-secure --medpubsub-report=$(REPORT)/secure scenarios/test_steady_state.py scenarios/test_maker_killed.py
+	@# Every scenario again under the dispatcher design, its chaos experiment, and its steady
+	@# state on the secured broker (the dispatcher runs as the makers' identity): ~7 min.
+	$(BIN)/pytest --medpubsub-design=dispatcher --medpubsub-report=$(REPORT)/dispatcher scenarios/ tests/test_chaos_dispatcher.py
+	$(BIN)/pytest --medpubsub-design=dispatcher --medpubsub-secure --medpubsub-report=$(REPORT)/dispatcher-secure scenarios/test_steady_state.py
 	@$(BIN)/python -m pytest_medpubsub.leftovers
 
-# Not part of `make test`: six loads x two designs x 60 s, about 20 minutes on 2 cores.
+# Not part of `make test`: six loads x three designs x 60 s, about 40 minutes on 2 cores.
 BENCH_ARGS ?=
 bench: install ## latency/capacity benchmark of every design at 1-20 patients (build/bench)
 	$(BIN)/python -m pytest_medpubsub.bench --out build/bench $(BENCH_ARGS)

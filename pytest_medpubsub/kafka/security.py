@@ -10,7 +10,10 @@ grants. What each identity needs, and why:
 - medicine: Read on the orders topic and on its group (KIP-848 heartbeats, offset fetch, and
   TxnOffsetCommit / AddOffsetsToTxn of `send_offsets_to_transaction`); Write on the deliveries
   and dead-letter topics; Write and Describe on its transactional ids, all `medicine-<maker>-<n>`
-  (system/medicine/producers.py), so by prefix.
+  (system/medicine/producers.py), so by prefix. The dispatcher design runs as this identity too
+  (the dispatcher and the makers it starts, which inherit its environment): Read on the
+  dispatcher's group, and on the marker groups of the orders, `medicine-order-<order id>`
+  (system/medicine/one_order.py), so by prefix.
 - keda: KEDA 2.20.2's Kafka scaler (pkg/scalers/kafka_scaler.go, sarama 1.49) asks for topic
   metadata (`ClusterAdmin.DescribeTopics`, `Client.Leader`: Metadata requests, Describe on the
   topic), the group's committed offsets (`ClusterAdmin.ListConsumerGroupOffsets`:
@@ -54,6 +57,8 @@ ADMIN = "admin"
 IDENTITIES = (*SERVICE_IDENTITIES, ADMIN)
 # Every transactional id of a maker starts with this (system/medicine/producers.py).
 MAKER_TRANSACTIONAL_PREFIX = "medicine-"
+# The consumer group that marks a dispatched order made (system/medicine/one_order.py).
+MARKER_GROUP_PREFIX = "medicine-order-"
 # The observer's consumers are `medpubsub-observer-<hex>` with group `<client id>-reader`.
 OBSERVER_GROUP_PREFIX = "medpubsub-observer-"
 
@@ -76,6 +81,7 @@ def grants(
     deliveries: str = "tabs.deliveries",
     dlq: str = "tabs.dlq",
     group: str = "medicine",
+    dispatcher_group: str = "dispatcher",
 ) -> dict[str, tuple[Grant, ...]]:
     """What each service identity may do (see the module docstring for why)."""
     return {
@@ -86,6 +92,8 @@ def grants(
             Grant("topic", deliveries, ("Write", "Describe")),
             Grant("topic", dlq, ("Write", "Describe")),
             Grant("transactionalId", MAKER_TRANSACTIONAL_PREFIX, ("Write", "Describe"), "prefix"),
+            Grant("group", dispatcher_group, ("Read",)),
+            Grant("group", MARKER_GROUP_PREFIX, ("Read",), "prefix"),
         ),
         "keda": (
             Grant("topic", orders, ("Describe",)),
