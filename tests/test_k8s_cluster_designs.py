@@ -20,6 +20,7 @@ from pytest_medpubsub.platforms.cluster_designs import (
     DispatcherDesign,
     ScaledJobDesign,
     design_for,
+    needs_keda,
     overlay_for,
 )
 from pytest_medpubsub.platforms.existing import ExistingBackend
@@ -143,3 +144,8 @@ def test_the_dispatchers_job_template_gets_the_runs_image_names(
     # The copy is changed, not the render.
     (original, _, _), *_ = dispatched_job_templates(objects)
     assert "registry.invalid" not in original["data"][key]
+
+
+@pytest.mark.parametrize(("design", "keda"), [("scaledjob", True), ("dispatcher", False)])
+def test_only_the_scaledjob_design_installs_keda(design: str, keda: bool) -> None:
+    assert needs_keda(design) is keda

@@ -43,7 +43,12 @@ from pytest_medpubsub.kafka.offsets import OffsetReader, start_new_group_at_end
 from pytest_medpubsub.kafka.security import Credentials, as_identity
 from pytest_medpubsub.platforms import diagnostics, external_kafka, operators
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
-from pytest_medpubsub.platforms.cluster_designs import ClusterDesign, design_for, overlay_for
+from pytest_medpubsub.platforms.cluster_designs import (
+    ClusterDesign,
+    design_for,
+    needs_keda,
+    overlay_for,
+)
 from pytest_medpubsub.platforms.existing import ExistingBackend
 from pytest_medpubsub.platforms.images import build, choose_base, service_images
 from pytest_medpubsub.platforms.kafka_lag import LAG_TIMEOUT_S
@@ -147,7 +152,8 @@ def check_prerequisites(kind: str, options: ClusterOptions) -> None:
     _check_options(kind, options)
     _backend(kind, options).check()
     _external_kafka(options)
-    if options.keda_manifest and "://" not in options.keda_manifest:
+    keda_given = options.keda_manifest and "://" not in options.keda_manifest
+    if keda_given and needs_keda(options.design):
         _wanted_operator(operators.KEDA, options.keda_manifest, options)  # its local images
 
 
@@ -286,8 +292,15 @@ class ClusterPlatform(Platform):
         progress.say(f"{self.name}: the system runs on {self._backend.describe()}")
 
     def _wanted_operators(self) -> list[_Wanted]:
-        """KEDA always; Strimzi unless Kafka is outside the cluster."""
-        given = {operators.KEDA: self._options.keda_manifest}
+        """KEDA unless the design starts its makers itself; Strimzi unless Kafka is outside the
+        cluster."""
+        given: dict[operators.Operator, str | None] = {}
+        if needs_keda(self._options.design):
+            given[operators.KEDA] = self._options.keda_manifest
+        else:
+            progress.say(
+                f"the {self._options.design} design starts its makers: KEDA is not installed"
+            )
         if self._external is None:
             given = {operators.STRIMZI: self._options.strimzi_manifest, **given}
         elif self._options.strimzi_manifest:

@@ -79,6 +79,11 @@ def design_for(name: str, objects: list[Manifest]) -> ClusterDesign:
     return ScaledJobDesign.of(objects)
 
 
+def needs_keda(design: str) -> bool:
+    """Only the ScaledJob design has KEDA start its makers (the dispatcher creates its Jobs)."""
+    return design != DISPATCHER
+
+
 def overlay_for(design: str, platform_overlay: str) -> str:
     """The render (build/manifests/<name>.yaml) `design` applies where the ScaledJob design
     applies `platform_overlay`."""
