@@ -33,11 +33,12 @@ SCENARIOS = (
     "scenarios/test_maker_killed.py",
     "scenarios/test_backlog_drain.py",
 )
-# The dispatcher design on the real cluster: a Job per order, the maker killed (a pod deleted).
-DISPATCHER_SCENARIOS = (
-    "scenarios/test_steady_state.py",
-    "scenarios/test_maker_killed.py",
-)
+# The dispatcher design on the real cluster: a Job (a pod) per order. Its maker-kill scenario
+# passed here twice (p95 8.0 s, then 16.4 s against its 18 s bound in a fresh-clone CI run, with
+# the 40-Job bound reached): two pod starts a second, plus the deleted pods' retries, saturate
+# the control plane and the makers on 2 cores, so its margin is within this machine's noise and
+# it is run by hand (docs/kubernetes.md), not on every CI run.
+DISPATCHER_SCENARIOS = ("scenarios/test_steady_state.py",)
 CHAOS_EXPERIMENT = "chaos/kill-medicine.json"
 NAMESPACE = "medpubsub"
 MAKER_SELECTOR = "app.kubernetes.io/name=medicine,app.kubernetes.io/component=maker"
