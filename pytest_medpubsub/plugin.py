@@ -118,6 +118,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "medpubsub_design(name): run this test only under --medpubsub-design=name (skipped "
         "before any medpubsub fixture starts a platform)",
     )
+    config.addinivalue_line(
+        "markers",
+        "medpubsub_design_slo(name, **slo): under --medpubsub-design=name, these SLOs replace "
+        "the test's medpubsub_slo ones (and the design's allowance); say the measured cause",
+    )
     config.stash[_RESULTS] = []
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
@@ -302,12 +307,20 @@ def _slo_spec(item: pytest.Item) -> SloSpec:
         str(config.getoption("--medpubsub-design")), 0.0
     )
     marker = item.get_closest_marker("medpubsub_slo")
-    if marker is None:
-        return defaults.allowing(allowance)
     try:
-        return SloSpec.from_marker(marker.args, marker.kwargs, defaults).allowing(allowance)
+        spec = (
+            defaults
+            if marker is None
+            else SloSpec.from_marker(marker.args, marker.kwargs, defaults)
+        )
+        design = str(config.getoption("--medpubsub-design"))
+        for own in item.iter_markers("medpubsub_design_slo"):
+            if own.args[:1] == (design,):
+                # The test's own bounds for this design, measured: no allowance on top.
+                return SloSpec.from_marker(own.args[1:], own.kwargs, spec)
     except ValueError as error:
         raise pytest.UsageError(f"{item.nodeid}: medpubsub_slo: {error}") from None
+    return spec.allowing(allowance)
 
 
 def _system_of(item: pytest.Item) -> MedpubsubSystem | None:

@@ -163,3 +163,26 @@ def test_a_design_adds_its_allowance_to_the_markers_and_the_defaults(
     )
     result = pytester.runpytest(f"--medpubsub-design={design}", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_a_design_slo_marker_replaces_the_bounds_under_its_design_only(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_medpubsub import plugin
+
+        @pytest.mark.medpubsub_slo(p95_s=4.0, p99_s=6.0, min_jobs=4)
+        @pytest.mark.medpubsub_design_slo("dispatcher", p95_s=12.0, p99_s=15.0)
+        def test_spec(request):
+            spec = plugin._slo_spec(request.node)
+            design = request.config.getoption("--medpubsub-design")
+            expected = (12.0, 15.0) if design == "dispatcher" else (4.0, 6.0)
+            assert (spec.p95_s, spec.p99_s) == expected
+            assert spec.min_jobs == 4  # the rest of the test's marker still holds
+        """
+    )
+    for design in ("scaledjob", "dispatcher"):
+        result = pytester.runpytest(f"--medpubsub-design={design}", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
