@@ -1,5 +1,5 @@
-"""The KEDA manifest the harness installs on the cluster here: KEDA's config/minimal without the
-metrics API server, the operator on the image built here, webhook/APIService patching off."""
+"""The KEDA manifest the harness installs on the cluster here: KEDA's release manifest
+(config/default of its module) with its three Deployments on the images built here."""
 
 from __future__ import annotations
 
@@ -12,32 +12,35 @@ import yaml
 from pytest_medpubsub.here import keda, versions
 from pytest_medpubsub.here.commands import HereError
 
-OPERATOR: dict[str, Any] = {
-    "apiVersion": "apps/v1",
-    "kind": "Deployment",
-    "metadata": {"name": "keda-operator", "namespace": "keda"},
-    "spec": {
-        "template": {
-            "spec": {
-                "containers": [
-                    {
-                        "name": "keda-operator",
-                        "image": "ghcr.io/kedacore/keda:main",
-                        "imagePullPolicy": "Always",
-                        "command": ["/keda"],
-                        "args": ["--leader-elect", "--enable-cert-rotation=true"],
-                    }
-                ]
+
+def deployment(name: str, container: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "keda"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": container,
+                            "image": f"upstream/{container}:latest",
+                            "imagePullPolicy": "Always",
+                            "args": ["--zap-log-level=info"],
+                        }
+                    ]
+                }
             }
-        }
-    },
-}
-MINIMAL: list[dict[str, Any]] = [
+        },
+    }
+
+
+DEFAULT: list[dict[str, Any]] = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "keda"}},
     {"kind": "CustomResourceDefinition", "metadata": {"name": "scaledjobs.keda.sh"}},
-    {"kind": "Service", "metadata": {"name": "keda-metrics-apiserver", "namespace": "keda"}},
-    {"kind": "Deployment", "metadata": {"name": "keda-metrics-apiserver", "namespace": "keda"}},
-    OPERATOR,
+    deployment("keda-operator", "keda-operator"),
+    deployment("keda-metrics-apiserver", "keda-metrics-apiserver"),
+    deployment("keda-admission", "keda-admission-webhooks"),
     {"kind": "APIService", "metadata": {"name": "v1beta1.external.metrics.k8s.io"}},
 ]
 
@@ -46,54 +49,77 @@ def kinds(documents: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(d["kind"], d["metadata"]["name"]) for d in documents]
 
 
-def operator_container(documents: list[dict[str, Any]]) -> dict[str, Any]:
-    deployment = next(d for d in documents if kinds([d]) == [("Deployment", "keda-operator")])
-    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
-    return container
+def containers(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        container["name"]: container
+        for document in documents
+        if document["kind"] == "Deployment"
+        for container in document["spec"]["template"]["spec"]["containers"]
+    }
 
 
-def test_the_metrics_api_server_and_its_apiservice_are_dropped() -> None:
-    kept = kinds(keda.trim(copy.deepcopy(MINIMAL), "local/keda:1"))
-    assert ("Deployment", "keda-metrics-apiserver") not in kept
-    assert ("APIService", "v1beta1.external.metrics.k8s.io") not in kept
-    assert ("Deployment", "keda-operator") in kept
-    assert ("CustomResourceDefinition", "scaledjobs.keda.sh") in kept
+def test_nothing_of_the_release_is_dropped() -> None:
+    assert kinds(keda.localize(copy.deepcopy(DEFAULT), keda.IMAGES)) == kinds(DEFAULT)
 
 
-def test_the_operator_runs_the_local_image_without_patching_and_keeps_cert_rotation() -> None:
-    container = operator_container(keda.trim(copy.deepcopy(MINIMAL), "local/keda:1"))
-    assert container["image"] == "local/keda:1"
-    assert container["imagePullPolicy"] == "Never"
-    assert container["args"] == [
-        "--leader-elect",
-        "--enable-cert-rotation=true",
-        "--enable-webhook-patching=false",
-        "--enable-apiservice-patching=false",
-    ]
+@pytest.mark.parametrize(
+    ("container", "image"),
+    [
+        ("keda-operator", versions.KEDA_IMAGE),
+        ("keda-metrics-apiserver", versions.KEDA_METRICS_IMAGE),
+        ("keda-admission-webhooks", versions.KEDA_WEBHOOKS_IMAGE),
+    ],
+)
+def test_each_deployment_runs_its_local_image_and_keeps_its_args(
+    container: str, image: str
+) -> None:
+    localized = containers(keda.localize(copy.deepcopy(DEFAULT), keda.IMAGES))[container]
+    assert (localized["image"], localized["imagePullPolicy"]) == (image, "Never")
+    assert localized["args"] == ["--zap-log-level=info"]
 
 
-def test_trimming_twice_adds_the_flags_once() -> None:
-    once = keda.trim(copy.deepcopy(MINIMAL), "local/keda:1")
-    twice = keda.trim(copy.deepcopy(once), "local/keda:1")
-    assert operator_container(twice)["args"] == operator_container(once)["args"]
+@pytest.mark.parametrize("missing", ["keda-operator", "keda-metrics-apiserver", "keda-admission"])
+def test_a_release_without_one_of_the_three_deployments_is_an_error(missing: str) -> None:
+    documents = [d for d in copy.deepcopy(DEFAULT) if d["metadata"]["name"] != missing]
+    with pytest.raises(HereError, match=f"no Deployment {missing}"):
+        keda.localize(documents, keda.IMAGES)
 
 
-def test_a_minimal_config_without_the_operator_is_an_error() -> None:
-    with pytest.raises(HereError, match="no Deployment keda-operator"):
-        keda.trim([MINIMAL[0]], "local/keda:1")
+def test_every_image_built_here_is_placed() -> None:
+    with pytest.raises(HereError, match="no container keda-extra"):
+        keda.localize(copy.deepcopy(DEFAULT), {**keda.IMAGES, "keda-extra": "local/x:1"})
 
 
-def test_keda_s_own_config_minimal_renders_when_its_module_is_cached() -> None:
+def test_the_images_built_here_are_the_ones_the_manifest_runs() -> None:
+    assert set(keda.IMAGES.values()) == {image.tag for image in versions.keda_images()}
+
+
+def rendered_release() -> list[dict[str, Any]]:
     try:
         rendered = keda.render(versions.KEDA)
     except HereError as error:
         pytest.skip(f"KEDA's module or kubectl is not here: {error}")
-    documents = [d for d in yaml.safe_load_all(rendered) if d]
-    assert ("Deployment", "keda-metrics-apiserver") not in kinds(documents)
+    return [d for d in yaml.safe_load_all(rendered) if d]
+
+
+def test_keda_s_release_renders_with_the_three_local_images() -> None:
+    documents = rendered_release()
     assert ("CustomResourceDefinition", "scaledjobs.keda.sh") in kinds(documents)
-    assert operator_container(documents)["image"] == versions.KEDA_IMAGE
-    deployments = [d for d in documents if d["kind"] == "Deployment"]
-    assert [d["metadata"]["name"] for d in deployments] == ["keda-operator"]
+    assert ("APIService", "v1beta1.external.metrics.k8s.io") in kinds(documents)
+    assert {name: c["image"] for name, c in containers(documents).items()} == keda.IMAGES
+
+
+def test_the_harness_waits_for_exactly_the_release_s_deployments() -> None:
+    """The Deployments the harness waits for (and takes as "installed already") are those of
+    KEDA's release manifest, config/default of its module; the Helm chart's names differ."""
+    from pytest_medpubsub.platforms import operators
+
+    documents = rendered_release()
+    released = tuple(d["metadata"]["name"] for d in documents if d["kind"] == "Deployment")
+    assert sorted(operators.KEDA.deployments) == sorted(released)
+    assert sorted(keda.DEPLOYMENTS) == sorted(released)
+    manifest = yaml.safe_dump_all(documents)
+    assert operators.as_given(operators.KEDA, manifest).deployments == released
 
 
 def test_the_harness_applies_the_manifest_without_forcing_one_namespace() -> None:
@@ -101,7 +127,7 @@ def test_the_harness_applies_the_manifest_without_forcing_one_namespace() -> Non
     it, so the harness must let the manifest name its namespaces (Strimzi's does not)."""
     from pytest_medpubsub.platforms import operators
 
-    trimmed = yaml.safe_dump_all(keda.trim(copy.deepcopy(MINIMAL), "local/keda:1"))
+    trimmed = yaml.safe_dump_all(keda.localize(copy.deepcopy(DEFAULT), keda.IMAGES))
     with_kube_system = (
         trimmed
         + "---\n"

@@ -206,6 +206,30 @@ def test_only_running_makers_are_killed_oldest_first() -> None:
     assert running_pods(pods) == ["a", "b"]
 
 
+@pytest.mark.parametrize(
+    ("conditions", "expected"),
+    [
+        # Strimzi reports a failure only as NotReady=True, with its reason: a wait must show it.
+        (
+            [{"type": "NotReady", "status": "True", "reason": "InvalidResourceException",
+              "message": "Kafka version 9.9.9 is not supported"}],
+            "NotReady=True InvalidResourceException: Kafka version 9.9.9 is not supported",
+        ),
+        ([{"type": "NotReady", "status": "False"}], "no Ready condition yet"),
+        ([{"type": "Warning", "status": "True"}, {"type": "Ready", "status": "True"}], "Ready"),
+        (
+            [{"type": "NotReady", "status": "True", "reason": "Creating"},
+             {"type": "Ready", "status": "True"}],
+            "Ready",
+        ),
+    ],
+)  # fmt: skip
+def test_strimzi_s_not_ready_reason_is_the_state(
+    conditions: list[dict[str, str]], expected: str
+) -> None:
+    assert ready_state({"status": {"conditions": conditions}}) == expected
+
+
 def test_states_say_what_is_missing() -> None:
     kafka = {"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Timeout",
                                         "message": "pods not ready"}]}}  # fmt: skip

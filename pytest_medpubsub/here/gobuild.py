@@ -73,6 +73,9 @@ KUBERNETES_COMMANDS = (
     "kubelet",
 )
 
+# The operator, the metrics API server and the admission webhooks: the release's three Deployments.
+KEDA_COMMANDS = ("operator", "adapter", "webhooks")
+
 COMPONENTS = {
     component.name: component
     for component in (
@@ -94,8 +97,8 @@ COMPONENTS = {
         Component(
             "keda",
             versions.KEDA,
-            ("github.com/kedacore/keda/v2/cmd/operator",),
-            ("operator",),
+            tuple(f"github.com/kedacore/keda/v2/cmd/{command}" for command in KEDA_COMMANDS),
+            KEDA_COMMANDS,
             keda_ldflags(versions.KEDA),
         ),
     )
@@ -109,7 +112,9 @@ def binary(layout: Layout, component: str, name: str) -> Path:
 
 
 def is_built(layout: Layout, component: Component) -> bool:
-    return (layout.bin(component.name, component.version) / MARKER).is_file()
+    """The marker and every binary are there (a cache from a build of fewer commands is not)."""
+    out = layout.bin(component.name, component.version)
+    return (out / MARKER).is_file() and all((out / name).is_file() for name in component.binaries)
 
 
 def build_args(component: Component, out_dir: Path) -> list[str]:

@@ -1,16 +1,17 @@
-"""The KEDA manifest the harness installs (`--medpubsub-keda-manifest`), made from KEDA's own
-module: `config/minimal`, rendered with kustomize, then trimmed for this cluster.
+"""The KEDA manifest the harness installs on the cluster here (`--medpubsub-keda-manifest`):
+KEDA's release manifest, which is `config/default` of its Go module rendered with kustomize.
 
-- No metrics API server: a ScaledJob needs only the operator, and an APIService with no backend
-  would break API discovery for every client, so both its Deployment and the APIService go.
-- The operator runs the image built here (`imagePullPolicy: Never`: no registry is reachable).
-- Webhook and APIService patching are off (neither exists), but certificate rotation stays on:
-  the operator always starts its gRPC metrics server and exits without certificates.
+Only the images change: each of the three Deployments (`keda-operator`, `keda-metrics-apiserver`,
+`keda-admission`) runs the image built here from the same module, never pulled (no registry is
+reachable). Everything else is as KEDA releases it: the operator makes its own certificates and
+patches the APIService and the webhook configuration, the metrics API server serves
+`external.metrics.k8s.io`, and the admission webhooks validate every ScaledJob and
+TriggerAuthentication the harness applies.
 """
 
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,67 +21,62 @@ from pytest_medpubsub.here import versions
 from pytest_medpubsub.here.commands import HereError, run
 
 MODULE = "github.com/kedacore/keda/v2"
-DROPPED = (
-    ("Deployment", "keda-metrics-apiserver"),
-    ("APIService", "v1beta1.external.metrics.k8s.io"),
-)
-OPERATOR = "keda-operator"
-OPERATOR_FLAGS = ("--enable-webhook-patching=false", "--enable-apiservice-patching=false")
+CONFIG = "config/default"
+# Container name -> the image built here. The container names are the Deployments' own.
+IMAGES = {
+    "keda-operator": versions.KEDA_IMAGE,
+    "keda-metrics-apiserver": versions.KEDA_METRICS_IMAGE,
+    "keda-admission-webhooks": versions.KEDA_WEBHOOKS_IMAGE,
+}
+# What the release manifest must contain: a change upstream fails here, not on a cluster.
+DEPLOYMENTS = ("keda-operator", "keda-metrics-apiserver", "keda-admission")
 
 
-def trim(documents: list[dict[str, Any]], image: str) -> list[dict[str, Any]]:
-    """config/minimal's documents, minus DROPPED, with the operator on `image`."""
-    kept = []
-    for document in documents:
-        if not document:
+def localize(documents: list[dict[str, Any]], images: dict[str, str]) -> list[dict[str, Any]]:
+    """`config/default`'s documents with every KEDA container on its local image."""
+    kept = [document for document in documents if document]
+    found = {
+        document["metadata"]["name"] for document in kept if document.get("kind") == "Deployment"
+    }
+    missing = [name for name in DEPLOYMENTS if name not in found]
+    if missing:
+        raise HereError(f"KEDA's {CONFIG} has no Deployment {', '.join(missing)} any more")
+    placed = set()
+    for document in kept:
+        if document.get("kind") != "Deployment":
             continue
-        key = (document.get("kind"), document.get("metadata", {}).get("name"))
-        if key in DROPPED:
-            continue
-        kept.append(
-            _local_operator(document, image) if key == ("Deployment", OPERATOR) else document
-        )
-    found = {(d.get("kind"), d.get("metadata", {}).get("name")) for d in kept}
-    if ("Deployment", OPERATOR) not in found:
-        raise HereError(f"KEDA's config/minimal has no Deployment {OPERATOR} any more")
+        for container in document["spec"]["template"]["spec"]["containers"]:
+            image = images.get(container.get("name", ""))
+            if image is not None:
+                container["image"] = image
+                container["imagePullPolicy"] = "Never"
+                placed.add(container["name"])
+    unplaced = sorted(set(images) - placed)
+    if unplaced:
+        raise HereError(f"KEDA's {CONFIG} has no container {', '.join(unplaced)} any more")
     return kept
 
 
-def _local_operator(deployment: dict[str, Any], image: str) -> dict[str, Any]:
-    containers = deployment["spec"]["template"]["spec"]["containers"]
-    for container in containers:
-        if container.get("name") != OPERATOR:
-            continue
-        container["image"] = image
-        container["imagePullPolicy"] = "Never"
-        args = [a for a in container.get("args", []) if not a.startswith(_flag_names())]
-        container["args"] = [*args, *OPERATOR_FLAGS]
-    return deployment
-
-
-def _flag_names() -> tuple[str, ...]:
-    return tuple(flag.split("=")[0] for flag in OPERATOR_FLAGS)
-
-
 def module_dir(version: str) -> Path:
-    """KEDA's module in the Go module cache (there once the KEDA operator was resolved)."""
-    cache = run(["go", "env", "GOMODCACHE"], 60).stdout.strip()
-    path = Path(cache) / f"{MODULE}@v{version}"
-    if not (path / "config" / "minimal").is_dir():
-        raise HereError(f"KEDA {version}'s module is not in the Go module cache at {path}")
+    """KEDA's module in the Go module cache, downloaded from the module proxy when missing."""
+    listed = run(["go", "mod", "download", "-json", f"{MODULE}@v{version}"], 300).stdout
+    try:
+        path = Path(json.loads(listed)["Dir"])
+    except (ValueError, KeyError, TypeError):
+        raise HereError(f"`go mod download {MODULE}@v{version}` named no directory") from None
+    if not (path / CONFIG).is_dir():
+        raise HereError(f"KEDA {version}'s module at {path} has no {CONFIG}")
     return path
 
 
-def render(version: str, image: str = versions.KEDA_IMAGE) -> str:
-    config = module_dir(version) / "config" / "minimal"
-    env = dict(os.environ)
-    rendered = run(["kubectl", "kustomize", str(config)], 120, env=env).stdout
+def render(version: str, images: dict[str, str] | None = None) -> str:
+    rendered = run(["kubectl", "kustomize", str(module_dir(version) / CONFIG)], 120).stdout
     documents = list(yaml.safe_load_all(rendered))
     header = (
-        f"# KEDA {version}, config/minimal from its Go module, trimmed by pytest_medpubsub.here"
-        " (no metrics API server, local operator image).\n"
+        f"# KEDA {version}: {CONFIG} of its Go module (the release manifest), rendered by"
+        " pytest_medpubsub.here with the three images built here.\n"
     )
-    return header + yaml.safe_dump_all(trim(documents, image), sort_keys=False)
+    return header + yaml.safe_dump_all(localize(documents, images or IMAGES), sort_keys=False)
 
 
 def ensure_manifest(path: Path, version: str = versions.KEDA) -> Path:

@@ -51,7 +51,7 @@ class Layout:
         return self.root / "images" / key
 
     def keda_manifest(self, version: str) -> Path:
-        return self.root / f"keda-{version}.yaml"
+        return self.root / f"keda-{version}-config-default.yaml"
 
     @property
     def run(self) -> Path:

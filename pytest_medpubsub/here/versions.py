@@ -2,8 +2,9 @@
 
 The tags under registry.k8s.io are the ones kubeadm v1.34 puts into its static pods and CoreDNS
 Deployment; they are only ever local (nothing is pulled), so building them under those names
-lets kubeadm run unchanged. The KEDA operator gets a name of our own instead: the harness
-chooses its image, so it need not pose as the upstream one.
+lets kubeadm run unchanged. KEDA's three images (operator, metrics API server, admission webhooks)
+get names of our own instead: the harness sets them in KEDA's manifest, so they need not pose as
+the upstream ones.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ GO_MINIMUM = (1, 26)
 
 REGISTRY = "registry.k8s.io"
 KEDA_IMAGE = f"medpubsub.local/keda-operator:{KEDA}"
+KEDA_METRICS_IMAGE = f"medpubsub.local/keda-metrics-apiserver:{KEDA}"
+KEDA_WEBHOOKS_IMAGE = f"medpubsub.local/keda-admission-webhooks:{KEDA}"
 
 # Debian packages the cluster needs at run time, each with what shows it is there: a command on
 # PATH or a file. A tool found means its package (or an equivalent, such as a runner's own Docker
@@ -77,8 +80,26 @@ def keda_image() -> Image:
     return Image(KEDA_IMAGE, "keda", "operator", "/keda", True, "65532:65532", True)
 
 
+def keda_images() -> tuple[Image, ...]:
+    """KEDA's three Deployments' images, each binary where KEDA's own Dockerfiles put it (the
+    release manifest runs them by that path in `command`)."""
+    return (
+        keda_image(),
+        Image(KEDA_METRICS_IMAGE, "keda", "adapter", "/keda-adapter", True, "65532:65532", True),
+        Image(
+            KEDA_WEBHOOKS_IMAGE,
+            "keda",
+            "webhooks",
+            "/keda-admission-webhooks",
+            True,
+            "65532:65532",
+            True,
+        ),
+    )
+
+
 def all_images() -> tuple[Image, ...]:
-    return (*control_plane_images(), keda_image())
+    return (*control_plane_images(), *keda_images())
 
 
 def _control_plane(name: str) -> Image:

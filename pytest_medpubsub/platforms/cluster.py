@@ -44,6 +44,7 @@ from pytest_medpubsub.kafka.security import Credentials, as_identity
 from pytest_medpubsub.platforms import diagnostics, external_kafka, operators
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
 from pytest_medpubsub.platforms.cluster_designs import (
+    DISPATCHER,
     ClusterDesign,
     design_for,
     needs_keda,
@@ -267,15 +268,25 @@ class ClusterPlatform(Platform):
             progress.say(f"group {design.group} starts at the end of {design.topic}")
         kubectl.apply(dump_documents(of_kind(objects, "Namespace")), namespace="")
         self._install_operators(kubectl, wanted)
-        with progress.step(f"applying build/manifests/{overlay}.yaml"):
-            kubectl.apply(dump_documents(objects), namespace="", server_side=True)
-        self._applied = True
         if external is not None:
+            with progress.step(f"applying build/manifests/{overlay}.yaml"):
+                kubectl.apply(dump_documents(objects), namespace="", server_side=True)
+            self._applied = True
             design.wait_ready(kubectl)
             self._kafka = external.kafka
         else:
-            self._wait_for_system(kubectl, objects)
+            # Kafka and its users first, what starts the makers once they are Ready: KEDA's
+            # reconcile of a ScaledJob whose broker or `keda` Secret is missing fails and backs
+            # off (doubling), and Secrets are not watched, so its retry could come minutes late.
+            first, then = split_makers_starters(objects)
+            with progress.step(f"applying build/manifests/{overlay}.yaml (Kafka, topics, users)"):
+                kubectl.apply(dump_documents(first), namespace="", server_side=True)
+            self._applied = True
+            self._wait_for_kafka(kubectl, objects)
             self._credentials = _user_credentials(kubectl, objects)
+            with progress.step("applying what starts the makers"):
+                kubectl.apply(dump_documents(then), namespace="", server_side=True)
+            design.wait_ready(kubectl)
             # The harness's own reads (topics, lag) are what KEDA reads: as `keda` when secured;
             # the observer and Locust take their own users from `credentials`.
             self._kafka = as_identity(
@@ -317,20 +328,28 @@ class ClusterPlatform(Platform):
         return self._backend.load_images(sorted(images.values()))
 
     def _install_operators(self, kubectl: Kubectl, wanted: list[_Wanted]) -> None:
-        for operator, manifest in ((w.operator, w.manifest) for w in wanted):
-            if operators.is_installed(kubectl, operator):
+        """Install what is not installed yet; then wait for the Deployments of the manifest
+        actually applied (a downloaded release is read like a given file)."""
+        ready: list[operators.Operator] = []
+        for want in wanted:
+            if operators.is_installed(kubectl, want.operator):
                 progress.say(
-                    f"{operator.name} is installed already ({', '.join(operator.deployments)} in "
-                    f"{operator.namespace}); using it"
+                    f"{want.operator.name} is installed already "
+                    f"({', '.join(want.operator.deployments)} in {want.operator.namespace}); "
+                    "using it"
                 )
+                ready.append(want.operator)
                 continue
-            text = manifest or operators.release_manifest(operator, None)
+            text = want.manifest or operators.release_manifest(want.operator, None)
+            operator = operators.as_given(want.operator, text)
             operators.install(kubectl, operator, text)
             self._installed.append((operator, text))
-        for operator in (w.operator for w in wanted):
+            ready.append(operator)
+        for operator in ready:
             operators.wait_ready(kubectl, operator)
 
-    def _wait_for_system(self, kubectl: Kubectl, objects: list[Manifest]) -> None:
+    def _wait_for_kafka(self, kubectl: Kubectl, objects: list[Manifest]) -> None:
+        """Kafka, every KafkaTopic and every KafkaUser Ready (each wait shows Strimzi's reason)."""
         wait_step(
             f"Kafka {KAFKA_NAME} to be Ready",
             partial(_kafka_state, kubectl),
@@ -338,14 +357,16 @@ class ClusterPlatform(Platform):
             KAFKA_READY_TIMEOUT_S,
             interval_s=5.0,
         )
-        expected = len(of_kind(objects, "KafkaTopic"))
-        wait_step(
-            f"the {expected} KafkaTopics to be Ready",
-            partial(_topics_state, kubectl),
-            lambda states: len(states) == expected and all(s.endswith(": Ready") for s in states),
-            TOPICS_READY_TIMEOUT_S,
-        )
-        self.design.wait_ready(kubectl)
+        for kind in ("KafkaTopic", "KafkaUser"):
+            expected = len(of_kind(objects, kind))
+            if not expected:
+                continue
+            wait_step(
+                f"the {expected} {kind}s to be Ready",
+                partial(_resources_state, kubectl, kind.lower() + "s"),
+                partial(_all_ready, expected),
+                TOPICS_READY_TIMEOUT_S,
+            )
 
     def _topics_from_here(self) -> set[str]:
         admin = AdminClient(quiet(common_config(self.kafka, "medpubsub-cluster-probe")))
@@ -501,8 +522,33 @@ def _kafka_state(kubectl: Kubectl) -> str:
     return f"{state}; pods: {pods_summary(pods)}"
 
 
-def _topics_state(kubectl: Kubectl) -> list[str]:
+def _all_ready(expected: int, states: list[str]) -> bool:
+    return len(states) == expected and all(state.endswith(": Ready") for state in states)
+
+
+def _resources_state(kubectl: Kubectl, plural: str) -> list[str]:
+    """`name: state` of each KafkaTopic (by topic name) or KafkaUser."""
     return sorted(
-        f"{topic['spec'].get('topicName', topic['metadata']['name'])}: {ready_state(topic)}"
-        for topic in kubectl.items("kafkatopics")
+        f"{item['spec'].get('topicName', item['metadata']['name'])}: {ready_state(item)}"
+        for item in kubectl.items(plural)
     )
+
+
+# What starts makers (and KEDA's login for it) waits until Kafka and its users are Ready.
+_MAKERS_STARTERS = {
+    ("ScaledJob", None),
+    ("TriggerAuthentication", None),
+    ("Deployment", DISPATCHER),
+}
+
+
+def split_makers_starters(objects: list[Manifest]) -> tuple[list[Manifest], list[Manifest]]:
+    """(everything else, what starts the makers): the ScaledJob and its TriggerAuthentication,
+    or the dispatcher's Deployment."""
+    first: list[Manifest] = []
+    then: list[Manifest] = []
+    for item in objects:
+        kind, name = item.get("kind"), item.get("metadata", {}).get("name")
+        starts = (kind, None) in _MAKERS_STARTERS or (kind, name) in _MAKERS_STARTERS
+        (then if starts else first).append(item)
+    return first, then

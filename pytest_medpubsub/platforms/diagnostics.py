@@ -21,7 +21,8 @@ READ_TIMEOUT_S = 20.0
 OPERATOR_LOGS = {
     "strimzi-cluster-operator": "medpubsub",
     "keda-operator": "keda",
-    "keda-operator-metrics-apiserver": "keda",
+    "keda-metrics-apiserver": "keda",
+    "keda-admission": "keda",
 }
 POD_GROUPS = {
     "makers": "app.kubernetes.io/name=medicine",

@@ -6,12 +6,17 @@ as both projects document for their large CRDs. The Strimzi cluster operator goe
 medpubsub namespace and watches only it, which its release manifest does when its RoleBindings
 name that namespace instead of the placeholder `myproject`.
 
-A manifest the user gives need not be the release: KEDA's `config/minimal` has only the
-`keda-operator` Deployment (no metrics API server, no admission webhooks), which is all a
-ScaledJob needs. So readiness, and whether the operator is installed already, are judged by the
-Deployments the given manifest contains (`as_given`). Such a manifest may run a locally built
-image that is never pulled (`imagePullPolicy: Never`); `require_local_images` checks that a
-node's containerd has it before anything is applied.
+Readiness, and whether the operator is installed already, are judged by the Deployments of the
+manifest actually applied (`as_given`), a downloaded release as much as a given file: a manifest
+the user gives need not be the release (KEDA's `config/minimal` has only `keda-operator`). Such
+a manifest may run a locally built image that is never pulled (`imagePullPolicy: Never`);
+`require_local_images` checks that a node's containerd has it before anything is applied.
+
+On a cluster the harness did not create, it touches nothing it did not install: the CRDs it
+applies carry `MANAGED_LABEL`; CRDs of the operator that exist without that label belong to
+another installation, so the run stops with one sentence instead of applying over them; and
+`uninstall` never deletes a CRD (deleting one deletes every resource of its kind, in every
+namespace).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import dataclasses
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -36,6 +42,7 @@ from pytest_medpubsub.platforms.status import deployment_state
 from pytest_medpubsub.platforms.waits import wait_step
 
 DOWNLOAD_TIMEOUT_S = 120.0
+MANAGED_LABEL = ("app.kubernetes.io/managed-by", "medpubsub")
 READY_TIMEOUT_S = 600.0
 
 
@@ -71,7 +78,10 @@ KEDA = Operator(
     version="2.20.2",
     url="https://github.com/kedacore/keda/releases/download/v2.20.2/keda-2.20.2.yaml",
     namespace="keda",
-    deployments=("keda-operator", "keda-operator-metrics-apiserver", "keda-admission-webhooks"),
+    # The release manifest is `kustomize build config/default` of KEDA's module, whose Deployments
+    # are these (the Helm chart names its own differently; tests/test_here_keda.py renders the
+    # module and holds this tuple to it).
+    deployments=("keda-operator", "keda-metrics-apiserver", "keda-admission"),
 )
 
 
@@ -142,17 +152,10 @@ def require_local_images(operator: Operator, manifest: str, source: str, socket:
 
 
 def _deployments(manifest: str) -> list[objects.Manifest]:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # a release is ~1 MB of CRDs
-    try:
-        documents = list(yaml.load_all(manifest, Loader=loader))
-    except yaml.YAMLError as error:
-        raise PlatformError(f"a manifest is not valid YAML: {error}") from None
     return [
         document
-        for document in documents
-        if isinstance(document, dict)
-        and document.get("kind") == "Deployment"
-        and objects.name(document)
+        for document in _documents(manifest)
+        if document.get("kind") == "Deployment" and objects.name(document)
     ]
 
 
@@ -185,15 +188,31 @@ def is_installed(kubectl: Kubectl, operator: Operator) -> bool:
 
 
 def install(kubectl: Kubectl, operator: Operator, manifest: str) -> None:
+    """Apply the operator's manifest, its CRDs labelled as ours; refuse (one sentence) when the
+    cluster has its CRDs from another installation."""
+    documents = _documents(manifest)
+    foreign = foreign_crds(documents, partial(_crd_labels, kubectl))
+    if foreign:
+        raise PlatformUnavailable(
+            f"{operator.name}'s CRDs ({', '.join(foreign)}) are on this cluster already, from an "
+            f"installation the harness did not make, and no {operator.name} runs in "
+            f"{operator.namespace}: the harness will not apply over them. Use the cluster's own "
+            "operator in that namespace, pass --medpubsub-kafka=HOST:PORT (no Strimzi), or use "
+            "another cluster."
+        )
+    claimed = _dump(claim_crds(documents))
     with progress.step(f"installing {operator.name} {operator.version}"):
         kubectl.apply(
-            manifest, namespace=_apply_namespace(operator, manifest), server_side=True,
+            claimed, namespace=_apply_namespace(operator, manifest), server_side=True,
             timeout_s=300,
         )  # fmt: skip
 
 
 def uninstall(kubectl: Kubectl, operator: Operator, manifest: str) -> None:
-    with progress.step(f"removing {operator.name} {operator.version}"):
+    """Delete what `install` applied, but its CRDs: they stay (labelled as ours), since deleting
+    a CRD deletes every resource of that kind in the cluster."""
+    kept = without_crds(_documents(manifest))
+    with progress.step(f"removing {operator.name} {operator.version} (its CRDs stay)"):
         kubectl.run(
             "delete",
             "--filename",
@@ -202,9 +221,56 @@ def uninstall(kubectl: Kubectl, operator: Operator, manifest: str) -> None:
             "--wait=true",
             "--timeout=180s",
             namespace=_apply_namespace(operator, manifest),
-            stdin=manifest,
+            stdin=_dump(kept),
             timeout_s=240,
         )
+
+
+def claim_crds(documents: list[objects.Manifest]) -> list[objects.Manifest]:
+    """The documents with `MANAGED_LABEL` on every CRD (the others as they are)."""
+    key, value = MANAGED_LABEL
+    for document in documents:
+        if document.get("kind") == "CustomResourceDefinition":
+            metadata = document.setdefault("metadata", {})
+            metadata["labels"] = {**(metadata.get("labels") or {}), key: value}
+    return documents
+
+
+def foreign_crds(
+    documents: list[objects.Manifest], labels_of: Callable[[str], dict[str, str] | None]
+) -> list[str]:
+    """The manifest's CRDs that exist (`labels_of` gives their labels, None when absent) without
+    `MANAGED_LABEL`: another installation's."""
+    key, value = MANAGED_LABEL
+    names = [objects.name(d) for d in documents if d.get("kind") == "CustomResourceDefinition"]
+    found = {name: labels_of(name) for name in names}
+    return sorted(
+        name for name, labels in found.items() if labels is not None and labels.get(key) != value
+    )
+
+
+def without_crds(documents: list[objects.Manifest]) -> list[objects.Manifest]:
+    return [d for d in documents if d.get("kind") != "CustomResourceDefinition"]
+
+
+def _crd_labels(kubectl: Kubectl, name: str) -> dict[str, str] | None:
+    if not kubectl.exists("customresourcedefinition", name, namespace=""):
+        return None
+    crd = kubectl.get("customresourcedefinition", name, namespace="")
+    return dict(crd.get("metadata", {}).get("labels") or {})
+
+
+def _documents(manifest: str) -> list[objects.Manifest]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # a release is ~1 MB of CRDs
+    try:
+        return [d for d in yaml.load_all(manifest, Loader=loader) if isinstance(d, dict)]
+    except yaml.YAMLError as error:
+        raise PlatformError(f"a manifest is not valid YAML: {error}") from None
+
+
+def _dump(documents: list[objects.Manifest]) -> str:
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump_all(documents, Dumper=dumper, sort_keys=False)
 
 
 def _apply_namespace(operator: Operator, manifest: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 Resource = Mapping[str, Any]
 READY = "Ready"
+NOT_READY = "NotReady"
 
 
 def deployment_state(deployment: Resource) -> str:
@@ -26,14 +27,20 @@ def deployment_state(deployment: Resource) -> str:
 
 
 def ready_state(resource: Resource) -> str:
-    """`Ready`, or the Ready condition's status, reason and message (Strimzi, KEDA objects)."""
-    for condition in resource.get("status", {}).get("conditions", []):
-        if condition.get("type") == READY:
-            if condition.get("status") == "True":
-                return READY
+    """`Ready`, or why not: the Ready condition's status, reason and message (KEDA), or Strimzi's
+    `NotReady` condition with its reason and message (Strimzi reports failures only there, so a
+    wait that timed out says what Strimzi said, not just "not Ready")."""
+    conditions = resource.get("status", {}).get("conditions", []) or []
+    for condition in conditions:
+        if condition.get("type") == READY and condition.get("status") == "True":
+            return READY
+    for condition in conditions:
+        kind = condition.get("type")
+        failing = kind == NOT_READY and condition.get("status") == "True"
+        if kind == READY or failing:
             reason = condition.get("reason") or ""
             message = condition.get("message") or ""
-            return f"Ready={condition.get('status')} {reason}: {message}".strip()
+            return f"{kind}={condition.get('status')} {reason}: {message}".strip()
     return "no Ready condition yet"
 
 
