@@ -101,5 +101,15 @@ cluster-here-down: here-root install ## stop that cluster, remove what it change
 	$(HERE) down
 	$(HERE) check-clean
 
-e2e-here: here-root install ## cluster-here, the scenarios and chaos/kill-medicine.json on it, then down (always)
-	$(HERE) e2e --report build/e2e-report
+e2e-here: here-root install ## cluster-here, the scenarios and chaos on it (embedded Kafka, then Strimzi), then down (always)
+	$(HERE) e2e --report build/e2e-report $(if $(STRIMZI_SRC),--strimzi-src $(STRIMZI_SRC))
+
+# Strimzi 1.2.0 for the cluster here, where no registry serves its images: its own
+# install/cluster-operator from a checkout (STRIMZI_SRC=DIR, a clone or git directory with the
+# tag), pointed at the operator and Kafka images, which are taken from the local Docker engine
+# into the cache (docs/kubernetes.md, "Strimzi on the cluster here"). Exit 2 with what to do when
+# something is missing. Users whose cluster pulls images never need it.
+STRIMZI_SRC ?=
+.PHONY: strimzi-here
+strimzi-here: here-root install ## cache Strimzi 1.2.0's install manifest and images for e2e-here (STRIMZI_SRC=DIR)
+	$(HERE) strimzi $(if $(STRIMZI_SRC),--src $(STRIMZI_SRC))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_medpubsub.here import e2e
+from pytest_medpubsub.here import e2e, runs
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ def test_only_a_completed_experiment_that_did_not_deviate_passes(
     path = tmp_path / "journal.json"
     if journal is not None:
         path.write_text(json.dumps(journal))
-    assert e2e._judge(path) == status
+    assert runs.judge(path) == status
 
 
 def test_the_scenarios_are_the_four_the_issue_names() -> None:
@@ -101,6 +101,6 @@ def test_the_cluster_slo_defaults_are_the_plugins_ini_keys_and_looser_than_local
     from pytest_medpubsub import plugin
 
     local = {name: float(default) for name, _, default in plugin._SLO_INI.values()}
-    for key, value in e2e.CLUSTER_SLO_DEFAULTS.items():
+    for key, value in runs.CLUSTER_SLO_DEFAULTS.items():
         assert key in local
         assert float(value) >= local[key]

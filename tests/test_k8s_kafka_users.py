@@ -19,7 +19,7 @@ from pytest_medpubsub.k8s.render import RenderError, kustomize_command, render
 from pytest_medpubsub.kafka.security import grants
 
 PROJECT = Path(__file__).resolve().parents[1]
-SECURED = ("existing", "kind", "minikube")  # the overlays with k8s/components/secure-kafka
+SECURED = ("existing", "existing-preloaded", "kind", "minikube")  # with components/secure-kafka
 PATIENT = "Deployment/medpubsub/patient"
 MAKERS = "ScaledJob/medpubsub/medicine"
 Mutation = Callable[[list[Manifest]], None]
@@ -120,7 +120,7 @@ def test_the_kafka_users_carry_exactly_the_grants_of_the_embedded_broker(
 
 def test_a_kafka_of_your_own_gets_no_logins(secured_renders: dict[str, list[Manifest]]) -> None:
     """The bring-your-own-Kafka renders run against an open broker: no Secret to wait for."""
-    for overlay in ("external-kafka", "external-kafka-preloaded", "existing-preloaded"):
+    for overlay in ("external-kafka", "external-kafka-preloaded"):
         text = str(secured_renders[overlay])
         assert "secretKeyRef" not in text, overlay
         assert "authenticationRef" not in text, overlay

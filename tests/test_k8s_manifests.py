@@ -34,7 +34,7 @@ KINDS = ["Namespace", "Deployment", "Kafka", "KafkaNodePool", "KafkaTopic", "Kaf
          "KafkaTopic", "ScaledJob"]  # fmt: skip
 EXTERNAL_KINDS = ["Namespace", "Deployment", "Service", "EndpointSlice", "ScaledJob"]
 # The overlays with k8s/components/secure-kafka: a KafkaUser per client, KEDA's login.
-SECURED = ("existing", "kind", "minikube")
+SECURED = ("existing", "existing-preloaded", "kind", "minikube")
 SECURED_KINDS = [*KINDS, "KafkaUser", "KafkaUser", "KafkaUser", "KafkaUser", "ConfigMap",
                  "TriggerAuthentication"]  # fmt: skip
 

@@ -9,6 +9,7 @@ never kill something that is not part of the system.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes, state
 from pytest_medpubsub.kafka.security import Credentials
 
+CREDENTIALS_FILE_ENV = "MEDPUBSUB_CREDENTIALS_FILE"
 # The owner rewrites the state file every 0.5 s; older than this, it is not looking after it.
 STALE_AFTER_S = 10.0
 
@@ -47,11 +49,19 @@ def local_state(state_file: str | None = None) -> state.LocalState:
 def kafka_settings(
     bootstrap: str | None = None, state_file: str | None = None, *, identity: str
 ) -> KafkaSettings:
-    """Kafka at `bootstrap` (other client settings from the MEDPUBSUB_* environment), or the
-    local system's Kafka and topics when no bootstrap is given; on a secure local system, as
-    `identity` (security.py: each probe and action connects with the rights it needs)."""
+    """Kafka at `bootstrap`, or the local system's Kafka and topics when no bootstrap is given.
+
+    On a secured broker each probe and action connects as `identity`, with the rights it needs
+    (security.py): a local system names its credentials in its state file; on a cluster the
+    credentials file named by `MEDPUBSUB_CREDENTIALS_FILE` serves (the harness writes one for a
+    secured cluster run, `credentials.json` in its report directory). Without that file the
+    client settings come from the MEDPUBSUB_KAFKA_* environment alone, one login for every
+    probe, which the broker's ACLs may refuse.
+    """
     if bootstrap:
-        return KafkaSettings(kafka_bootstrap=bootstrap)
+        given = os.environ.get(CREDENTIALS_FILE_ENV)
+        kafka = KafkaSettings(kafka_bootstrap=bootstrap)
+        return Credentials.read(Path(given)).settings(kafka, identity) if given else kafka
     current = local_state(state_file)
     kafka = KafkaSettings(
         kafka_bootstrap=current.bootstrap,

@@ -1,4 +1,4 @@
-"""`python -m pytest_medpubsub.here {up,down,check-clean,load-image,keda-manifest,build,e2e}`.
+"""`python -m pytest_medpubsub.here {up,down,check-clean,load-image,build,strimzi,e2e}`.
 
 `up` prints `kubeconfig=`, `containerd=` and `keda-manifest=` lines for scripts to read. Every
 failure is one sentence on stderr: exit 2 for a usage problem (not root), 1 otherwise.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_medpubsub import progress
-from pytest_medpubsub.here import cluster, e2e, gobuild, images, teardown
+from pytest_medpubsub.here import cluster, e2e, gobuild, images, strimzi, teardown
 from pytest_medpubsub.here.commands import HereError
 from pytest_medpubsub.here.layout import Layout
 from pytest_medpubsub.here.state import ClusterState
@@ -31,9 +31,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("build", help="build the binaries and images only")
     load = commands.add_parser("load-image", help="load Docker images into the cluster")
     load.add_argument("images", nargs="+", metavar="IMAGE")
+    strimzi_cmd = commands.add_parser(
+        "strimzi",
+        help=f"cache Strimzi {strimzi.VERSION}'s install manifest and images for the cluster here",
+        description=(
+            f"Cache what the Strimzi stage of e2e installs: Strimzi {strimzi.VERSION}'s own "
+            "install/cluster-operator from a checkout (--src), pointed at the images "
+            f"{strimzi.OPERATOR_IMAGE} and {strimzi.KAFKA_IMAGE}, which are saved from the "
+            "local Docker engine. Exit 2 when something is missing, with what to do."
+        ),
+    )
+    strimzi_cmd.add_argument(
+        "--src",
+        type=Path,
+        help=f"a checkout (or git directory) of Strimzi with tag {strimzi.VERSION}",
+    )
     e2e = commands.add_parser("e2e", help="up, the scenarios and chaos on the cluster, down")
     e2e.add_argument("--report", default="build/e2e-report")
     e2e.add_argument("--keep", action="store_true", help="leave the cluster up afterwards")
+    e2e.add_argument(
+        "--strimzi-src",
+        type=Path,
+        help="a Strimzi checkout to (re)write the cached install manifest from first",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print(
@@ -45,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     layout = Layout.default()
     try:
         return _dispatch(args, layout)
+    except strimzi.StrimziMissing as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except HereError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -74,8 +97,14 @@ def _dispatch(args: argparse.Namespace, layout: Layout) -> int:
         socket = state.containerd_socket if state else str(layout.containerd_socket)
         images.load_images(Path(socket), args.images)
         return 0
+    if args.command == "strimzi":
+        cache = strimzi.ensure(layout, args.src)
+        print(f"strimzi-manifest={cache.manifest}")
+        for archive in cache.archives:
+            print(f"strimzi-image-archive={archive}")
+        return 0
     if args.command == "e2e":
-        return e2e.run(layout, args.report, keep=args.keep)
+        return e2e.run(layout, args.report, keep=args.keep, strimzi_src=args.strimzi_src)
     raise HereError(f"unknown command {args.command}")  # pragma: no cover - argparse checks
 
 

@@ -24,6 +24,7 @@ from pytest_medpubsub.here import (
     keda,
     kube,
     packages,
+    storage,
     teardown,
     versions,
 )
@@ -121,6 +122,8 @@ def start(layout: Layout, state: ClusterState) -> None:
         kube.deployment_available,
         COREDNS_TIMEOUT_S,
     )
+    with progress.step("a default StorageClass with local volumes (Strimzi's Kafka claims one)"):
+        storage.ensure(layout)
     state.ready = True
     state.save(layout.state_file)
 

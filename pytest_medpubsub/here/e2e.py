@@ -21,7 +21,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from pytest_medpubsub import processes, progress
-from pytest_medpubsub.here import cluster, evidence, kube, teardown
+from pytest_medpubsub.here import cluster, e2e_strimzi, evidence, kube, runs, teardown
 from pytest_medpubsub.here.commands import HereError
 from pytest_medpubsub.here.layout import Layout
 from pytest_medpubsub.here.state import ClusterState
@@ -43,18 +43,9 @@ CHAOS_EXPERIMENT = "chaos/kill-medicine.json"
 NAMESPACE = "medpubsub"
 MAKER_SELECTOR = "app.kubernetes.io/name=medicine,app.kubernetes.io/component=maker"
 BROKER_TIMEOUT_S = 180.0
-PYTEST_TIMEOUT_S = 2700.0
-CHAOS_TIMEOUT_S = 1200.0
-STEADY_BEFORE_CHAOS_S = 30.0
-# The default latency SLOs on this cluster (the scenarios' markers still override them). Locally
-# they are p95 3 s / p99 4 s. Here a maker KEDA adds is a pod (1-3 s to start) whose join moves
-# partitions, with orders in flight on them, from the warm makers; and the control plane shares
-# the machine's cores. The step ramp measured p95 2.6-2.7 s / p99 3.3-3.6 s on a quiet machine,
-# and up to p95 3.9 s / p99 4.1 s with the machine busy (load average 9 on 2 cores).
-CLUSTER_SLO_DEFAULTS = {"medpubsub_slo_p95_s": "5.0", "medpubsub_slo_p99_s": "6.0"}
 
 
-def run(layout: Layout, report: str, keep: bool = False) -> int:
+def run(layout: Layout, report: str, keep: bool = False, strimzi_src: Path | None = None) -> int:
     started = time.monotonic()
     report_dir = Path(report).resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +62,11 @@ def run(layout: Layout, report: str, keep: bool = False) -> int:
             bootstrap = _start_broker(layout, result.state, cleanup)
             env = dict(os.environ, KUBECONFIG=str(layout.kubeconfig))
             status = _timed(
-                figures, "scenarios", lambda: _pytest(result.state, bootstrap, report_dir, env)
+                figures,
+                "scenarios",
+                lambda: runs.pytest_run(
+                    result.state, bootstrap, report_dir, env, scenarios=SCENARIOS
+                ),
             )
             chaos = _timed(figures, "chaos", lambda: _chaos(bootstrap, report_dir, env))
             status = status or chaos
@@ -82,6 +77,16 @@ def run(layout: Layout, report: str, keep: bool = False) -> int:
                 lambda: _dispatcher_design(result.state, bootstrap, report_dir / "dispatcher", env),
             )
             status = status or dispatcher
+            with progress.step("the Strimzi stage: Strimzi and KEDA installed by the harness"):
+                strimzi_status = _timed(
+                    figures,
+                    "strimzi",
+                    lambda: e2e_strimzi.stage(
+                        layout, result.state, report_dir / "strimzi", env, figures,
+                        strimzi_src=strimzi_src or e2e_strimzi.source_from_environment(),
+                    ),
+                )  # fmt: skip
+            status = status or strimzi_status
         if figures.get("left_after_down"):
             status = status or 1  # a run that leaves something on the host has failed
     finally:
@@ -144,42 +149,6 @@ def _stop_broker(broker: subprocess.Popen[bytes]) -> None:
         processes.stop(broker, grace_s=30)
 
 
-def _pytest(
-    state: ClusterState,
-    bootstrap: str,
-    report_dir: Path,
-    env: dict[str, str],
-    *,
-    design: str = "scaledjob",
-    scenarios: tuple[str, ...] = SCENARIOS,
-    keep: bool = True,
-) -> int:
-    args = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "--medpubsub-cluster=existing",
-        f"--medpubsub-kafka={bootstrap}",
-        f"--medpubsub-keda-manifest={state.keda_manifest}",
-        f"--medpubsub-containerd={state.containerd_socket}",
-        f"--medpubsub-report={report_dir}",
-        f"--medpubsub-design={design}",
-        # The chaos experiment runs against the ScaledJob design's system afterwards.
-        *(["--medpubsub-keep"] if keep else []),
-        # The dispatcher design adds its allowance to these (factory.DESIGN_LATENCY_ALLOWANCE_S).
-        *(f"--override-ini={key}={value}" for key, value in CLUSTER_SLO_DEFAULTS.items()),
-        *scenarios,
-    ]
-    progress.say("running: " + " ".join(args[2:]))
-    try:
-        return subprocess.run(args, env=env, timeout=PYTEST_TIMEOUT_S, check=False).returncode
-    except subprocess.TimeoutExpired:
-        progress.say(f"the scenarios did not finish within {PYTEST_TIMEOUT_S:g} s")
-        return 1
-
-
 def _dispatcher_design(
     state: ClusterState, bootstrap: str, report_dir: Path, env: dict[str, str]
 ) -> int:
@@ -200,7 +169,7 @@ def _dispatcher_design(
             progress.say(f"could not remove the ScaledJob design's system: {error}")
             return 1
     report_dir.mkdir(parents=True, exist_ok=True)
-    return _pytest(
+    return runs.pytest_run(
         state, bootstrap, report_dir, env,
         design="dispatcher", scenarios=DISPATCHER_SCENARIOS, keep=False,
     )  # fmt: skip
@@ -208,32 +177,8 @@ def _dispatcher_design(
 
 def _chaos(bootstrap: str, report_dir: Path, env: dict[str, str]) -> int:
     """`chaos run` on the kept system, with one patient ordering (the hypothesis needs load)."""
-    kubeconfig = Path(env["KUBECONFIG"])
-    try:
-        kube.kubectl(kubeconfig, "-n", NAMESPACE, "scale", "deployment/patient", "--replicas=1")
-        kube.kubectl(
-            kubeconfig, "-n", NAMESPACE, "rollout", "status", "deployment/patient",
-            "--timeout=120s", timeout_s=150,
-        )  # fmt: skip
-    except HereError as error:
-        progress.say(f"the system is not up for the chaos experiment: {error}")
-        return 1
-    with progress.step(f"letting one patient order for {STEADY_BEFORE_CHAOS_S:g} s"):
-        time.sleep(STEADY_BEFORE_CHAOS_S)
-    journal = report_dir / "chaos-kill-medicine.json"
-    chaos = Path(sys.executable).with_name("chaos")
-    args = [
-        str(chaos), "--no-version-check", "--log-file", str(report_dir / "chaos.log"),
-        "run", "--journal-path", str(journal), CHAOS_EXPERIMENT,
-    ]  # fmt: skip
     chaos_env = dict(env, MEDPUBSUB_KAFKA_BOOTSTRAP=bootstrap, MEDPUBSUB_NAMESPACE=NAMESPACE)
-    with progress.step(f"chaos run {CHAOS_EXPERIMENT}"):
-        try:
-            subprocess.run(args, env=chaos_env, timeout=CHAOS_TIMEOUT_S, check=False)
-        except subprocess.TimeoutExpired:
-            progress.say(f"the chaos experiment did not finish within {CHAOS_TIMEOUT_S:g} s")
-            return 1
-    return _judge(journal)
+    return runs.chaos_run(CHAOS_EXPERIMENT, report_dir, chaos_env)
 
 
 def _keda_evidence(kubeconfig: Path, report_dir: Path) -> dict[str, object]:
@@ -250,14 +195,3 @@ def _keda_evidence(kubeconfig: Path, report_dir: Path) -> dict[str, object]:
     totals = {key: summary[key] for key in ("jobs", "owners", "images", "pod_images")}
     progress.say(f"the makers' Jobs on the cluster: {totals}")
     return totals
-
-
-def _judge(journal: Path) -> int:
-    try:
-        record = json.loads(journal.read_text())
-    except (OSError, ValueError):
-        progress.say(f"the chaos experiment wrote no journal at {journal}")
-        return 1
-    status, deviated = record.get("status"), record.get("deviated")
-    progress.say(f"chaos: status {status}, deviated {deviated} (journal: {journal})")
-    return 0 if status == "completed" and not deviated else 1

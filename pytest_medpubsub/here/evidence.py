@@ -57,3 +57,35 @@ def _pod(pod: dict[str, Any]) -> dict[str, Any]:
         "image": first.get("image"),
         "image_id": first.get("imageID") or None,
     }
+
+
+def strimzi(pods: dict[str, Any], users: dict[str, Any]) -> dict[str, Any]:
+    """Who runs the Kafka pods (Strimzi's StrimziPodSet, not a StatefulSet of ours) and whether
+    every KafkaUser is Ready: the proof that Strimzi, not the harness, made the broker."""
+    kafka_pods = [
+        {
+            "name": pod["metadata"]["name"],
+            "owners": [
+                f"{owner.get('kind')}/{owner.get('name')}"
+                for owner in pod["metadata"].get("ownerReferences", [])
+            ],
+            "phase": pod.get("status", {}).get("phase"),
+        }
+        for pod in pods.get("items", [])
+    ]
+    user_states = {
+        user["metadata"]["name"]: _ready(user.get("status", {}).get("conditions", []))
+        for user in users.get("items", [])
+    }
+    return {
+        "kafka_pods": kafka_pods,
+        "kafka_pod_owner_kinds": dict(
+            Counter(owner.split("/")[0] for pod in kafka_pods for owner in pod["owners"])
+        ),
+        "kafka_users": user_states,
+        "kafka_users_ready": bool(user_states) and all(user_states.values()),
+    }
+
+
+def _ready(conditions: list[dict[str, Any]]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)

@@ -72,6 +72,7 @@ from pytest_medpubsub.platforms.status import (
 from pytest_medpubsub.platforms.waits import wait_step
 
 KINDS = ("kind", "minikube", "existing")
+CREDENTIALS_FILE = "credentials.json"
 KAFKA_NAME = "medpubsub"
 
 # Pulling the Kafka image (~700 MB) on a fresh CI runner dominates the Kafka wait.
@@ -284,6 +285,10 @@ class ClusterPlatform(Platform):
             self._applied = True
             self._wait_for_kafka(kubectl, objects)
             self._credentials = _user_credentials(kubectl, objects)
+            if self._credentials is not None:
+                # For `chaos run` on the kept system: its probes log in as their own identities.
+                path = self._credentials.write(self._options.report_dir / CREDENTIALS_FILE)
+                progress.say(f"the Kafka users' passwords: {path} (MEDPUBSUB_CREDENTIALS_FILE)")
             with progress.step("applying what starts the makers"):
                 kubectl.apply(dump_documents(then), namespace="", server_side=True)
             design.wait_ready(kubectl)
