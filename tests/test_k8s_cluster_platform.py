@@ -291,3 +291,11 @@ def test_diagnostics_of_a_cluster_that_does_not_answer_say_so_quickly(tmp_path: 
     assert time.monotonic() - started < 25
     assert [p.name for p in (tmp_path / "diagnostics").iterdir()] == ["pods.txt"]
     assert "could not be read" in (tmp_path / "diagnostics/pods.txt").read_text()
+
+
+def test_the_dump_reads_the_logs_of_every_operator_deployment_the_harness_waits_for() -> None:
+    """A renamed Deployment (KEDA's release names differ from its Helm chart's) would leave the
+    failure dump without the log that explains the failure."""
+    for operator in (operators.KEDA, operators.STRIMZI):
+        for name in operator.deployments:
+            assert diagnostics.OPERATOR_LOGS.get(name) == operator.namespace, name

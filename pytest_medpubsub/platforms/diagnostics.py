@@ -1,7 +1,9 @@
 """What explains a failed cluster run, written as plain files into the report directory.
 
-Pods, events and Jobs of the namespace; the ScaledJob and Kafka resources with their status;
-logs of the makers, patients, Kafka and both operators. Every item is best effort: a cluster
+Pods, events and Jobs of the namespace; the ScaledJob, Kafka, KafkaUser and TriggerAuthentication
+resources with their status; KEDA's Deployments, admission webhooks and metrics APIService; logs
+of the makers, patients, Kafka, Strimzi's cluster and entity operators and KEDA's three
+Deployments. Every item is best effort: a cluster
 that is half up still yields everything that can be read, and an item that cannot be read says
 why in its file. Reads are short (20 s each), and a cluster that does not even list its pods
 yields just that, instead of minutes of timeouts.
@@ -20,6 +22,8 @@ MAX_POD_LOGS = 20
 READ_TIMEOUT_S = 20.0
 OPERATOR_LOGS = {
     "strimzi-cluster-operator": "medpubsub",
+    # Strimzi's topic and user operators (one pod, both containers: --all-containers).
+    "medpubsub-entity-operator": "medpubsub",
     "keda-operator": "keda",
     "keda-metrics-apiserver": "keda",
     "keda-admission": "keda",
@@ -56,7 +60,21 @@ def dump(kubectl: Kubectl, directory: Path) -> None:
     save("kafka.yaml", get("get", "kafka", "medpubsub", "--output", "yaml"))
     save("kafkanodepools.yaml", get("get", "kafkanodepools", "--output", "yaml"))
     save("kafkatopics.yaml", get("get", "kafkatopics", "--output", "yaml"))
+    save("kafkausers.yaml", get("get", "kafkausers", "--output", "yaml"))
+    save("triggerauthentications.yaml", get("get", "triggerauthentications", "--output", "yaml"))
     save("keda-events.txt", get("get", "events", "--sort-by=.lastTimestamp", namespace="keda"))
+    save("keda-deployments.txt", get("get", "deployments", "--output", "wide", namespace="keda"))
+    # KEDA's admission webhooks and metrics API: whether the API server can reach them at all.
+    save(
+        "keda-webhooks.yaml",
+        get("get", "validatingwebhookconfiguration", "keda-admission", "--output", "yaml",
+            namespace=""),
+    )  # fmt: skip
+    save(
+        "keda-apiservice.yaml",
+        get("get", "apiservice", "v1beta1.external.metrics.k8s.io", "--output", "yaml",
+            namespace=""),
+    )  # fmt: skip
     logs = directory / "logs"
     logs.mkdir(exist_ok=True)
     for deployment, namespace in OPERATOR_LOGS.items():
