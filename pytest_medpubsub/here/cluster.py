@@ -122,6 +122,10 @@ def start(layout: Layout, state: ClusterState) -> None:
         kube.deployment_available,
         COREDNS_TIMEOUT_S,
     )
+    # One node: a second CoreDNS replica only takes 100m of the 2 CPUs the scheduler hands out.
+    kube.kubectl(
+        layout.kubeconfig, "-n", "kube-system", "scale", "deployment/coredns", "--replicas=1"
+    )
     with progress.step("a default StorageClass with local volumes (Strimzi's Kafka claims one)"):
         storage.ensure(layout)
     state.ready = True
