@@ -3,8 +3,10 @@
 kind and minikube cannot run on this machine (kind needs privileged Docker; minikube is not
 served), so the kind and minikube backends are proven by the exact command lines they run. Each
 stand-in appends `[tool, *argv]` as one JSON line to a record file and answers the few queries
-the backends make (an image's ID and platform, the engine's API version and image store) from
-environment variables the test sets; `docker image save --output FILE` creates FILE.
+the backends make (an image's ID and platform, the engine's API version and image store, kind's
+clusters and version, a node's port mappings and image) from environment variables the test
+sets; `docker image save --output FILE` creates FILE, and with `STANDIN_HANG` set `kind create
+cluster` prints a line and hangs.
 """
 
 from __future__ import annotations
@@ -35,6 +37,23 @@ if tool == "docker":
         print(os.environ.get("STANDIN_NCPU", "8"))
     elif args[:2] == ["image", "save"]:
         open(args[args.index("--output") + 1], "wb").close()
+    elif args[:1] == ["port"]:
+        print("127.0.0.1:" + args[2].split("/")[0])
+    elif args[:3] == ["inspect", "--format", "{{.Config.Image}}"]:
+        print(os.environ.get("STANDIN_NODE_IMAGE", ""))
+    elif args[:1] == ["ps"]:
+        print(os.environ.get("STANDIN_NODES", ""))
+elif tool == "kind":
+    if args[:2] == ["get", "clusters"]:
+        print(os.environ.get("STANDIN_CLUSTERS", ""))
+    elif args[:2] == ["get", "kubeconfig"]:
+        print("apiVersion: v1")
+    elif args[:1] == ["version"]:
+        print(os.environ.get("STANDIN_KIND_VERSION", "kind v0.29.0 go1.24.2 linux/amd64"))
+    elif args[:2] == ["create", "cluster"] and os.environ.get("STANDIN_HANG"):
+        print(" \u2713 Preparing nodes", flush=True)
+        import time
+        time.sleep(300)
 """
 
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from standin_tools import Recorder
 
-from pytest_medpubsub import processes
+from pytest_medpubsub import processes, progress
 from pytest_medpubsub.platforms import kind, node_images
 from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.kind import KindBackend
@@ -169,6 +169,75 @@ def test_create_and_delete_are_the_command_lines_pytest_kind_runs(
     assert recorder.calls() == [
         ["kind", "get", "clusters"],
         kind.create_command("kind", "medpubsub", kubeconfig, config),
+        kind.delete_command("kind", "medpubsub", kubeconfig),
+    ]
+
+
+def test_up_creates_the_cluster_on_the_pinned_image_and_down_deletes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = Recorder(tmp_path, monkeypatch)
+    monkeypatch.setenv("MEDPUBSUB_CACHE_DIR", str(tmp_path / "cache"))
+    backend = KindBackend(PROJECT, "medpubsub")
+    backend.up()
+    created = [backend.created]
+    backend.down()
+    assert [*created, backend.created] == [True, False]
+    kubeconfig = tmp_path / "cache" / "kind" / "medpubsub" / "kubeconfig"
+    assert recorder.calls() == [
+        ["kind", "version"],
+        ["kind", "get", "clusters"],
+        kind.create_command("kind", "medpubsub", kubeconfig, PROJECT / kind.KIND_CONFIG),
+        kind.delete_command("kind", "medpubsub", kubeconfig),
+    ]
+
+
+def test_a_reused_cluster_is_checked_and_never_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = Recorder(tmp_path, monkeypatch)
+    said: list[str] = []
+    monkeypatch.setattr(progress, "sink", said.append)
+    monkeypatch.setenv("MEDPUBSUB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STANDIN_CLUSTERS", "other\nmedpubsub")
+    monkeypatch.setenv("STANDIN_KIND_VERSION", "kind v0.33.0 go1.25.1 linux/amd64")
+    monkeypatch.setenv("STANDIN_NODE_IMAGE", "kindest/node:v1.37.0@sha256:" + "a" * 64)
+    backend = KindBackend(PROJECT, "medpubsub")
+    backend.up()
+    backend.down()
+    assert not backend.created
+    assert recorder.calls() == [
+        ["kind", "version"],
+        ["kind", "get", "clusters"],
+        ["kind", "get", "kubeconfig", "--name", "medpubsub"],
+        ["docker", "port", "medpubsub-control-plane", "32100/tcp"],
+        ["docker", "port", "medpubsub-control-plane", "32101/tcp"],
+        kind.node_image_command("medpubsub"),
+    ]
+    assert any("kind v0.33.0 is installed" in line for line in said)
+    assert any("runs the node image kindest/node:v1.37.0" in line for line in said)
+
+
+def test_a_hung_create_is_stopped_reports_the_nodes_and_is_cleaned_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = Recorder(tmp_path, monkeypatch)
+    monkeypatch.setenv("MEDPUBSUB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STANDIN_HANG", "1")
+    monkeypatch.setenv("STANDIN_NODES", "medpubsub-control-plane: Up 10 minutes")
+    monkeypatch.setattr(kind, "CREATE_TIMEOUT_S", 3.0)
+    backend = KindBackend(PROJECT, "medpubsub")
+    with pytest.raises(PlatformError) as raised:
+        backend.up()
+    message = str(raised.value)
+    assert "did not finish within 3 s and was stopped" in message
+    assert "its last output was '\u2713 Preparing nodes'" in message
+    assert "its node containers: medpubsub-control-plane: Up 10 minutes" in message
+    assert backend.created  # what the create left is ours to delete
+    backend.down()
+    kubeconfig = tmp_path / "cache" / "kind" / "medpubsub" / "kubeconfig"
+    assert recorder.calls()[-2:] == [
+        kind.node_containers_command("medpubsub"),
         kind.delete_command("kind", "medpubsub", kubeconfig),
     ]
 
