@@ -55,6 +55,7 @@ def test_starting_asks_the_engine_for_its_cpus(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recorder = Recorder(tmp_path, monkeypatch)
+    monkeypatch.setenv("MEDPUBSUB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("STANDIN_NCPU", "3")
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     backend = MinikubeBackend("medpubsub")
@@ -65,6 +66,7 @@ def test_starting_asks_the_engine_for_its_cpus(
         ["minikube", "start", "--profile", "medpubsub", "--cpus=3", "--memory=6g"],
     ]
     assert backend.created  # `minikube status` printed nothing: no profile before
+    assert (tmp_path / "cache" / "minikube" / "medpubsub" / "minikube-start.log").exists()
 
 
 def load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patient_id: str) -> list[list[str]]:

@@ -12,6 +12,9 @@ profile gets `min(4, this machine's CPUs, the engine's NCPU)`, never below minik
 2 (minikube then says itself that the machine is too small). Not `--cpus=max` (minikube 1.22+):
 on a large machine that is every core, and with a VM driver all of them are handed to the VM.
 
+**Start** runs through `watched.run_watched`: bounded by `START_TIMEOUT_S`, and a hang stops
+minikube with its `docker` and `kubeadm` children and quotes its last line.
+
 **Images.** Each is loaded under a content tag (`node_images`): a reused profile whose pods run
 an earlier build under the same tag gets a new name, so the pods are replaced with the build just
 made instead of running on.
@@ -24,10 +27,12 @@ import os
 from collections.abc import Mapping, Sequence
 
 from pytest_medpubsub import progress
+from pytest_medpubsub.kafka.jars import cache_dir
 from pytest_medpubsub.platforms import node_images
 from pytest_medpubsub.platforms.commands import probe, run
 from pytest_medpubsub.platforms.kubectl import Kubectl
 from pytest_medpubsub.platforms.prerequisites import require_docker_engine, require_tool
+from pytest_medpubsub.platforms.watched import run_watched
 
 # Kafka (1 GiB), the operators and up to 40 makers of 64 MiB each do not fit minikube's default.
 WANTED_CPUS = 4
@@ -93,8 +98,13 @@ class MinikubeBackend:
         self.created = state is None
         self.started = True
         command = start_command(self.profile, cpus_for(os.cpu_count(), _engine_cpus()))
-        with progress.step(f"starting minikube profile {self.profile} ({' '.join(command[4:])})"):
-            run(command, timeout_s=START_TIMEOUT_S)
+        log = cache_dir() / "minikube" / self.profile / "minikube-start.log"
+        with progress.step(
+            f"starting minikube profile {self.profile} ({' '.join(command[4:])}; log in {log})"
+        ):
+            # minikube runs docker and kubeadm under it: a hang stops them all and quotes
+            # minikube's last line (`watched`).
+            run_watched(command, timeout_s=START_TIMEOUT_S, log=log)
         return Kubectl(context=self.profile)
 
     def load_images(self, images: Sequence[str]) -> Mapping[str, str]:
