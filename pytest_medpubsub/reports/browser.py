@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,6 +30,13 @@ from pytest_medpubsub import processes
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 VIEWPORT = (1280, 900)
 _LOCAL_SCHEMES = ("file:", "data:", "about:")
+# Runs in the child instead of a pre-exec hook (unsafe beside the observer's threads): puts the
+# request pipe on fd 3 and the answer pipe on fd 4, then becomes Chromium.
+_PLACE_PIPES = (
+    "import os, sys; read, write = int(sys.argv[1]), int(sys.argv[2]); "
+    "os.dup2(read, 3); os.dup2(write, 4); os.close(read); os.close(write); "
+    "os.execv(sys.argv[3], sys.argv[3:])"
+)
 
 # Each image's decode is awaited, then the page says how many it has and how many decoded.
 _IMAGES_CHECK = """
@@ -78,6 +87,12 @@ class PageCheck:
         )
 
 
+def _above_nine(descriptor: int) -> int:
+    moved = fcntl.fcntl(descriptor, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(descriptor)
+    return moved
+
+
 def find_chromium() -> str:
     """The path of a Chromium executable; raises BrowserUnavailable naming what was looked for."""
     explicit = os.environ.get("MEDPUBSUB_CHROMIUM")
@@ -119,19 +134,18 @@ class _Browser:
         self._timeout_s = timeout_s
         to_browser_read, self._to_browser = os.pipe()
         self._from_browser, from_browser_write = os.pipe()
-        # The child reads requests on fd 3 and writes answers on fd 4.
+        # The ends Chromium gets are moved above 9 first, so that placing them on 3 and 4 can
+        # never overwrite one with the other.
+        to_browser_read = _above_nine(to_browser_read)
+        from_browser_write = _above_nine(from_browser_write)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
-        # A shell places the two pipe ends on 3 and 4 (no pre-exec hook: unsafe beside the
-        # observer's threads) and becomes Chromium.
-        placing = (
-            f'exec "$0" "$@" 3<&{to_browser_read} 4>&{from_browser_write} '
-            f"{to_browser_read}<&- {from_browser_write}>&-"
-        )
         self._process = subprocess.Popen(
             [
-                "/bin/sh",
+                sys.executable,
                 "-c",
-                placing,
+                _PLACE_PIPES,
+                str(to_browser_read),
+                str(from_browser_write),
                 executable,
                 "--headless",
                 "--remote-debugging-pipe",

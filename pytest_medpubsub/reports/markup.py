@@ -140,7 +140,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.failed td { background: #fce8e6; color: var(--bad); font-weight: 600; }
 tr.passed td:first-child { color: var(--ok); }
 table.facts th { width: 38%; font-weight: 500; color: var(--muted); }
-.plots { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
+.plots { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; margin-top: 16px; }
 figure { margin: 0; }
 .wide { max-width: 1100px; }
 figure img { display: block; border: 1px solid var(--line); border-radius: 4px; }

@@ -82,6 +82,8 @@ def render_run_page(document: Mapping[str, Any], directory: Path) -> Html:
         _other_sections(document),
         tag("h2", "Diagnostics"),
         _diagnostics(diagnostics, directory),
+        tag("h2", "Run details"),
+        _details(document),
         tag(
             "p",
             "Rendered from report.json; draw it again with ",
@@ -220,6 +222,7 @@ def _slo_table(document: Mapping[str, Any]) -> Html:
 
 
 def _settings(document: Mapping[str, Any]) -> Html:
+    """What tells this run from others, kept short: the first screen is for the verdict."""
     settings = document.get("settings") or {}
     items: list[tuple[Content, Content]] = [
         ("platform", settings.get("platform")),
@@ -227,12 +230,20 @@ def _settings(document: Mapping[str, Any]) -> Html:
         ("secure", _yes_no(settings.get("secure"))),
         ("Kafka", settings.get("kafka")),
         ("warm makers", settings.get("warm_makers")),
-        ("finished", settings.get("finished_at")),
-        ("host", settings.get("host")),
     ]
     versions = settings.get("versions") or {}
     if versions:
         items.append(("versions", ", ".join(f"{key} {value}" for key, value in versions.items())))
+    return definitions(items)
+
+
+def _details(document: Mapping[str, Any]) -> Html:
+    """The rest of the run's settings: when and where, the SLO spec it was held to, its facts."""
+    settings = document.get("settings") or {}
+    items: list[tuple[Content, Content]] = [
+        ("finished", settings.get("finished_at")),
+        ("host", settings.get("host")),
+    ]
     slo = document.get("slo")
     spec = slo.get("spec") if isinstance(slo, Mapping) else None
     if isinstance(spec, Mapping):

@@ -45,7 +45,7 @@ def versions() -> dict[str, str]:
     found = {
         "medpubsub": _version("medpubsub"),
         "kafka": KAFKA_VERSION,
-        "confluent-kafka": confluent_kafka.version()[0],
+        "confluent-kafka": _version("confluent-kafka"),
         "librdkafka": confluent_kafka.libversion()[0],
         "python": host.python_version(),
     }
