@@ -345,7 +345,8 @@ def _demo_facts(arguments: argparse.Namespace, platform: LocalSystem) -> dict[st
 def _print_outcome(summary: Summary, slo_table: str, report: Path) -> None:
     _console.print(status_table(summary, "-", "medpubsub demo: the run"))
     _console.print(slo_table, markup=False)
-    _console.print(f"report: {report}")
+    # One line whatever the terminal's width: scripts and people copy the path from it.
+    _console.print(f"report: {report}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _watch(

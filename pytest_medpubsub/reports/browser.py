@@ -245,7 +245,8 @@ class _Browser:
                 errors.append("console: " + " ".join(texts))
             elif method == "Runtime.exceptionThrown":
                 details = params.get("exceptionDetails", {})
-                errors.append("exception: " + str(details.get("text", details)))
+                thrown = details.get("exception", {}).get("description") or details.get("text")
+                errors.append(f"exception: {thrown}")
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                 entry = params["entry"]
                 errors.append(f"log ({entry.get('source')}): {entry.get('text')}")
