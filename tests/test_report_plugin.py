@@ -1,0 +1,121 @@
+"""What the plugin puts where people look, from real runs on the session's broker: report.html,
+the session's index.html, pytest-html's rows and JUnit XML properties.
+
+Like tests/test_plugin.py, the sub-sessions use the outer session's broker (`--medpubsub-kafka`),
+and run before the scenarios start the outer platform, so one platform drives the system's
+consumer group at a time.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+STEADY_STATE = PROJECT / "scenarios" / "test_steady_state.py"
+JUNIT_NAMES = {
+    "orders", "tabs", "complete_orders", "lost_orders", "duplicate_tabs", "dead_letters",
+    "latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_max_s", "max_jobs",
+    "scale_out_s", "scale_in_s", "design", "platform", "secure", "slo_passed",
+}  # fmt: skip
+
+A_MISSED_SLO = """
+import pytest
+
+@pytest.mark.medpubsub_slo(p95_s=0.5, p99_s=0.6)
+def test_too_fast_to_be_true(medpubsub_system):
+    medpubsub_system.scale_patients(1)
+    medpubsub_system.observer.wait_for_orders(3, timeout_s=30, since=medpubsub_system.started)
+"""
+
+
+def _junit_properties(path: Path) -> dict[str, str]:
+    (case,) = ElementTree.parse(path).getroot().iter("testcase")
+    return {prop.get("name", ""): prop.get("value", "") for prop in case.iter("property")}
+
+
+def test_a_missed_slo_page_shows_the_check_by_how_much_and_the_diagnostics(
+    pytester: pytest.Pytester, medpubsub_kafka: str
+) -> None:
+    pytester.makepyfile(A_MISSED_SLO)
+    reports = pytester.path / "reports"
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest(
+        f"--medpubsub-kafka={medpubsub_kafka}", f"--medpubsub-report={reports}",
+        f"--junitxml={junit}", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    (report_json,) = reports.glob("*/report.json")
+    page = (report_json.parent / "report.html").read_text()
+    result.stdout.fnmatch_lines(
+        [f"SLO FAILED *test_too_fast_to_be_true: {report_json.parent / 'report.html'}",
+         f"index: {reports / 'index.html'}"]
+    )  # fmt: skip
+
+    banner = re.search(r'<div class="verdict failed">(.*?)</div>', page, re.S)
+    assert banner is not None, "no failed verdict on the page"
+    why = html.unescape(banner.group(1))
+    assert re.search(
+        r"latency_p95: \d+\.\d\d s, required ≤ 0\.5 s \(\d+\.\d\d s over, \+\d+ %\)", why
+    )
+    assert "lost_orders" not in why  # it passed
+    assert '<a href="diagnostics/">diagnostics/</a>' in banner.group(1)
+    diagnostics = report_json.parent / "diagnostics"
+    linked = re.findall(r'<a href="(diagnostics/[^"]+)">', page)
+    assert linked, "no diagnostics file linked"
+    assert all((report_json.parent / href).is_file() for href in linked)
+    assert any(path.is_file() for path in diagnostics.rglob("*"))
+
+    index = (reports / "index.html").read_text()
+    assert "1 of 1 FAILED" in index
+    assert f'<a href="{report_json.parent.name}/report.html">' in index
+
+    properties = _junit_properties(junit)
+    assert properties["slo_passed"] == "False"
+    assert properties["slo_latency_p95"].startswith("✗ ")
+    assert (properties["design"], properties["platform"], properties["secure"]) == (
+        "scaledjob", "local", "False",
+    )  # fmt: skip
+
+
+def test_the_steady_state_scenario_in_pytest_html_and_junit(
+    pytester: pytest.Pytester, medpubsub_kafka: str
+) -> None:
+    """The real scenario (about 100 s): its pytest-html row carries the SLO table and the three
+    plots, its JUnit test case the figures with the new properties."""
+    pytest.importorskip("pytest_html", reason="pytest-html is not installed (the dev extra has it)")
+    reports = pytester.path / "reports"
+    page = pytester.path / "pytest-report.html"
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess(
+        str(STEADY_STATE), f"--medpubsub-kafka={medpubsub_kafka}",
+        f"--medpubsub-report={reports}", f"--html={page}", "--self-contained-html",
+        f"--junitxml={junit}", "-p", "no:cacheprovider", timeout=600,
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+
+    # pytest-html keeps its rows as JSON in an HTML attribute: unescape it once to read them.
+    rows = html.unescape(page.read_text())
+    assert "medpubsub: SLO met" in rows
+    for check in ("orders", "latency_p95", "latency_p99", "lost_orders", "scale_in"):
+        assert f"<td>{check}</td>" in rows, f"{check} is not in pytest-html's row"
+    assert rows.count("data:image/png;base64,iVBORw0KGgo") == 3
+
+    properties = _junit_properties(junit)
+    assert properties.keys() >= JUNIT_NAMES
+    assert (properties["design"], properties["platform"], properties["secure"]) == (
+        "scaledjob", "local", "False",
+    )  # fmt: skip
+    assert 0 <= float(properties["scale_out_s"]) < 30
+    assert 0 <= float(properties["scale_in_s"]) <= 30  # the scenario's scale-in SLO
+    assert int(properties["orders"]) >= 36
+
+    (report_json,) = reports.glob("*/report.json")
+    assert (report_json.parent / "report.html").is_file()
+    assert (
+        "test_one_patient_is_served_within_the_latency_slo" in (reports / "index.html").read_text()
+    )
