@@ -104,8 +104,8 @@ def test_replot_writes_the_bench_page_with_table_plot_and_links_to_the_runs(tmp_
     from pytest_medpubsub.report import write_report
     from pytest_medpubsub.reports.bench_page import run_report
 
-    runs = [a_run("capacity", 5, 2.4), a_run("dispatcher", 5, 5.0)]
-    write_report(run_report(tmp_path, runs[0]).parent, a_summary(), None)
+    runs = [a_run("capacity", 1, 2.2), a_run("capacity", 5, 2.4), a_run("dispatcher", 5, 5.0)]
+    write_report(run_report(tmp_path, runs[1]).parent, a_summary(), None)
     _write(tmp_path, runs)
     (tmp_path / "index.html").unlink()
 
