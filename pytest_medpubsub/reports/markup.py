@@ -136,9 +136,13 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid var(--line);
          vertical-align: top; }
 thead th { background: #f1f3f4; font-weight: 600; }
+td { white-space: nowrap; }
+td:last-child, table.faults td:nth-child(3), table.facts td { white-space: normal; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.failed td { background: #fce8e6; color: var(--bad); font-weight: 600; }
 tr.passed td:first-child { color: var(--ok); }
+tr.kill td { background: #fdf1e6; }
+tr.kill td:nth-child(2) { color: var(--bad); font-weight: 600; }
 table.facts th { width: 38%; font-weight: 500; color: var(--muted); }
 .plots { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; margin-top: 16px; }
 figure { margin: 0; }

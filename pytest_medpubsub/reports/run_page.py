@@ -271,8 +271,8 @@ def _faults_table(faults: Sequence[Fault], origin: int | None) -> Html:
         (seconds_since(fault.at_ns, origin), fault.kind, fault.what, fault.source)
         for fault in faults
     ]
-    classes = ["failed" if fault.is_kill else None for fault in faults]
-    return table(["at", "fault", "what", "from"], rows, row_classes=classes)
+    classes = ["kill" if fault.is_kill else None for fault in faults]
+    return table(["at", "fault", "what", "from"], rows, class_="faults", row_classes=classes)
 
 
 def _slowest(document: Mapping[str, Any], origin: int | None) -> Html:
