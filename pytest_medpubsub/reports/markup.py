@@ -126,6 +126,7 @@ h2 { font-size: 15px; margin: 22px 0 6px; border-bottom: 1px solid var(--line);
 .verdict.none { background: var(--muted); }
 .verdict strong { font-size: 20px; }
 .verdict .why { font-size: 14px; }
+.verdict a { color: white; font-weight: 600; }
 .tiles { display: flex; gap: 8px; flex-wrap: wrap; margin: 0 0 10px; }
 .tile { border: 1px solid var(--line); border-radius: 6px; padding: 4px 10px; min-width: 92px; }
 .tile b { display: block; font-size: 17px; }
