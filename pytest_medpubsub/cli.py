@@ -317,6 +317,16 @@ def run_demo(arguments: argparse.Namespace) -> int:
                 secure=arguments.secure, external_kafka=arguments.kafka, warm_makers=warm,
             )  # fmt: skip
             facts = {"demo": _demo_facts(arguments, platform), "design": arguments.design}
+            if summary.dead_letters:
+                from pytest_medpubsub.reports.dead_letters import (
+                    DEAD_LETTERS_KEY,
+                    read_dead_letters,
+                )
+
+                letters = read_dead_letters(
+                    as_identity(platform.kafka, platform.credentials, "observer"), since.ns
+                )
+                facts[DEAD_LETTERS_KEY] = letters.to_dict()
             path = write_report(arguments.report, summary, result, facts | {"settings": settings})
             _print_outcome(summary, result.failure_message(), path.parent / REPORT_HTML)
             outcome.append(0 if result.passed else 1)

@@ -27,6 +27,7 @@ from pytest_medpubsub.observer import Observer, PlatformSample
 from pytest_medpubsub.platforms import factory
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
 from pytest_medpubsub.report import junit_properties, write_report
+from pytest_medpubsub.reports.dead_letters import DEAD_LETTERS_KEY, read_dead_letters
 from pytest_medpubsub.reports.index_page import write_index
 from pytest_medpubsub.reports.run_page import write_run_page
 from pytest_medpubsub.reports.settings import run_settings
@@ -290,6 +291,9 @@ def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
     design = str(item.config.getoption("--medpubsub-design"))
     settings = _run_settings(item, design, system.warm_makers)
     extra = system.attachments | {"design": design, "settings": settings, "faults": system.faults}
+    if summary.dead_letters:  # their reasons and records, read back for the report
+        kafka = as_identity(system.platform.kafka, system.platform.credentials, "observer")
+        extra[DEAD_LETTERS_KEY] = read_dead_letters(kafka, system.started.ns).to_dict()
     path = write_report(system.report_dir, summary, result, extra=extra)
     for name, value in junit_properties(summary, result, settings):
         item.user_properties.append((name, value))

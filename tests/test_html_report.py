@@ -360,3 +360,26 @@ def test_medpubsub_report_prints_the_page_or_one_line_and_exit_2(tmp_path: Path)
     assert bad.stderr.strip().splitlines() == [
         f"medpubsub report: {tmp_path / 'nowhere'} has no report.json"
     ]
+
+
+def test_dead_letters_read_back_are_listed_escaped_with_any_reading_problem(tmp_path: Path) -> None:
+    letters = {
+        "records": [
+            {
+                "failed_at_ns": _at(5),
+                "reason": "not JSON: Expecting value",
+                "maker": "vm-1-abc",
+                "source": "tabs.orders[3]@17",
+                "payload": "<b>bold</b>",
+            }
+        ],
+        "total": 3,
+        "error": "stopped after 20 s: partitions [4] of tabs.dlq not read to their end",
+    }
+    page = (a_failed_run(tmp_path, dead_letter_records=letters) / "report.html").read_text()
+    table_html = page.split('<table class="letters">', 1)[1].split("</table>", 1)[0]
+    assert "<td>+5.0 s</td><td>not JSON: Expecting value</td><td>vm-1-abc</td>" in table_html
+    assert "<td>tabs.orders[3]@17</td><td><code>&lt;b&gt;bold&lt;/b&gt;</code></td>" in table_html
+    assert "(the last 1 of 3)" in page
+    assert "Reading the dead-letter topic: stopped after 20 s" in page
+    assert "dead_letter_records" not in page  # shown, so not listed among the other sections

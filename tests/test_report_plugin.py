@@ -9,6 +9,7 @@ consumer group at a time.
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 from xml.etree import ElementTree
@@ -119,3 +120,49 @@ def test_the_steady_state_scenario_in_pytest_html_and_junit(
     assert (
         "test_one_patient_is_served_within_the_latency_slo" in (reports / "index.html").read_text()
     )
+
+
+A_BAD_ORDER = """
+from confluent_kafka import Producer
+
+from pytest_medpubsub.waiting import wait_until
+
+
+def test_a_bad_order_among_good_ones(medpubsub_system):
+    producer = Producer({"bootstrap.servers": medpubsub_system.bootstrap_servers})
+    producer.produce(medpubsub_system.platform.kafka.orders_topic, b"<not an order>")
+    assert producer.flush(10) == 0
+    medpubsub_system.scale_patients(1)
+    wait_until(
+        lambda: medpubsub_system.summary().dead_letters,
+        lambda letters: letters >= 1,
+        60,
+        "the bad order's dead letter",
+    )
+    medpubsub_system.observer.wait_for_orders(3, timeout_s=30, since=medpubsub_system.started)
+"""
+
+
+def test_a_runs_dead_letters_are_on_its_page_with_reason_maker_and_record(
+    pytester: pytest.Pytester, medpubsub_kafka: str
+) -> None:
+    pytester.makepyfile(A_BAD_ORDER)
+    reports = pytester.path / "reports"
+    result = pytester.runpytest(
+        f"--medpubsub-kafka={medpubsub_kafka}", f"--medpubsub-report={reports}",
+        "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    (report_json,) = reports.glob("*/report.json")
+    document = json.loads(report_json.read_text())
+    read = document["dead_letter_records"]
+    assert read["error"] is None
+    (letter,) = [r for r in read["records"] if "&lt;not an order&gt;" in html.escape(r["payload"])]
+    assert letter["maker"]  # the maker's id (host, pid)
+    assert re.fullmatch(r"[\w.-]+\[\d+\]@\d+", letter["source"]), letter["source"]
+    assert letter["failed_at_ns"] >= document["since_ns"]
+    page = (report_json.parent / "report.html").read_text()
+    letters = page.split('<table class="letters">', 1)[1].split("</table>", 1)[0]
+    assert html.escape(letter["reason"]) in letters
+    assert f"<td>{letter['maker']}</td>" in letters
+    assert "<code>&lt;not an order&gt;</code>" in letters

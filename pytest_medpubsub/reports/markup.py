@@ -138,7 +138,8 @@ th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid var(--line
          vertical-align: top; }
 thead th { background: #f1f3f4; font-weight: 600; }
 td { white-space: nowrap; }
-td:last-child, table.faults td:nth-child(3), table.facts td { white-space: normal; }
+td:last-child, table.faults td:nth-child(3), table.letters td:nth-child(2), table.facts td {
+  white-space: normal; word-break: break-word; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.failed td { background: #fce8e6; color: var(--bad); font-weight: 600; }
 tr.passed td:first-child { color: var(--ok); }

@@ -40,6 +40,7 @@ _SHOWN = {
     "dead_letters", "latency_s", "made_latency_s", "max_jobs", "timeline", "throughput",
     "per_order", "lost_order_ids", "makers", "orphan_tabs", "invalid_orders", "invalid_tabs",
     "since_ns", "observed_at_ns", "final", "slo", "settings", "design", "faults",
+    "dead_letter_records",
 }  # fmt: skip
 
 
@@ -78,7 +79,7 @@ def render_run_page(document: Mapping[str, Any], directory: Path) -> Html:
         tag("h2", f"Slowest orders (up to {SLOWEST_SHOWN})"),
         _slowest(document, origin),
         tag("h2", "Dead letters and other problems"),
-        _problems(document),
+        _problems(document, origin),
         _other_sections(document),
         tag("h2", "Diagnostics"),
         _diagnostics(diagnostics, directory),
@@ -304,7 +305,7 @@ def _slowest(document: Mapping[str, Any], origin: int | None) -> Html:
     )
 
 
-def _problems(document: Mapping[str, Any]) -> Html:
+def _problems(document: Mapping[str, Any], origin: int | None) -> Html:
     lost_ids = document.get("lost_order_ids") or []
     items: list[tuple[Content, Content]] = [
         ("dead letters", document.get("dead_letters")),
@@ -315,13 +316,44 @@ def _problems(document: Mapping[str, Any]) -> Html:
         ("invalid tabs", document.get("invalid_tabs")),
         ("tabs of unseen orders", document.get("orphan_tabs")),
     ]
-    note = tag(
-        "p",
-        "Dead letters are orders a maker could not make; each is on the dead-letter topic with "
-        "its reason, source offset and payload.",
-        class_="note",
-    )
-    return join([definitions(items), note])
+    return join([definitions(items), _dead_letters(document, origin)])
+
+
+def _dead_letters(document: Mapping[str, Any], origin: int | None) -> Html:
+    """The dead letters read back after the run (only runs that had some read them)."""
+    read = document.get("dead_letter_records")
+    if not isinstance(read, Mapping):
+        return tag(
+            "p",
+            "Dead letters are orders a maker could not make; a run that has some lists each "
+            "one here with its reason, maker, source record and payload.",
+            class_="note",
+        )
+    records = [r for r in read.get("records") or [] if isinstance(r, Mapping)]
+    parts: list[Content] = []
+    if records:
+        total = read.get("total", len(records))
+        shown = f"the last {len(records)} of {total}" if total != len(records) else "all"
+        parts.append(tag("p", f"Dead letters since the start ({shown}):", class_="note"))
+        parts.append(
+            table(
+                ["failed at", "reason", "maker", "record", "payload"],
+                [
+                    (
+                        seconds_since(r.get("failed_at_ns"), origin),
+                        r.get("reason"),
+                        r.get("maker"),
+                        r.get("source"),
+                        tag("code", r.get("payload")),
+                    )
+                    for r in records
+                ],
+                class_="letters",
+            )
+        )
+    if read.get("error"):
+        parts.append(tag("p", f"Reading the dead-letter topic: {read.get('error')}", class_="note"))
+    return join(parts)
 
 
 def _other_sections(document: Mapping[str, Any]) -> Html:
