@@ -19,8 +19,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,7 +174,6 @@ class _Browser:
         self._next_id = 0
         self._buffer = b""
         self._messages: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
 
     def __enter__(self) -> _Browser:
         return self
@@ -263,8 +262,7 @@ class _Browser:
     # ---------------------------------------------------------------- the protocol
 
     def _events(self, session: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [m for m in self._messages if "method" in m and m.get("sessionId") == session]
+        return [m for m in self._messages if "method" in m and m.get("sessionId") == session]
 
     def _call(
         self, method: str, params: dict[str, Any], session: str | None = None
@@ -292,14 +290,13 @@ class _Browser:
             describe,
         )
 
-    def _wait_for(self, accept: Any, describe: str) -> dict[str, Any]:
+    def _wait_for(self, accept: Callable[[dict[str, Any]], bool], describe: str) -> dict[str, Any]:
         """Read messages until one satisfies `accept`; every message is kept for later."""
         while True:
-            with self._lock:
-                for message in self._messages:
-                    if accept(message) and not message.get("_taken"):
-                        message["_taken"] = True
-                        return message
+            for message in self._messages:
+                if accept(message) and not message.get("_taken"):
+                    message["_taken"] = True
+                    return message
             remaining = self._deadline - time.monotonic()
             if remaining <= 0 or self._process.poll() is not None:
                 raise BrowserError(self._why(describe))
@@ -316,8 +313,7 @@ class _Browser:
             return
         self._buffer += chunk
         *complete, self._buffer = self._buffer.split(b"\0")
-        with self._lock:
-            self._messages.extend(json.loads(part) for part in complete if part)
+        self._messages.extend(json.loads(part) for part in complete if part)
 
     def _why(self, describe: str) -> str:
         state = (
@@ -327,8 +323,7 @@ class _Browser:
         )
         self._stderr.seek(0)
         tail = self._stderr.read().decode(errors="replace").strip().splitlines()[-3:]
-        with self._lock:
-            last = [m.get("method", f"answer {m.get('id')}") for m in self._messages[-5:]]
+        last = [m.get("method", f"answer {m.get('id')}") for m in self._messages[-5:]]
         return (
             f"Chromium {state} while waiting for {describe}; last messages: {last or 'none'}; "
             f"stderr: {' | '.join(tail) or 'empty'}"
