@@ -333,6 +333,21 @@ def pytest_runtest_makereport(
     return report
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-html's hooks: only called when it is installed
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    """An SLO column in pytest-html's table, next to its result column."""
+    cells.insert(2, '<th class="sortable" data-column-type="medpubsub-slo">SLO</th>')
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    properties = dict(report.user_properties)
+    verdict = "–"
+    if "slo_passed" in properties:
+        verdict = "SLO met" if properties["slo_passed"] else "SLO FAILED"
+    cells.insert(2, f'<td class="col-medpubsub-slo">{verdict}</td>')
+
+
 def _slo_spec(item: pytest.Item) -> SloSpec:
     """The ini defaults, then the test's marker, then the design's latency allowance on top
     (factory.DESIGN_LATENCY_ALLOWANCE_S: what the design costs every order by nature)."""

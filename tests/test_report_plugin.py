@@ -12,12 +12,14 @@ import html
 import json
 import re
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 STEADY_STATE = PROJECT / "scenarios" / "test_steady_state.py"
+TEST_NAME = "test_one_patient_is_served_within_the_latency_slo"
 JUNIT_NAMES = {
     "orders", "tabs", "complete_orders", "lost_orders", "duplicate_tabs", "dead_letters",
     "latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_max_s", "max_jobs",
@@ -32,6 +34,14 @@ def test_too_fast_to_be_true(medpubsub_system):
     medpubsub_system.scale_patients(1)
     medpubsub_system.observer.wait_for_orders(3, timeout_s=30, since=medpubsub_system.started)
 """
+
+
+def _pytest_html_rows(page: Path) -> dict[str, list[dict[str, Any]]]:
+    """pytest-html's results, per test id, from the JSON its page carries in an attribute."""
+    blob = re.search(r'data-jsonblob="([^"]*)"', page.read_text())
+    assert blob is not None, f"{page} has no pytest-html data"
+    tests: dict[str, list[dict[str, Any]]] = json.loads(html.unescape(blob.group(1)))["tests"]
+    return tests
 
 
 def _junit_properties(path: Path) -> dict[str, str]:
@@ -97,22 +107,37 @@ def test_the_steady_state_scenario_in_pytest_html_and_junit(
         f"--medpubsub-report={reports}", f"--html={page}", "--self-contained-html",
         f"--junitxml={junit}", "-p", "no:cacheprovider", timeout=600,
     )  # fmt: skip
-    result.assert_outcomes(passed=1)
+    # The scenario's own verdict is not this test's business (`make test` runs it as itself, and
+    # a loaded machine can miss its latency SLO): its reports must show that verdict either way.
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 1, outcomes
+    held = outcomes.get("passed", 0) == 1
+    if not held:
+        result.stdout.fnmatch_lines(["*SLOs not met*"])  # failed by its SLOs, nothing else
+    verdict = "SLO met" if held else "SLO FAILED"
 
-    # pytest-html keeps its rows as JSON in an HTML attribute: unescape it once to read them.
-    rows = html.unescape(page.read_text())
-    assert "medpubsub: SLO met" in rows
+    (row,) = _pytest_html_rows(page)[f"{STEADY_STATE.relative_to(PROJECT)}::{TEST_NAME}"]
+    assert f'<td class="col-medpubsub-slo">{verdict}</td>' in row["resultsTableRow"]
+    (table, *plots) = row["extras"]
+    assert table["format_type"] == "html"
+    assert f"medpubsub: {verdict}" in table["content"]
     for check in ("orders", "latency_p95", "latency_p99", "lost_orders", "scale_in"):
-        assert f"<td>{check}</td>" in rows, f"{check} is not in pytest-html's row"
-    assert rows.count("data:image/png;base64,iVBORw0KGgo") == 3
+        assert f"<td>{check}</td>" in table["content"], f"{check} is not in pytest-html's row"
+    assert [(plot["format_type"], plot["name"]) for plot in plots] == [
+        ("image", "latency"), ("image", "latency distribution"),
+        ("image", "patients, makers and lag"),
+    ]  # fmt: skip
+    assert all(plot["content"].startswith("data:image/png;base64,iVBORw0KGgo") for plot in plots)
 
     properties = _junit_properties(junit)
     assert properties.keys() >= JUNIT_NAMES
+    assert properties["slo_passed"] == str(held)
     assert (properties["design"], properties["platform"], properties["secure"]) == (
         "scaledjob", "local", "False",
     )  # fmt: skip
     assert 0 <= float(properties["scale_out_s"]) < 30
-    assert 0 <= float(properties["scale_in_s"]) <= 30  # the scenario's scale-in SLO
+    if properties["slo_scale_in"].startswith("✓"):
+        assert 0 <= float(properties["scale_in_s"]) <= 30  # the scenario's scale-in bound
     assert int(properties["orders"]) >= 36
 
     (report_json,) = reports.glob("*/report.json")
