@@ -93,11 +93,12 @@ def test_the_demo_prints_its_page_and_the_page_renders(
         timeout=400,
         check=False,
     )  # fmt: skip
-    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    # 0: SLOs met, 1: an SLO missed (a loaded machine can); either way the page says which.
+    assert demo.returncode in (0, 1), demo.stdout[-3000:] + demo.stderr[-3000:]
     last = demo.stdout.strip().splitlines()[-1]
     assert last == f"report: {report / 'report.html'}"
     seen = check_page(report / "report.html")
     assert seen.clean, seen.describe()
     assert (seen.images_total, seen.images_decoded) == (3, 3)
-    assert "SLO met" in seen.text
+    assert seen.title.startswith("SLO met" if demo.returncode == 0 else "SLO FAILED")
     assert "medpubsub demo" in seen.text
