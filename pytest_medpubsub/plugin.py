@@ -336,7 +336,7 @@ def pytest_runtest_makereport(
 @pytest.hookimpl(optionalhook=True)  # pytest-html's hooks: only called when it is installed
 def pytest_html_results_table_header(cells: list[str]) -> None:
     """An SLO column in pytest-html's table, next to its result column."""
-    cells.insert(2, '<th class="sortable" data-column-type="medpubsub-slo">SLO</th>')
+    cells.insert(2, '<th class="sortable" data-column-type="slo">SLO</th>')
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -345,7 +345,7 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
     verdict = "–"
     if "slo_passed" in properties:
         verdict = "SLO met" if properties["slo_passed"] else "SLO FAILED"
-    cells.insert(2, f'<td class="col-medpubsub-slo">{verdict}</td>')
+    cells.insert(2, f'<td class="col-slo">{verdict}</td>')
 
 
 def _slo_spec(item: pytest.Item) -> SloSpec:

@@ -117,7 +117,7 @@ def test_the_steady_state_scenario_in_pytest_html_and_junit(
     verdict = "SLO met" if held else "SLO FAILED"
 
     (row,) = _pytest_html_rows(page)[f"{STEADY_STATE.relative_to(PROJECT)}::{TEST_NAME}"]
-    assert f'<td class="col-medpubsub-slo">{verdict}</td>' in row["resultsTableRow"]
+    assert f'<td class="col-slo">{verdict}</td>' in row["resultsTableRow"]
     (table, *plots) = row["extras"]
     assert table["format_type"] == "html"
     assert f"medpubsub: {verdict}" in table["content"]
@@ -145,6 +145,22 @@ def test_the_steady_state_scenario_in_pytest_html_and_junit(
     assert (
         "test_one_patient_is_served_within_the_latency_slo" in (reports / "index.html").read_text()
     )
+
+
+def test_pytest_html_s_slo_column_marks_other_tests_with_a_dash(pytester: pytest.Pytester) -> None:
+    """Tests without the system keep pytest-html as it was, plus a sortable SLO column."""
+    pytest.importorskip("pytest_html", reason="pytest-html is not installed (the dev extra has it)")
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    page = pytester.path / "pytest-report.html"
+    result = pytester.runpytest(f"--html={page}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert '<th class="sortable" data-column-type="slo">SLO</th>' in page.read_text()
+    (row,) = _pytest_html_rows(page)[
+        "test_pytest_html_s_slo_column_marks_other_tests_with_a_dash.py::test_plain"
+    ]
+    assert '<td class="col-slo">–</td>' in row["resultsTableRow"]
+    assert row["slo"] == "–"  # the value pytest-html sorts the column by
+    assert row["extras"] == []
 
 
 A_BAD_ORDER = """
