@@ -1,4 +1,4 @@
-"""The harness's commands: `medpubsub kafka | up | status | down | demo`.
+"""The harness's commands: `medpubsub kafka | up | status | down | demo | report`.
 
 Registered into the `medpubsub` command by `medpubsub.cli` when the harness is installed. Each
 command that starts processes stops them by pid on Ctrl-C / SIGTERM, in the order patients,
@@ -112,6 +112,17 @@ def register(commands: Any) -> None:
         help="where report.json and the plots go (default build/demo-report)",
     )  # fmt: skip
     demo.set_defaults(func=run_demo)
+
+    report = commands.add_parser(
+        "report",
+        help="draw a run's report.html again from its report.json; print the page's path",
+        description=(
+            "Render report.html (and the plots, when they are missing) from the report.json in "
+            "DIR: an old run's, or one copied out of CI. Prints the path of the page to open."
+        ),
+    )
+    report.add_argument("directory", type=Path, metavar="DIR", help="holds report.json")
+    report.set_defaults(func=run_report)
 
 
 def _data_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -271,6 +282,8 @@ def run_up(arguments: argparse.Namespace) -> int:
 
 def run_demo(arguments: argparse.Namespace) -> int:
     from pytest_medpubsub.report import write_report
+    from pytest_medpubsub.reports.run_page import REPORT_HTML
+    from pytest_medpubsub.reports.settings import run_settings
     from pytest_medpubsub.slo import SloSpec, evaluate
 
     if arguments.duration <= 0:
@@ -299,9 +312,23 @@ def run_demo(arguments: argparse.Namespace) -> int:
                 wait_scaled_in(observer, since, DEMO_SCALE_IN_S, warm)
             summary = observer.summary(since=since, final=True)
             result = evaluate(summary, spec, warm)
-            path = write_report(arguments.report, summary, result, extra={"demo": _demo_facts(
-                arguments, platform), "design": arguments.design})  # fmt: skip
-            _print_outcome(summary, result.failure_message(), path)
+            settings = run_settings(
+                name="medpubsub demo", platform="local", design=arguments.design,
+                secure=arguments.secure, external_kafka=arguments.kafka, warm_makers=warm,
+            )  # fmt: skip
+            facts = {"demo": _demo_facts(arguments, platform), "design": arguments.design}
+            if summary.dead_letters:
+                from pytest_medpubsub.reports.dead_letters import (
+                    DEAD_LETTERS_KEY,
+                    read_dead_letters,
+                )
+
+                letters = read_dead_letters(
+                    as_identity(platform.kafka, platform.credentials, "observer"), since.ns
+                )
+                facts[DEAD_LETTERS_KEY] = letters.to_dict()
+            path = write_report(arguments.report, summary, result, facts | {"settings": settings})
+            _print_outcome(summary, result.failure_message(), path.parent / REPORT_HTML)
             outcome.append(0 if result.passed else 1)
 
     status = _failing_cleanly("demo", serve)
@@ -328,7 +355,8 @@ def _demo_facts(arguments: argparse.Namespace, platform: LocalSystem) -> dict[st
 def _print_outcome(summary: Summary, slo_table: str, report: Path) -> None:
     _console.print(status_table(summary, "-", "medpubsub demo: the run"))
     _console.print(slo_table, markup=False)
-    _console.print(f"report: {report}")
+    # One line whatever the terminal's width: scripts and people copy the path from it.
+    _console.print(f"report: {report}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _watch(
@@ -357,6 +385,22 @@ def _watch(
         while not stop.is_set() and remaining() > 0:
             live.update(status_table(observer.summary(since=since), bootstrap, "medpubsub"))
             stop.wait(remaining())
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def run_report(arguments: argparse.Namespace) -> int:
+    """Draw the page again; a directory without a readable report is one sentence, exit 2."""
+    from pytest_medpubsub.report import ReportUnreadable, render_again
+
+    try:
+        page = render_again(arguments.directory)
+    except ReportUnreadable as error:
+        _errors.print(f"medpubsub report: {error}", markup=False)
+        return 2
+    print(page)
+    return 0
 
 
 # -- status / down --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from pytest_medpubsub.observer import NS_PER_S, Summary, percentile
+from pytest_medpubsub.reports.faults import Fault
 from pytest_medpubsub.slo import load_end_ns, load_step_ns
 
 PHYSICAL_FLOOR_S = 2.0
@@ -36,18 +37,27 @@ _SIZE = (10.0, 4.8)
 _DPI = 120
 
 
-def write_plots(directory: Path, summary: Summary, slo_p95_s: float | None = None) -> list[Path]:
-    """Draw the three plots into `directory`; return their paths."""
+def write_plots(
+    directory: Path,
+    summary: Summary,
+    slo_p95_s: float | None = None,
+    faults: Sequence[Fault] = (),
+) -> list[Path]:
+    """Draw the three plots into `directory`, the `faults` marked on both timelines; return
+    their paths."""
     directory.mkdir(parents=True, exist_ok=True)
     return [
-        plot_latency(summary, directory / LATENCY_PNG, slo_p95_s),
+        plot_latency(summary, directory / LATENCY_PNG, slo_p95_s, faults),
         plot_latency_distribution(summary, directory / DISTRIBUTION_PNG, slo_p95_s),
-        plot_scaling(summary, directory / SCALING_PNG),
+        plot_scaling(summary, directory / SCALING_PNG, faults),
     ]
 
 
-def plot_latency(summary: Summary, path: Path, slo_p95_s: float | None = None) -> Path:
-    """Each order's latency at the time it was placed, a rolling p95, the 2 s floor, the SLO."""
+def plot_latency(
+    summary: Summary, path: Path, slo_p95_s: float | None = None, faults: Sequence[Fault] = ()
+) -> Path:
+    """Each order's latency at the time it was placed, a rolling p95, the 2 s floor, the SLO,
+    and the faults (a killed maker's orders wait for its transaction to time out)."""
     figure, axes = _figure()
     origin = _origin_ns(summary)
     complete = [row for row in summary.per_order if row.latency_s is not None]
@@ -77,6 +87,7 @@ def plot_latency(summary: Summary, path: Path, slo_p95_s: float | None = None) -
             label=f"incomplete ({len(incomplete)})",
         )
     _reference_lines(axes, slo_p95_s, horizontal=True)
+    _fault_markers(axes, faults, origin, labelled=True)
     axes.set_ylim(0, top)
     _readable_limits(axes)
     axes.set_xlabel("order placed at (s since start)")
@@ -121,8 +132,9 @@ def plot_latency_distribution(summary: Summary, path: Path, slo_p95_s: float | N
     return _save(figure, path)
 
 
-def plot_scaling(summary: Summary, path: Path) -> Path:
-    """Patients and makers, order lag, and throughput over time, with the load step and end."""
+def plot_scaling(summary: Summary, path: Path, faults: Sequence[Fault] = ()) -> Path:
+    """Patients and makers, order lag, and throughput over time, with the load step and end and
+    the faults injected."""
     figure = Figure(figsize=(_SIZE[0], 7.2), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(figure)
     counts, lag, rates = figure.subplots(3, 1, sharex=True, height_ratios=(3, 2, 2))
@@ -191,6 +203,7 @@ def plot_scaling(summary: Summary, path: Path) -> Path:
     }
     for axes, has_data in sampled.items():
         _load_markers(axes, summary, origin, labelled=axes is counts)
+        _fault_markers(axes, faults, origin, labelled=axes is counts)
         _readable_limits(axes)
         if not timeline:
             _no_data(axes, "no timeline samples")
@@ -278,6 +291,30 @@ def _load_markers(axes: Axes, summary: Summary, origin: int, labelled: bool) -> 
                 linestyle=style,
                 linewidth=1,
                 label=label if labelled else "_load marker",
+            )
+
+
+def _fault_markers(axes: Axes, faults: Sequence[Fault], origin: int, labelled: bool) -> None:
+    """A vertical line per fault: kills solid red, other chaos actions dotted purple; each kind
+    in the legend once, with how many there were."""
+    kills = [fault for fault in faults if fault.is_kill]
+    actions = [fault for fault in faults if not fault.is_kill]
+    for group, color, style in ((kills, _RED, "-"), (actions, _PURPLE, ":")):
+        kinds: dict[str, int] = {}
+        for fault in group:
+            kinds[fault.kind] = kinds.get(fault.kind, 0) + 1
+        seen: set[str] = set()
+        for fault in group:
+            first = fault.kind not in seen
+            seen.add(fault.kind)
+            label = f"{fault.kind.replace('_', ' ')} ({kinds[fault.kind]})"
+            axes.axvline(
+                (fault.at_ns - origin) / NS_PER_S,
+                color=color,
+                linestyle=style,
+                linewidth=1.2,
+                alpha=0.8,
+                label=label if labelled and first else "_fault",
             )
 
 

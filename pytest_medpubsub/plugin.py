@@ -27,6 +27,10 @@ from pytest_medpubsub.observer import Observer, PlatformSample
 from pytest_medpubsub.platforms import factory
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
 from pytest_medpubsub.report import junit_properties, write_report
+from pytest_medpubsub.reports.dead_letters import DEAD_LETTERS_KEY, read_dead_letters
+from pytest_medpubsub.reports.index_page import write_index
+from pytest_medpubsub.reports.run_page import write_run_page
+from pytest_medpubsub.reports.settings import run_settings
 from pytest_medpubsub.slo import SloResult, SloSpec, evaluate
 from pytest_medpubsub.system import MedpubsubSystem
 
@@ -38,6 +42,7 @@ _SLO_INI = {
 }
 _DRAIN_INI = ("medpubsub_drain_timeout_s", "how long to wait for makers to drain a test", "120")
 _RESULTS = pytest.StashKey[list[tuple[str, Path, SloResult | None]]]()
+_REPORT_OF_ITEM = pytest.StashKey[Path]()  # the test's report.json, for pytest-html's extras
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -284,16 +289,63 @@ def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
     summary = system.finish(drain_timeout_s, spec.scale_in_within_s)
     result = evaluate(summary, spec, system.warm_makers)
     design = str(item.config.getoption("--medpubsub-design"))
-    path = write_report(
-        system.report_dir, summary, result, extra=system.attachments | {"design": design}
-    )
-    for name, value in junit_properties(summary, result):
+    settings = _run_settings(item, design, system.warm_makers)
+    extra = system.attachments | {"design": design, "settings": settings, "faults": system.faults}
+    if summary.dead_letters:  # their reasons and records, read back for the report
+        kafka = as_identity(system.platform.kafka, system.platform.credentials, "observer")
+        extra[DEAD_LETTERS_KEY] = read_dead_letters(kafka, system.started.ns).to_dict()
+    path = write_report(system.report_dir, summary, result, extra=extra)
+    for name, value in junit_properties(summary, result, settings):
         item.user_properties.append((name, value))
     item.config.stash[_RESULTS].append((item.nodeid, path, result))
+    item.stash[_REPORT_OF_ITEM] = path
     if not result.passed or not check:
         system.platform.dump_diagnostics(system.report_dir / "diagnostics")
+        write_run_page(system.report_dir)  # again, now with links to the diagnostics
     if check and not result.passed:
         pytest.fail(f"SLOs not met (report: {path}):\n{result.failure_message()}", pytrace=False)
+
+
+def _run_settings(item: pytest.Item, design: str, warm_makers: int) -> dict[str, object]:
+    config = item.config
+    return run_settings(
+        name=item.nodeid,
+        platform=str(config.getoption("--medpubsub-cluster")),
+        design=design,
+        secure=bool(config.getoption("--medpubsub-secure")),
+        external_kafka=config.getoption("--medpubsub-kafka"),
+        warm_makers=warm_makers,
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """With pytest-html active, the test's row carries its SLO table and plots as extras."""
+    report = yield
+    path = item.stash.get(_REPORT_OF_ITEM, None)
+    html_active = getattr(item.config.option, "htmlpath", None) is not None  # pytest --html=…
+    if report.when == "call" and path is not None and html_active:
+        from pytest_medpubsub.reports.html_extras import extras_for
+
+        report.extras = [*getattr(report, "extras", []), *extras_for(path)]  # type: ignore[attr-defined]
+    return report
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-html's hooks: only called when it is installed
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    """An SLO column in pytest-html's table, next to its result column."""
+    cells.insert(2, '<th class="sortable" data-column-type="slo">SLO</th>')
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    properties = dict(report.user_properties)
+    verdict = "–"
+    if "slo_passed" in properties:
+        verdict = "SLO met" if properties["slo_passed"] else "SLO FAILED"
+    cells.insert(2, f'<td class="col-slo">{verdict}</td>')
 
 
 def _slo_spec(item: pytest.Item) -> SloSpec:
@@ -336,7 +388,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("medpubsub reports")
     for nodeid, path, result in results:
         verdict = "no SLO" if result is None else ("SLO met" if result.passed else "SLO FAILED")
-        terminalreporter.write_line(f"{verdict:10} {nodeid}: {path}")
+        terminalreporter.write_line(f"{verdict:10} {nodeid}: {path.parent / 'report.html'}")
+    index = write_index(
+        _report_root(terminalreporter.config),
+        [(nodeid, path) for nodeid, path, _ in results],
+        "scenarios of this session",
+    )
+    terminalreporter.write_line(f"index: {index}")
 
 
 # -- helpers -------------------------------------------------------------------------------------

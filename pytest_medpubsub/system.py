@@ -16,6 +16,7 @@ from typing import Any
 from pytest_medpubsub import progress
 from pytest_medpubsub.observer import Mark, Observer, Summary
 from pytest_medpubsub.platforms.base import Platform
+from pytest_medpubsub.reports.faults import MAKER_KILL, fault_record
 from pytest_medpubsub.waiting import WaitTimeout, stays, wait_until
 
 
@@ -28,6 +29,8 @@ class MedpubsubSystem:
         self.report_dir = report_dir
         self.started: Mark = observer.mark()
         self.attachments: dict[str, Any] = {}
+        # Faults this test injected through the harness, for the report's timeline.
+        self.faults: list[dict[str, Any]] = []
 
     # -- what the platform offers ---------------------------------------------------------------
 
@@ -50,6 +53,8 @@ class MedpubsubSystem:
     def kill_medicine(self, n: int = 1) -> list[str]:
         """Kill `n` running makers abruptly; returns their names."""
         killed = self.platform.kill_medicine(n)
+        if killed:
+            self.faults.append(fault_record(MAKER_KILL, ", ".join(killed)))
         progress.say(f"killed makers: {', '.join(killed) or 'none was running'}")
         return killed
 

@@ -95,3 +95,24 @@ def test_bad_arguments_are_one_sentence_and_exit_2(
 ) -> None:
     assert main(arguments) == 2
     assert complaint in capsys.readouterr().err
+
+
+def test_replot_writes_the_bench_page_with_table_plot_and_links_to_the_runs(tmp_path: Path) -> None:
+    from test_report import a_run as a_summary
+
+    from pytest_medpubsub.bench.__main__ import _write
+    from pytest_medpubsub.report import write_report
+    from pytest_medpubsub.reports.bench_page import run_report
+
+    runs = [a_run("capacity", 1, 2.2), a_run("capacity", 5, 2.4), a_run("dispatcher", 5, 5.0)]
+    write_report(run_report(tmp_path, runs[1]).parent, a_summary(), None)
+    _write(tmp_path, runs)
+    (tmp_path / "index.html").unlink()
+
+    assert main(["--replot", "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "index.html").read_text()
+    assert "<td>5</td><td>capacity</td><td>2.10 (1.05×)</td><td>2.40 (1.20×)</td>" in page
+    assert '<a href="run/capacity-5/report/report.html">report</a>' in page
+    dispatcher = page.split("<td>dispatcher</td>", 1)[1].split("</tr>", 1)[0]
+    assert dispatcher.endswith("<td>–</td>")  # its run kept no report
+    assert page.count('<img src="data:image/png;base64,iVBORw0KGgo') == 1

@@ -2,7 +2,8 @@
 
 Every load runs every design, one after the other on the same broker, so each ratio between the
 designs is measured at the same time on the same machine. Writes bench.json, bench.md (the table
-the README shows) and bench.png into --out. Every run is bounded: its duration, a drain of at most
+the README shows), bench.png, and index.html (the table and the plot on one page, each row linked
+to its run's report.html) into --out. Every run is bounded: its duration, a drain of at most
 four minutes, and the platform's own stop.
 """
 
@@ -26,6 +27,7 @@ from pytest_medpubsub.bench.table import markdown_table
 from pytest_medpubsub.kafka.broker import running_broker
 from pytest_medpubsub.keda.scaledjob import load_scaled_job
 from pytest_medpubsub.platforms.base import PlatformError
+from pytest_medpubsub.reports.bench_page import write_bench_page
 
 DEFAULT_LOADS = "1,2,5,10,15,20"
 MAX_PATIENTS = 50
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 _write(out, runs)
     _write(out, runs)
     print((out / "bench.md").read_text(encoding="utf-8"))
-    print(f"bench: {out / 'bench.json'}, {out / 'bench.png'}")
+    print(f"bench: {out / 'bench.json'}, {out / 'bench.png'}, {out / 'index.html'}")
     return 0
 
 
@@ -144,6 +146,7 @@ def _write(out: Path, runs: list[RunFigures]) -> None:
     (out / "bench.md").write_text(markdown_table(runs), encoding="utf-8")
     source = project.project_dir() / project.SCALEDJOB_MANIFEST
     plot_bench(runs, out / "bench.png", load_scaled_job(source).scaling.max_replica_count)
+    write_bench_page(out, runs, document, out / "bench.png")
 
 
 def _earlier_runs(path: Path) -> list[RunFigures]:

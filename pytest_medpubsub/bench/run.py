@@ -24,6 +24,7 @@ from pytest_medpubsub.observer import Observer, PlatformSample
 from pytest_medpubsub.platforms.local import LocalPlatform
 from pytest_medpubsub.platforms.local_system import LocalSystem
 from pytest_medpubsub.report import write_report
+from pytest_medpubsub.reports.settings import run_settings
 
 FLOOR_S = 2.0  # a tab takes 2 s, and an order's tabs are made together
 WARM_UP_S = 10.0
@@ -104,7 +105,16 @@ def run_once(
         run_dir / "report",
         summary,
         None,
-        extra={"bench": {"design": design.name}, "design": design.platform},
+        extra={
+            "bench": {"design": design.name},
+            "design": design.platform,
+            "settings": run_settings(
+                name=f"bench: {design.name} at {patients} patients",
+                platform="local",
+                design=design.platform,
+                secure=False,
+            ),
+        },
     )
     latency = summary.latency_s
     return RunFigures(
