@@ -15,7 +15,9 @@ Exactly once, with several orders in flight:
   or aborted when stopping): the commit needs the partition to be ours, and it is until
   `on_revoke` returns (KIP-848 revokes from poll()); orders of the maker's other partitions go on;
 - a SIGKILL leaves open transactions that the broker aborts after `transaction.timeout.ms`; none
-  of their offsets were committed, so the next owner makes exactly those orders again.
+  of their offsets were committed, so the next owner makes exactly those orders again;
+- a partition taken over starts at its committed offset once that offset is stable, and only a
+  partition the group never committed starts at its beginning (`on_assign`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from medpubsub.medicine.lines import InFlight, PartitionKey, PartitionLines
 from medpubsub.medicine.producers import ProducerPool, ProducerUnavailable
@@ -53,6 +62,12 @@ MAX_ATTEMPTS = 3
 SETTLE_TIMEOUT_S = 90.0
 # How long the watchdog's last words wait for the main thread to leave the group.
 LEAVE_TIMEOUT_S = 2.5
+# One look-up of the committed offsets of partitions just assigned.
+COMMITTED_TIMEOUT_S = 5.0
+# How long an assigned partition may wait for its committed offset to become stable: the
+# transaction committing it ends within the makers' transaction timeout (10 s or more), or the
+# broker aborts it then.
+STABLE_OFFSET_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -183,6 +198,22 @@ class Maker:
             entry.settled.wait(max(0.0, deadline - time.monotonic()))
         self._take_settled()
 
+    def on_assign(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        """Rebalance callback: start each new partition at its committed offset, once stable.
+
+        librdkafka (2.16) can lose a committed offset that was momentarily unstable: when the
+        broker answers UNSTABLE_OFFSET_COMMIT (the previous owner's last transaction is still
+        being committed, or its maker was killed mid-commit) and its retries run out or its
+        assignment changes meanwhile (any rebalance wave), it starts the partition with no offset,
+        and `auto.offset.reset=earliest` read it again from its first order: every order on it
+        made a second time. So the offsets are read here, until stable, and given explicitly.
+        """
+        if not partitions:
+            return
+        starts = self._stable_committed(partitions)
+        if starts:
+            self.consumer.incremental_assign(starts)
+
     def on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
         """Rebalance callback: let the orders of these partitions settle before they go."""
         keys = {(p.topic, p.partition) for p in partitions}
@@ -236,6 +267,40 @@ class Maker:
                 self._left.set()
 
     # ------------------------------------------------------------------ internals
+
+    def _stable_committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """Where each partition starts: its stable committed offset, or its beginning if none.
+
+        Partitions whose commit stays unreadable past STABLE_OFFSET_TIMEOUT_S are left out (not
+        read by this maker) and the maker fails, so that its partitions move to another.
+        """
+        deadline = time.monotonic() + STABLE_OFFSET_TIMEOUT_S
+        wanted = {(p.topic, p.partition) for p in partitions}
+        starts: dict[PartitionKey, int] = {}
+        last: str = "nothing yet"
+        while wanted - set(starts) and time.monotonic() < deadline:
+            asked = [TopicPartition(t, p) for t, p in sorted(wanted - set(starts))]
+            try:
+                found = self.consumer.committed(asked, timeout=COMMITTED_TIMEOUT_S)
+            except KafkaException as exception:
+                error = exception.args[0] if exception.args else None
+                if isinstance(error, KafkaError) and error.fatal():
+                    break
+                last = str(exception)
+                continue
+            for committed in found:
+                if committed.error is not None:  # UNSTABLE_OFFSET_COMMIT: still being committed
+                    last = f"{committed.topic}[{committed.partition}]: {committed.error}"
+                    continue
+                offset = committed.offset if committed.offset >= 0 else OFFSET_BEGINNING
+                starts[(committed.topic, committed.partition)] = offset
+        missing = wanted - set(starts)
+        if missing:
+            self.failure = self.failure or (
+                f"the committed offsets of {sorted(missing)} stayed unreadable for"
+                f" {STABLE_OFFSET_TIMEOUT_S:.0f} s ({last})"
+            )
+        return [TopicPartition(t, p, offset) for (t, p), offset in sorted(starts.items())]
 
     def _fits(self, record: Message) -> bool:
         if self._in_flight == 0:

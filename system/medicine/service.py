@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Mapping
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaError
 
 from medpubsub.kafka_clients import consumer_config
 from medpubsub.medicine.maker import Destinations, Maker, MakerFailed
@@ -88,7 +88,12 @@ def run() -> int:
     except ProducerUnavailable as failure:
         log.error("%s: %s", name, failure)
         return 1
-    consumer = Consumer(consumer_config(kafka, client_id=name, group_id=settings.group_id))
+    consumer = Consumer(
+        consumer_config(kafka, client_id=name, group_id=settings.group_id)
+        # Partitions start where on_assign says; a partition that would start anywhere else (its
+        # offset out of range) must not be read again from its beginning.
+        | {"auto.offset.reset": "error"}
+    )
     maker = Maker(
         name,
         consumer=consumer,
@@ -100,8 +105,9 @@ def run() -> int:
         max_orders=settings.max_orders,
         stopping=stop.is_set,
     )
-    # A revoked partition is handed over once its orders in flight have settled.
-    consumer.subscribe([kafka.orders_topic], on_revoke=maker.on_revoke)
+    # A new partition starts at its stable committed offset; a revoked one is handed over once its
+    # orders in flight have settled.
+    consumer.subscribe([kafka.orders_topic], on_assign=maker.on_assign, on_revoke=maker.on_revoke)
     print(
         f"medicine {name}: taking orders from {kafka.orders_topic} as {settings.group_id}"
         f" at {kafka.kafka_bootstrap}",
@@ -150,8 +156,10 @@ def _serve(
             continue
         error = record.error()
         if error is not None:
-            if error.fatal():
-                log.error("%s: fatal consumer error: %s", maker.name, error)
+            if error.fatal() or error.code() == KafkaError._AUTO_OFFSET_RESET:
+                # No offset to start at (out of range): reading from the beginning would make
+                # orders twice; the next job starts the partition at its committed offset.
+                log.error("%s: consumer: %s", maker.name, error)
                 return "failed", 1
             log.warning("%s: consumer: %s", maker.name, error)
             continue
