@@ -16,7 +16,7 @@ from pytest_medpubsub.here import e2e_strimzi, evidence, storage, strimzi
 from pytest_medpubsub.here.commands import HereError
 from pytest_medpubsub.here.layout import Layout
 
-UPSTREAM_ENV = [
+UPSTREAM_ENV: list[dict[str, Any]] = [
     {"name": "STRIMZI_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
     {"name": "STRIMZI_KAFKA_IMAGES", "value": "4.3.1=upstream/kafka:1.2.0-kafka-4.3.1\n"},
     {"name": "STRIMZI_DEFAULT_USER_OPERATOR_IMAGE", "value": "upstream/operator:1.2.0"},
