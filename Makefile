@@ -8,8 +8,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 # New modules must be linked into the editable install (strict mode, so that mypy sees
-# `medpubsub`, which lives in system/): reinstall when the set of sources changes.
-SOURCES := $(shell find system pytest_medpubsub chaosmedpubsub -name '*.py' 2>/dev/null | sort)
+# `medpubsub`, which lives in system/): reinstall when the *set* of packaged files changes, not
+# when one is edited (an edit is live already). $(FILES) holds that set; it is rewritten only
+# when it differs, so its time stamp moves only then.
+FILES := $(VENV)/.files
+PACKAGED := $(shell find system pytest_medpubsub chaosmedpubsub -type f \( -name '*.py' -o -name '*.xml' -o -name '*.yaml' -o -name 'py.typed' -o -name 'go.mod' -o -name 'go.sum' \) 2>/dev/null | LC_ALL=C sort)
 REPORT ?= build/report
 DEMO_ARGS ?= --patients 2 --duration 45
 
@@ -18,7 +21,15 @@ DEMO_ARGS ?= --patients 2 --duration 45
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(INSTALLED): pyproject.toml $(SOURCES)
+$(FILES): FORCE
+	@mkdir -p $(VENV)
+	@printf '%s\n' $(PACKAGED) > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+.PHONY: FORCE
+FORCE:
+
+$(INSTALLED): pyproject.toml $(FILES)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "medpubsub needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel

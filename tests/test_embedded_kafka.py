@@ -17,7 +17,7 @@ from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes
 from pytest_medpubsub.kafka.addresses import host_address
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka, _new_cluster_id
-from pytest_medpubsub.kafka.jars import _java_major
+from pytest_medpubsub.kafka.jars import java_major
 from pytest_medpubsub.kafka.topics import TopicSpec, ensure_topics
 
 
@@ -97,9 +97,9 @@ def test_a_missing_java_is_one_sentence_with_exit_2(tmp_path: Path) -> None:
 
 
 def test_java_versions_are_read_from_both_version_schemes() -> None:
-    assert _java_major('openjdk version "17.0.15" 2025-04-15') == 17
-    assert _java_major('java version "1.8.0_392"') == 8
-    assert _java_major("garbage") is None
+    assert java_major('openjdk version "17.0.15" 2025-04-15') == 17
+    assert java_major('java version "1.8.0_392"') == 8
+    assert java_major("garbage") is None
 
 
 def test_cluster_ids_never_look_like_an_option() -> None:

@@ -7,41 +7,25 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_medpubsub.k8s.check import check_objects, harness_topics
 from pytest_medpubsub.k8s.findings import Finding
-from pytest_medpubsub.k8s.objects import Manifest, load_documents
-from pytest_medpubsub.k8s.render import RenderError, kustomize_command, render
+from pytest_medpubsub.k8s.objects import Manifest
 from pytest_medpubsub.kafka.security import grants
+from tests.conftest import PROJECT, find, rule_hit
 
-PROJECT = Path(__file__).resolve().parents[1]
 SECURED = ("existing", "kind", "minikube")  # the overlays with k8s/components/secure-kafka
 PATIENT = "Deployment/medpubsub/patient"
 MAKERS = "ScaledJob/medpubsub/medicine"
 Mutation = Callable[[list[Manifest]], None]
 
 
-@pytest.fixture(scope="module")
-def secured_renders() -> dict[str, list[Manifest]]:
-    try:
-        kustomize_command()
-    except RenderError as error:
-        pytest.skip(str(error))
-    names = (*SECURED, "external-kafka", "external-kafka-preloaded", "existing-preloaded")
-    return {o: load_documents(render(PROJECT / "k8s/overlays" / o)) for o in names}
-
-
 @pytest.fixture
-def kind(secured_renders: dict[str, list[Manifest]]) -> list[Manifest]:
-    return copy.deepcopy(secured_renders["kind"])
-
-
-def find(objects: list[Manifest], kind: str, name: str) -> Manifest:
-    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+def kind(renders: dict[str, list[Manifest]]) -> list[Manifest]:
+    return copy.deepcopy(renders["kind"])
 
 
 def env_of(obj: Manifest) -> list[dict[str, Any]]:
@@ -77,22 +61,14 @@ def trigger_auth(o: list[Manifest]) -> dict[str, Any]:
     return spec
 
 
-def rule_hit(findings: list[Finding], obj: str, rule: str) -> Finding:
-    hits = [f for f in findings if f.object == obj and f.rule == rule]
-    assert hits, f"no {rule} finding for {obj}; got: {[str(f) for f in findings]}"
-    assert obj in str(hits[0])
-    assert rule in str(hits[0])
-    return hits[0]
-
-
 # --------------------------------------------------------------------------- as built
 
 
 def test_every_client_logs_in_as_its_own_kafka_user(
-    secured_renders: dict[str, list[Manifest]],
+    renders: dict[str, list[Manifest]],
 ) -> None:
     for overlay in SECURED:
-        objects = secured_renders[overlay]
+        objects = renders[overlay]
         for obj, user in ((patient(objects), "patient"), (makers(objects), "medicine")):
             assert entry(obj, "MEDPUBSUB_KAFKA_SASL_USERNAME")["value"] == user
             assert entry(obj, "MEDPUBSUB_KAFKA_SASL_PASSWORD")["valueFrom"] == {
@@ -106,9 +82,9 @@ def test_every_client_logs_in_as_its_own_kafka_user(
 
 
 def test_the_kafka_users_carry_exactly_the_grants_of_the_embedded_broker(
-    secured_renders: dict[str, list[Manifest]],
+    renders: dict[str, list[Manifest]],
 ) -> None:
-    objects = secured_renders["kind"]
+    objects = renders["kind"]
     for identity, identity_grants in grants().items():
         rendered = {
             (r["resource"]["type"], r["resource"]["name"], r["resource"]["patternType"],
@@ -118,10 +94,10 @@ def test_the_kafka_users_carry_exactly_the_grants_of_the_embedded_broker(
         assert rendered == {(g.resource, g.name, g.pattern, g.operations) for g in identity_grants}
 
 
-def test_a_kafka_of_your_own_gets_no_logins(secured_renders: dict[str, list[Manifest]]) -> None:
+def test_a_kafka_of_your_own_gets_no_logins(renders: dict[str, list[Manifest]]) -> None:
     """The bring-your-own-Kafka renders run against an open broker: no Secret to wait for."""
     for overlay in ("external-kafka", "external-kafka-preloaded", "existing-preloaded"):
-        text = str(secured_renders[overlay])
+        text = str(renders[overlay])
         assert "secretKeyRef" not in text, overlay
         assert "authenticationRef" not in text, overlay
         assert "SASL" not in text, overlay
@@ -197,10 +173,10 @@ def test_a_broken_identity_is_reported_by_object_and_rule(
 
 
 def test_a_kafka_of_your_own_must_not_refer_to_secrets_or_logins(
-    secured_renders: dict[str, list[Manifest]],
+    renders: dict[str, list[Manifest]],
 ) -> None:
     """What the secure component would break if it were applied to a bring-your-own render."""
-    external = copy.deepcopy(secured_renders["external-kafka"])
+    external = copy.deepcopy(renders["external-kafka"])
     topics = harness_topics(PROJECT)
     assert check_objects(external, None, topics) == []
     env_of(patient(external)).append(
