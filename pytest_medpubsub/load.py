@@ -34,7 +34,7 @@ from pytest_medpubsub.waiting import wait_for
 if TYPE_CHECKING:  # the plugin hands a system over; the locustfile never needs it
     from pytest_medpubsub.system import MedpubsubSystem
 
-# The environment contract between the harness and load/patients.py (besides DESIGN.md §3.2).
+# The environment contract between the harness and load/patients.py (besides docs/design.md §2.2).
 RAMP_ENV = "MEDPUBSUB_RAMP"
 ACKS_FILE_ENV = "MEDPUBSUB_LOAD_ACKS_FILE"
 STOP_FILE_ENV = "MEDPUBSUB_LOAD_STOP_FILE"

@@ -7,9 +7,9 @@ latency ends when its last tab became *visible* (the observer's clock when it co
 not when the maker says it made it; the made-latency is kept beside it to tell the two apart.
 
 Two background threads do the work: one consumes Kafka, one takes a timeline sample every second
-(patients, jobs and lag from the platform, orders/s and tabs/s from the consumer). Everything they
-share sits behind one lock; `summary()` computes the figures of DESIGN.md §3.5 from a consistent
-view of the tables.
+(patients, jobs and lag from the platform, orders/s and tabs/s from the consumer). Everything
+they share sits behind one lock; `summary()` computes the figures of docs/design.md §2.5 from a
+consistent view of the tables.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class OrderRow(_Frozen):
 
 
 class Summary(_Frozen):
-    """The figures of DESIGN.md §3.5 for the orders placed since a mark, plus a few extras.
+    """The figures of docs/design.md §2.5 for the orders placed since a mark, plus a few extras.
 
     `latency_s` and `made_latency_s` are None when no order of the window is complete, `max_jobs`
     when no sample carried a job count. The extras (`since_ns`, `observed_at_ns`, `final`,

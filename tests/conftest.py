@@ -9,10 +9,14 @@ forgotten on the next such test and make the fast tier slow again.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
+from pytest_medpubsub import processes
 from pytest_medpubsub.k8s.check import crd_schemas
 from pytest_medpubsub.k8s.crds import CrdsUnavailable
 from pytest_medpubsub.k8s.findings import Finding
@@ -25,6 +29,7 @@ from pytest_medpubsub.k8s.render import (
     render,
 )
 from pytest_medpubsub.k8s.schemas import CrdSchemas
+from pytest_medpubsub.waiting import wait_until
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -80,3 +85,48 @@ def rule_hit(findings: list[Finding], obj: str, rule: str) -> Finding:
     assert obj in str(hits[0])
     assert rule in str(hits[0])
     return hits[0]
+
+
+def wait_for_exec(
+    process: subprocess.Popen[bytes], args: Sequence[str], timeout_s: float = 30
+) -> None:
+    """Until /proc shows `args` as the command line of `process`.
+
+    Right after the fork, and until the child has exec'd, /proc/<pid>/cmdline is still the
+    parent's: a test that looks at a process it has just started (as chaos and leftovers do)
+    must wait for this first, or it races the child on a busy machine.
+    """
+    wait_until(
+        lambda: processes.command_line(process.pid),
+        lambda seen: seen == list(args),
+        timeout_s,
+        f"pid {process.pid} to run {list(args)}",
+        interval_s=0.02,
+    )
+
+
+Spawn = Callable[..., "subprocess.Popen[bytes]"]
+
+
+@pytest.fixture
+def spawned() -> Iterator[Spawn]:
+    """`spawned(*arguments, env=None)`: a Python that sleeps, with `arguments` on its command
+    line (to look like a service), returned once it runs; all stopped by pid afterwards.
+
+    With `env` the process is started with exactly that environment (no run id unless given),
+    as a process started outside the harness would be.
+    """
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn(*arguments: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        args = [sys.executable, "-c", "import time; time.sleep(120)", *arguments]
+        if env is None:
+            process = processes.spawn(args)
+        else:
+            process = subprocess.Popen(args, env=dict(env), start_new_session=True)
+        started.append(process)
+        wait_for_exec(process, args)
+        return process
+
+    yield spawn
+    processes.stop_all(started, grace_s=5)

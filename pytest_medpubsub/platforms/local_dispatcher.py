@@ -218,8 +218,4 @@ class LocalDispatcherPlatform(LocalSystem):
 
 
 def _runs_a_maker(pid: int) -> bool:
-    try:
-        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return processes.is_alive(pid) and MAKER_MARKER.encode() in arguments
+    return processes.is_alive(pid) and MAKER_MARKER in processes.command_line(pid)
