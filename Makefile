@@ -16,7 +16,7 @@ PACKAGED := $(shell find system pytest_medpubsub chaosmedpubsub -type f \( -name
 REPORT ?= build/report
 DEMO_ARGS ?= --patients 2 --duration 45
 
-.PHONY: help install kafka-jars demo test bench lint manifests images clean
+.PHONY: help install kafka-jars demo check test test-designs bench lint manifests images clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,17 +44,28 @@ kafka-jars: $(INSTALLED) ## resolve Apache Kafka's jars with Maven into the user
 demo: install ## run the system locally for a while, then write a report (build/demo-report)
 	$(BIN)/medpubsub demo $(DEMO_ARGS) --report build/demo-report
 
-test: install kustomize ## every test that can run on this machine (unit, real Kafka, scenarios, offline k8s)
-	$(BIN)/pytest --medpubsub-report=$(REPORT)
-	@# The same scenarios on a secured broker, one identity per service (docs/security.md): ~85 s.
-	$(BIN)/pytest --medpubsub-secure --medpubsub-report=$(REPORT)/secure scenarios/test_steady_state.py scenarios/test_maker_killed.py
-	@# Every scenario again under the dispatcher design, its chaos experiment, and its steady
-	@# state on the secured broker (the dispatcher runs as the makers' identity): ~7 min.
-	@# Not the step ramp: 5 patients is the dispatcher's knee on 2 cores, and some runs saturate
-	@# (p95 3.5-11.4 s measured; scenarios/test_step_ramp.py). Run it by hand with this line.
-	$(BIN)/pytest --medpubsub-design=dispatcher --medpubsub-report=$(REPORT)/dispatcher scenarios/ tests/test_chaos_dispatcher.py \
+# Every process a run starts carries this id (leftovers finds what is left of the run by it).
+export MEDPUBSUB_RUN_ID ?= make-$(shell date +%s)-$(shell echo $$PPID)
+# CI reads where the time went; pytest-timeout (pyproject) stops and dumps a hung test.
+PYTEST := $(BIN)/pytest --durations=15
+
+check: $(INSTALLED) kustomize ## the fast tier: lint, and every test that needs no Kafka (about a minute)
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest -q -m "not kafka"
+
+test: install kustomize ## everything that runs here without root, default design (unit, real Kafka, scenarios, offline k8s)
+	$(PYTEST) --medpubsub-report=$(REPORT)
+	@$(BIN)/python -m pytest_medpubsub.leftovers
+
+# One pytest session per design and security, each with one broker and one platform for all of
+# its tests. Not the dispatcher's step ramp: 5 patients is its knee on 2 cores, and some runs
+# saturate (p95 3.5-11.4 s measured; scenarios/test_step_ramp.py); run it by hand with the
+# second line without the --deselect.
+test-designs: install ## the scenarios on the secured broker and under the dispatcher design (~9 min)
+	$(PYTEST) --medpubsub-secure --medpubsub-report=$(REPORT)/secure scenarios/test_steady_state.py scenarios/test_maker_killed.py
+	$(PYTEST) --medpubsub-design=dispatcher --medpubsub-report=$(REPORT)/dispatcher scenarios/ tests/test_chaos_dispatcher.py \
 	  --deselect scenarios/test_step_ramp.py::test_makers_follow_a_step_from_one_to_five_patients
-	$(BIN)/pytest --medpubsub-design=dispatcher --medpubsub-secure --medpubsub-report=$(REPORT)/dispatcher-secure scenarios/test_steady_state.py
+	$(PYTEST) --medpubsub-design=dispatcher --medpubsub-secure --medpubsub-report=$(REPORT)/dispatcher-secure scenarios/test_steady_state.py
 	@$(BIN)/python -m pytest_medpubsub.leftovers
 
 # Not part of `make test`: six loads x three designs x 60 s, about 40 minutes on 2 cores.

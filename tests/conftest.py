@@ -33,8 +33,20 @@ from pytest_medpubsub.waiting import wait_until
 
 PROJECT = Path(__file__).resolve().parents[1]
 
-KAFKA_FIXTURES = frozenset({"medpubsub_kafka", "medpubsub_system", "medpubsub_platform"})
-"""Fixtures that start the embedded broker (or stand on one)."""
+KAFKA_FIXTURES = frozenset(
+    {
+        "medpubsub_kafka",
+        "medpubsub_system",
+        "medpubsub_platform",
+        # Brokers of a module's own (another address, security, or a sub-session's).
+        "private_kafka",
+        "secure_broker",
+        "broker_on_the_host_address",
+        "own_address",
+    }
+)
+"""Fixtures that start an embedded broker (or stand on one); a test that starts one in its body
+is marked `kafka` by hand."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -38,6 +38,7 @@ def _read_all(kafka: KafkaSettings, topic: str, expected: int) -> list[bytes]:
     return values
 
 
+@pytest.mark.kafka
 def test_a_restart_on_the_same_data_dir_keeps_address_and_data(tmp_path: Path) -> None:
     broker = EmbeddedKafka(tmp_path / "data")
     try:
@@ -67,6 +68,7 @@ def test_the_session_broker_has_the_system_topics(medpubsub_kafka: str) -> None:
     assert len(topics["tabs.orders"].partitions) >= 12
 
 
+@pytest.mark.kafka
 def test_medpubsub_kafka_prints_bootstrap_and_stops_on_sigterm(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "medpubsub", "kafka", "--data-dir", str(tmp_path / "d")]
     process = subprocess.Popen(
