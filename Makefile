@@ -49,9 +49,14 @@ export MEDPUBSUB_RUN_ID ?= make-$(shell date +%s)-$(shell echo $$PPID)
 # CI reads where the time went; pytest-timeout (pyproject) stops and dumps a hung test.
 PYTEST := $(BIN)/pytest --durations=15
 
-check: $(INSTALLED) kustomize ## the fast tier: lint, and every test that needs no Kafka (about a minute)
-	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest -q -m "not kafka"
+# The fast loop while editing: `make check`, or `.venv/bin/pytest -m "not kafka and not slow" tests/test_x.py`.
+# Lint and the tests run side by side (mypy and pytest use one core each).
+check: $(INSTALLED) kustomize ## the fast tier: lint, and every test that needs no Kafka and no slow tool (about a minute)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint fast-tests
+
+.PHONY: fast-tests
+fast-tests: $(INSTALLED)
+	$(BIN)/pytest -q -m "not kafka and not slow" -p no:cacheprovider
 
 test: install kustomize ## everything that runs here without root, default design (unit, real Kafka, scenarios, offline k8s)
 	$(PYTEST) --medpubsub-report=$(REPORT)

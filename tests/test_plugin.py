@@ -41,6 +41,7 @@ def test_an_unknown_platform_is_a_usage_error(pytester: pytest.Pytester) -> None
     result.stderr.fnmatch_lines(["*argument --medpubsub-cluster: invalid choice*"])
 
 
+@pytest.mark.slow
 def test_a_cluster_without_docker_says_so_in_one_sentence(tmp_path: Path) -> None:
     # A PATH without docker, kind or minikube: the check must answer within seconds.
     result = subprocess.run(
@@ -59,6 +60,7 @@ def test_a_cluster_without_docker_says_so_in_one_sentence(tmp_path: Path) -> Non
     assert "--medpubsub-cluster=kind" in error_lines[0]
 
 
+@pytest.mark.slow
 def test_an_existing_cluster_without_a_way_to_get_images_says_so_in_one_sentence(
     tmp_path: Path,
 ) -> None:
