@@ -41,13 +41,20 @@ def test_an_unknown_platform_is_a_usage_error(pytester: pytest.Pytester) -> None
     result.stderr.fnmatch_lines(["*argument --medpubsub-cluster: invalid choice*"])
 
 
-@pytest.mark.slow
-def test_a_cluster_without_docker_says_so_in_one_sentence(tmp_path: Path) -> None:
-    # A PATH without docker, kind or minikube: the check must answer within seconds.
+def usage_error_line(cluster: str, directory: Path) -> str:
+    """The one ERROR line of `pytest --medpubsub-cluster=<cluster>` run in an empty directory
+    with a PATH without docker, kind, minikube or kubectl (the check must answer in seconds)."""
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--medpubsub-cluster=kind", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
-        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--medpubsub-cluster={cluster}",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=directory,
+        env={"PATH": str(directory), "HOME": str(directory)},
         capture_output=True,
         text=True,
         timeout=60,
@@ -57,28 +64,22 @@ def test_a_cluster_without_docker_says_so_in_one_sentence(tmp_path: Path) -> Non
     assert "Traceback" not in result.stdout + result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
     assert len(error_lines) == 1, result.stderr
-    assert "--medpubsub-cluster=kind" in error_lines[0]
+    return error_lines[0]
+
+
+@pytest.mark.slow
+def test_a_cluster_without_docker_says_so_in_one_sentence(tmp_path: Path) -> None:
+    assert "--medpubsub-cluster=kind" in usage_error_line("kind", tmp_path)
 
 
 @pytest.mark.slow
 def test_an_existing_cluster_without_a_way_to_get_images_says_so_in_one_sentence(
     tmp_path: Path,
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--medpubsub-cluster=existing", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
-        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == pytest.ExitCode.USAGE_ERROR
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
-    assert len(error_lines) == 1, result.stderr
-    assert "--medpubsub-image-registry" in error_lines[0]
-    assert "--medpubsub-containerd" in error_lines[0]
-    assert "exactly one" in error_lines[0]
+    line = usage_error_line("existing", tmp_path)
+    assert "--medpubsub-image-registry" in line
+    assert "--medpubsub-containerd" in line
+    assert "exactly one" in line
 
 
 def test_every_fixture_is_documented(pytester: pytest.Pytester) -> None:
