@@ -45,7 +45,11 @@ demo: install ## run the system locally for a while, then write a report (build/
 	$(BIN)/medpubsub demo $(DEMO_ARGS) --report build/demo-report
 
 # Every process a run starts carries this id (leftovers finds what is left of the run by it).
-export MEDPUBSUB_RUN_ID ?= make-$(shell date +%s)-$(shell echo $$PPID)
+# Simply expanded, once per make (a sub-make inherits it from the environment).
+ifndef MEDPUBSUB_RUN_ID
+MEDPUBSUB_RUN_ID := make-$(shell date +%s%N)
+endif
+export MEDPUBSUB_RUN_ID
 # CI reads where the time went; pytest-timeout (pyproject) stops and dumps a hung test.
 PYTEST := $(BIN)/pytest --durations=15
 
