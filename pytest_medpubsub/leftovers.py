@@ -6,8 +6,9 @@ what it started; it is listed (pid and command) and exit status 1 makes the run 
 A process is the run's when its environment carries the run's id (`MEDPUBSUB_RUN_ID`, given to
 every process the harness starts and inherited by theirs), whatever its command line: a Java
 broker, a Locust worker, a maker a dispatcher started. A process without any run id is matched by
-its command line instead (a service started by hand, or from an environment that dropped the id).
-A process of another run (another checkout's tests on the same machine) is not ours.
+its command line instead (a service started by hand, or from an environment that dropped the id),
+when it runs in this checkout. A process of another run, or of another checkout on the same
+machine (its tests may be running right now), is not ours.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from pathlib import Path
 
 from pytest_medpubsub import processes
 
@@ -34,27 +36,33 @@ def is_ours(command: str) -> bool:
     )
 
 
-def belongs(environment: dict[str, str] | None, command: str, run: str | None) -> bool:
-    """Whether a process with this environment (None: unreadable) and command line is the run's.
-
-    With no `run` given, any run id counts.
-    """
+def belongs(
+    environment: dict[str, str] | None, command: str, run: str | None, in_checkout: bool
+) -> bool:
+    """Whether a process with this environment (None: unreadable) and command line, running in
+    this checkout or not, is the run's. With no `run` given, any run id counts."""
     theirs = environment.get(processes.RUN_ID) if environment is not None else None
     if theirs is not None:
         return run is None or theirs == run
-    return is_ours(command)
+    return in_checkout and is_ours(command)
 
 
-def leftovers(run: str | None = None) -> list[tuple[int, str]]:
+def leftovers(run: str | None = None, checkout: Path | None = None) -> list[tuple[int, str]]:
     """(pid, command line) of every process of `run` except this one and its ancestors (which
-    carry the id too: make, the shell)."""
+    carry the id too: make, the shell). `checkout` (default: the current directory) is where a
+    process without a run id must run to count."""
+    here = (checkout or Path.cwd()).resolve()
     mine = processes.ancestors(os.getpid())
     found = []
     for pid in processes.all_pids():
         if pid in mine:
             continue
         command = " ".join(processes.command_line(pid))
-        if command and belongs(processes.environment_of(pid), command, run):
+        if not command:
+            continue
+        directory = processes.working_directory(pid)
+        in_checkout = directory is not None and directory.is_relative_to(here)
+        if belongs(processes.environment_of(pid), command, run, in_checkout):
             found.append((pid, command))
     return found
 

@@ -142,6 +142,14 @@ def environment_of(pid: int) -> dict[str, str] | None:
         return None
 
 
+def working_directory(pid: int) -> Path | None:
+    """`pid`'s current directory, or None when it cannot be read."""
+    try:
+        return Path(psutil.Process(pid).cwd())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
 def children_of(parent: int) -> list[int]:
     """The pids whose parent is `parent` (direct children only)."""
     try:

@@ -133,9 +133,9 @@ def spawned() -> Iterator[Spawn]:
     def spawn(*arguments: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         args = [sys.executable, "-c", "import time; time.sleep(120)", *arguments]
         if env is None:
-            process = processes.spawn(args)
+            process = processes.spawn(args, cwd=PROJECT)
         else:
-            process = subprocess.Popen(args, env=dict(env), start_new_session=True)
+            process = subprocess.Popen(args, env=dict(env), cwd=PROJECT, start_new_session=True)
         started.append(process)
         wait_for_exec(process, args)
         return process

@@ -11,36 +11,41 @@ import sys
 import pytest
 
 from pytest_medpubsub import leftovers, processes
-from tests.conftest import Spawn
+from tests.conftest import PROJECT, Spawn
 
 RUN = processes.run_id()
 
 
 @pytest.mark.parametrize(
-    ("environment", "command", "run", "expected"),
+    ("environment", "command", "run", "in_checkout", "expected"),
     [
-        ({processes.RUN_ID: "r1"}, "java -cp x kafka.Kafka", "r1", True),
-        ({processes.RUN_ID: "r1"}, "anything at all", "r1", True),
-        ({processes.RUN_ID: "r2"}, "python -m medpubsub medicine", "r1", False),
-        ({processes.RUN_ID: "r2"}, "anything at all", None, True),
-        ({}, "python -m medpubsub dispatcher", "r1", True),
-        ({}, "python -m medpubsub make-order", "r1", True),
-        ({}, ".venv/bin/medpubsub up --patients 2", "r1", True),
-        ({}, "java -cp /c/medpubsub/kafka-4.3.1/libs/* kafka.Kafka s.properties", "r1", True),
-        ({}, "java -cp /elsewhere/* kafka.Kafka s.properties", "r1", False),
-        ({}, "vim medpubsub.md", "r1", False),
-        (None, "python -m medpubsub patient", "r1", True),
-        (None, "bash", "r1", False),
+        ({processes.RUN_ID: "r1"}, "java -cp x kafka.Kafka", "r1", False, True),
+        ({processes.RUN_ID: "r1"}, "anything at all", "r1", True, True),
+        ({processes.RUN_ID: "r2"}, "python -m medpubsub medicine", "r1", True, False),
+        ({processes.RUN_ID: "r2"}, "anything at all", None, False, True),
+        ({}, "python -m medpubsub dispatcher", "r1", True, True),
+        ({}, "python -m medpubsub make-order", "r1", True, True),
+        ({}, "python -m medpubsub make-order", "r1", False, False),  # another checkout's
+        ({}, ".venv/bin/medpubsub up --patients 2", "r1", True, True),
+        ({}, "java -cp /c/medpubsub/kafka-4.3.1/libs/* kafka.Kafka s.properties", "r1", True, True),
+        ({}, "java -cp /elsewhere/* kafka.Kafka s.properties", "r1", True, False),
+        ({}, "vim medpubsub.md", "r1", True, False),
+        (None, "python -m medpubsub patient", "r1", True, True),
+        (None, "bash", "r1", True, False),
     ],
 )
 def test_which_processes_belong_to_a_run(
-    environment: dict[str, str] | None, command: str, run: str | None, expected: bool
+    environment: dict[str, str] | None,
+    command: str,
+    run: str | None,
+    in_checkout: bool,
+    expected: bool,
 ) -> None:
-    assert leftovers.belongs(environment, command, run) is expected
+    assert leftovers.belongs(environment, command, run, in_checkout) is expected
 
 
 def pids(run: str | None) -> set[int]:
-    return {pid for pid, _ in leftovers.leftovers(run)}
+    return {pid for pid, _ in leftovers.leftovers(run, checkout=PROJECT)}
 
 
 def test_a_process_of_the_run_is_found_by_its_run_id_whatever_its_command_line(
