@@ -83,7 +83,6 @@ def test_a_minimal_config_without_the_operator_is_an_error() -> None:
         keda.trim([MINIMAL[0]], "local/keda:1")
 
 
-@pytest.mark.slow
 def test_keda_s_own_config_minimal_renders_when_its_module_is_cached() -> None:
     try:
         rendered = keda.render(versions.KEDA)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +16,9 @@ from pytest_medpubsub.k8s.check import check_objects, harness_topics
 from pytest_medpubsub.k8s.findings import Finding
 from pytest_medpubsub.k8s.objects import Manifest
 from pytest_medpubsub.kafka.security import grants
-from tests.conftest import PROJECT, find, rule_hit
+from tests.conftest import find, rule_hit
 
+PROJECT = Path(__file__).resolve().parents[1]
 SECURED = ("existing", "kind", "minikube")  # the overlays with k8s/components/secure-kafka
 PATIENT = "Deployment/medpubsub/patient"
 MAKERS = "ScaledJob/medpubsub/medicine"
@@ -24,8 +26,14 @@ Mutation = Callable[[list[Manifest]], None]
 
 
 @pytest.fixture
-def kind(renders: dict[str, list[Manifest]]) -> list[Manifest]:
-    return copy.deepcopy(renders["kind"])
+def secured_renders(renders: dict[str, list[Manifest]]) -> dict[str, list[Manifest]]:
+    """Every overlay's render (the session's, tests/conftest.py), the secured ones among them."""
+    return renders
+
+
+@pytest.fixture
+def kind(secured_renders: dict[str, list[Manifest]]) -> list[Manifest]:
+    return copy.deepcopy(secured_renders["kind"])
 
 
 def env_of(obj: Manifest) -> list[dict[str, Any]]:
@@ -65,10 +73,10 @@ def trigger_auth(o: list[Manifest]) -> dict[str, Any]:
 
 
 def test_every_client_logs_in_as_its_own_kafka_user(
-    renders: dict[str, list[Manifest]],
+    secured_renders: dict[str, list[Manifest]],
 ) -> None:
     for overlay in SECURED:
-        objects = renders[overlay]
+        objects = secured_renders[overlay]
         for obj, user in ((patient(objects), "patient"), (makers(objects), "medicine")):
             assert entry(obj, "MEDPUBSUB_KAFKA_SASL_USERNAME")["value"] == user
             assert entry(obj, "MEDPUBSUB_KAFKA_SASL_PASSWORD")["valueFrom"] == {
@@ -82,9 +90,9 @@ def test_every_client_logs_in_as_its_own_kafka_user(
 
 
 def test_the_kafka_users_carry_exactly_the_grants_of_the_embedded_broker(
-    renders: dict[str, list[Manifest]],
+    secured_renders: dict[str, list[Manifest]],
 ) -> None:
-    objects = renders["kind"]
+    objects = secured_renders["kind"]
     for identity, identity_grants in grants().items():
         rendered = {
             (r["resource"]["type"], r["resource"]["name"], r["resource"]["patternType"],
@@ -94,10 +102,10 @@ def test_the_kafka_users_carry_exactly_the_grants_of_the_embedded_broker(
         assert rendered == {(g.resource, g.name, g.pattern, g.operations) for g in identity_grants}
 
 
-def test_a_kafka_of_your_own_gets_no_logins(renders: dict[str, list[Manifest]]) -> None:
+def test_a_kafka_of_your_own_gets_no_logins(secured_renders: dict[str, list[Manifest]]) -> None:
     """The bring-your-own-Kafka renders run against an open broker: no Secret to wait for."""
     for overlay in ("external-kafka", "external-kafka-preloaded", "existing-preloaded"):
-        text = str(renders[overlay])
+        text = str(secured_renders[overlay])
         assert "secretKeyRef" not in text, overlay
         assert "authenticationRef" not in text, overlay
         assert "SASL" not in text, overlay
@@ -173,10 +181,10 @@ def test_a_broken_identity_is_reported_by_object_and_rule(
 
 
 def test_a_kafka_of_your_own_must_not_refer_to_secrets_or_logins(
-    renders: dict[str, list[Manifest]],
+    secured_renders: dict[str, list[Manifest]],
 ) -> None:
     """What the secure component would break if it were applied to a bring-your-own render."""
-    external = copy.deepcopy(renders["external-kafka"])
+    external = copy.deepcopy(secured_renders["external-kafka"])
     topics = harness_topics(PROJECT)
     assert check_objects(external, None, topics) == []
     env_of(patient(external)).append(
