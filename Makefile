@@ -8,17 +8,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 # New modules must be linked into the editable install (strict mode, so that mypy sees
-# `medpubsub`, which lives in system/): reinstall when the set of sources changes.
-SOURCES := $(shell find system pytest_medpubsub chaosmedpubsub -name '*.py' 2>/dev/null | sort)
+# `medpubsub`, which lives in system/): reinstall when the *set* of packaged files changes, not
+# when one is edited (an edit is live already). $(FILES) holds that set; it is rewritten only
+# when it differs, so its time stamp moves only then.
+FILES := $(VENV)/.files
+PACKAGED := $(shell find system pytest_medpubsub chaosmedpubsub -type f \( -name '*.py' -o -name '*.xml' -o -name '*.yaml' -o -name 'py.typed' -o -name 'go.mod' -o -name 'go.sum' \) 2>/dev/null | LC_ALL=C sort)
 REPORT ?= build/report
 DEMO_ARGS ?= --patients 2 --duration 45
 
-.PHONY: help install kafka-jars demo test bench lint manifests images clean
+.PHONY: help install kafka-jars demo check test test-designs bench lint manifests images clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(INSTALLED): pyproject.toml $(SOURCES)
+$(FILES): FORCE
+	@mkdir -p $(VENV)
+	@printf '%s\n' $(PACKAGED) > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+.PHONY: FORCE
+FORCE:
+
+$(INSTALLED): pyproject.toml $(FILES)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "medpubsub needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
@@ -33,18 +44,40 @@ kafka-jars: $(INSTALLED) ## resolve Apache Kafka's jars with Maven into the user
 demo: install ## run the system locally for a while, then write a report (build/demo-report)
 	$(BIN)/medpubsub demo $(DEMO_ARGS) --report build/demo-report
 
-test: install kustomize ## every test that can run on this machine (unit, real Kafka, scenarios, offline k8s)
-	$(BIN)/pytest --medpubsub-report=$(REPORT)
-	@# The same scenarios on a secured broker, one identity per service (docs/security.md): ~85 s.
-	$(BIN)/pytest --medpubsub-secure --medpubsub-report=$(REPORT)/secure scenarios/test_steady_state.py scenarios/test_maker_killed.py
-	@# Every scenario again under the dispatcher design, its chaos experiment, and its steady
-	@# state on the secured broker (the dispatcher runs as the makers' identity): ~7 min.
-	@# Not the step ramp: 5 patients is the dispatcher's knee on 2 cores, and some runs saturate
-	@# (p95 3.5-11.4 s measured; scenarios/test_step_ramp.py). Run it by hand with this line.
-	$(BIN)/pytest --medpubsub-design=dispatcher --medpubsub-report=$(REPORT)/dispatcher scenarios/ tests/test_chaos_dispatcher.py \
-	  --deselect scenarios/test_step_ramp.py::test_makers_follow_a_step_from_one_to_five_patients
-	$(BIN)/pytest --medpubsub-design=dispatcher --medpubsub-secure --medpubsub-report=$(REPORT)/dispatcher-secure scenarios/test_steady_state.py
-	@$(BIN)/python -m pytest_medpubsub.leftovers
+# Every process a run starts carries this id (leftovers finds what is left of the run by it).
+# Simply expanded, once per make (a sub-make inherits it from the environment).
+ifndef MEDPUBSUB_RUN_ID
+MEDPUBSUB_RUN_ID := make-$(shell date +%s%N)
+endif
+export MEDPUBSUB_RUN_ID
+# CI reads where the time went; pytest-timeout (pyproject) stops and dumps a hung test.
+PYTEST := $(BIN)/pytest --durations=15
+
+# The fast loop while editing: `make check`, or `.venv/bin/pytest -m "not kafka and not slow" tests/test_x.py`.
+# Lint and the tests run side by side (mypy and pytest use one core each).
+check: $(INSTALLED) kustomize ## the fast tier: lint, and every test that needs no Kafka and no slow tool (about a minute on 2 idle cores)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint fast-tests
+
+.PHONY: fast-tests
+fast-tests: $(INSTALLED)
+	$(BIN)/pytest -q -m "not kafka and not slow" -p no:cacheprovider
+
+test: install kustomize ## everything that runs here without root, default design (unit, real Kafka, scenarios, offline k8s)
+	@# The leftover check runs whether or not a test failed (a failure is when leaks happen).
+	status=0; $(PYTEST) --medpubsub-report=$(REPORT) || status=$$?; \
+	  $(BIN)/python -m pytest_medpubsub.leftovers; exit $$status
+
+# One pytest session per design and security, each with one broker and one platform for all of
+# its tests. Not the dispatcher's step ramp: 5 patients is its knee on 2 cores, and some runs
+# saturate (p95 3.5-11.4 s measured; scenarios/test_step_ramp.py); run it by hand with the
+# second line without the --deselect.
+test-designs: install ## the scenarios on the secured broker and under the dispatcher design
+	status=0; \
+	$(PYTEST) --medpubsub-secure --medpubsub-report=$(REPORT)/secure scenarios/test_steady_state.py scenarios/test_maker_killed.py || status=$$?; \
+	$(PYTEST) --medpubsub-design=dispatcher --medpubsub-report=$(REPORT)/dispatcher scenarios/ tests/test_chaos_dispatcher.py \
+	  --deselect scenarios/test_step_ramp.py::test_makers_follow_a_step_from_one_to_five_patients || status=$$?; \
+	$(PYTEST) --medpubsub-design=dispatcher --medpubsub-secure --medpubsub-report=$(REPORT)/dispatcher-secure scenarios/test_steady_state.py || status=$$?; \
+	$(BIN)/python -m pytest_medpubsub.leftovers; exit $$status
 
 # Not part of `make test`: six loads x three designs x 60 s, about 40 minutes on 2 cores.
 BENCH_ARGS ?=

@@ -44,7 +44,7 @@ from medpubsub.patient.ordering import build_order
 from medpubsub.settings import ConfigError, KafkaSettings, PatientSettings, load
 from pytest_medpubsub import state
 from pytest_medpubsub.kafka.security import Credentials
-from pytest_medpubsub.load import (
+from pytest_medpubsub.load_ramp import (
     ACK_TIMEOUT_ENV,
     ACKS_FILE_ENV,
     RAMP_ENV,

@@ -1,8 +1,8 @@
-"""Patient load from Locust: the ramp format, and running `load/patients.py` headless.
+"""Patient load from Locust: running `load/patients.py` headless, in the background or to the end.
 
-The locustfile and the harness share this module: the locustfile parses `MEDPUBSUB_RAMP` with
-`parse_ramp`, the harness writes it with `format_ramp`, so the two never disagree on the format.
-It imports neither Locust nor pytest: Locust monkey-patches the standard library with gevent when
+The ramp format and the environment contract with the locustfile are in `load_ramp.py`, Locust's
+figures in `load_results.py`; both are re-exported here. This module imports neither Locust nor
+pytest: Locust monkey-patches the standard library with gevent when
 it is imported, which must never happen inside the test process (the observer's and the
 platform's threads would become greenlets), so Locust always runs as a child process here.
 
@@ -13,33 +13,65 @@ stopped by pid (SIGTERM, then SIGKILL).
 
 from __future__ import annotations
 
-import csv
-import math
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict
 
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes, progress, project
 from pytest_medpubsub.kafka.security import as_identity
+from pytest_medpubsub.load_ramp import (
+    ACK_TIMEOUT_ENV,
+    ACKS_FILE_ENV,
+    RAMP_ENV,
+    STOP_FILE_ENV,
+    SUMMARY_FILE_ENV,
+    RampError,
+    RampStep,
+    format_ramp,
+    parse_ramp,
+    ramp_duration_s,
+    step_at,
+)
+from pytest_medpubsub.load_results import (
+    LoadSummary,
+    LocustResult,
+    LocustStats,
+    parse_failures_csv,
+    parse_stats_csv,
+)
 from pytest_medpubsub.waiting import wait_for
+
+__all__ = [
+    "ACKS_FILE_ENV",
+    "ACK_TIMEOUT_ENV",
+    "RAMP_ENV",
+    "STOP_FILE_ENV",
+    "SUMMARY_FILE_ENV",
+    "LocustLoad",
+    "LocustProcess",
+    "LocustResult",
+    "LocustStats",
+    "RampError",
+    "RampStep",
+    "acknowledged_ids",
+    "format_ramp",
+    "kafka_environment",
+    "locustfile",
+    "parse_failures_csv",
+    "parse_ramp",
+    "parse_stats_csv",
+    "ramp_duration_s",
+    "run_locust",
+    "step_at",
+]
 
 if TYPE_CHECKING:  # the plugin hands a system over; the locustfile never needs it
     from pytest_medpubsub.system import MedpubsubSystem
-
-# The environment contract between the harness and load/patients.py (besides DESIGN.md §3.2).
-RAMP_ENV = "MEDPUBSUB_RAMP"
-ACKS_FILE_ENV = "MEDPUBSUB_LOAD_ACKS_FILE"
-STOP_FILE_ENV = "MEDPUBSUB_LOAD_STOP_FILE"
-ACK_TIMEOUT_ENV = "MEDPUBSUB_LOAD_ACK_TIMEOUT_SECONDS"
-SUMMARY_FILE_ENV = "MEDPUBSUB_LOAD_SUMMARY_FILE"
 
 LOCUSTFILE = Path("load/patients.py")
 CSV_PREFIX = "locust"
@@ -50,171 +82,6 @@ STARTUP_MARGIN_S = 30.0
 SHUTDOWN_MARGIN_S = 30.0
 
 _OWNED_PREFIXES = ("MEDPUBSUB_", "MEDICINE_")
-
-
-# ------------------------------------------------------------------ the ramp
-
-
-class RampError(ValueError):
-    """A ramp specification that cannot be used; the message is one sentence."""
-
-
-@dataclass(frozen=True)
-class RampStep:
-    """Run `patients` patients for `seconds` seconds."""
-
-    patients: int
-    seconds: float
-
-
-def parse_ramp(spec: str) -> tuple[RampStep, ...]:
-    """Steps from `"1x10,5x20,0x5"`: patients × seconds per step, comma-separated.
-
-    A trailing `0xS` step stops every patient and leaves S seconds for their last orders to be
-    acknowledged before Locust quits. Raises `RampError` with one sentence naming the bad step.
-    """
-    text = spec.strip()
-    if not text:
-        raise RampError(f"{RAMP_ENV} is empty; give steps like 1x10,5x20,0x5 (patients x seconds)")
-    steps = []
-    for number, part in enumerate(text.split(","), start=1):
-        steps.append(_parse_step(part.strip(), number, spec))
-    return tuple(steps)
-
-
-def _parse_step(part: str, number: int, spec: str) -> RampStep:
-    patients_text, separator, seconds_text = part.lower().partition("x")
-    where = f"{RAMP_ENV}={spec!r}: step {number} ({part!r})"
-    if not separator:
-        raise RampError(f"{where} is not PATIENTSxSECONDS, e.g. 5x20")
-    try:
-        patients = int(patients_text)
-        seconds = float(seconds_text)
-    except ValueError:
-        raise RampError(f"{where} is not PATIENTSxSECONDS, e.g. 5x20") from None
-    if patients < 0:
-        raise RampError(f"{where} has a negative number of patients")
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise RampError(f"{where} must last a positive number of seconds")
-    return RampStep(patients, seconds)
-
-
-def format_ramp(steps: Sequence[RampStep]) -> str:
-    """The `MEDPUBSUB_RAMP` text of `steps` (the inverse of `parse_ramp`)."""
-    return ",".join(f"{step.patients}x{step.seconds:g}" for step in steps)
-
-
-def ramp_duration_s(steps: Sequence[RampStep]) -> float:
-    return sum(step.seconds for step in steps)
-
-
-def step_at(steps: Sequence[RampStep], elapsed_s: float) -> RampStep | None:
-    """The step running `elapsed_s` seconds into the ramp; None once the ramp is over."""
-    end = 0.0
-    for step in steps:
-        end += step.seconds
-        if elapsed_s < end:
-            return step
-    return None
-
-
-# ------------------------------------------------------------------ Locust's figures
-
-
-class LocustStats(BaseModel):
-    """One row of Locust's `*_stats.csv`: produce acknowledgements, latencies in ms.
-
-    Percentiles are Locust's (it rounds response times above 100 ms to two significant digits);
-    None when there was no request.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    requests: int
-    failures: int
-    median_ms: float | None
-    average_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    max_ms: float | None
-    requests_per_s: float | None
-
-
-class _Summary(BaseModel):
-    """What load/patients.py writes when Locust quits (MEDPUBSUB_LOAD_SUMMARY_FILE)."""
-
-    stats: LocustStats
-    errors: list[str]
-
-
-class LocustResult(BaseModel):
-    """A finished Locust run: how it ended, its figures and where its files are."""
-
-    model_config = ConfigDict(frozen=True)
-
-    ramp: str
-    exit_code: int | None
-    stopped_early: bool
-    timed_out: bool
-    duration_s: float
-    stats: LocustStats
-    errors: list[str]
-    acknowledged_orders: int
-    out_dir: str
-
-    @property
-    def passed(self) -> bool:
-        """Locust exited 0 and reported no failed delivery."""
-        return self.exit_code == 0 and self.stats.failures == 0 and not self.timed_out
-
-    def describe(self) -> str:
-        stats = self.stats
-        return (
-            f"Locust ({self.ramp}): exit {self.exit_code}, {stats.requests} orders produced, "
-            f"{stats.failures} failed, ack p95 {stats.p95_ms} ms, p99 {stats.p99_ms} ms"
-            + (f"; errors: {'; '.join(self.errors)}" if self.errors else "")
-            + (f" (see {self.out_dir})" if not self.passed else "")
-        )
-
-    def to_report(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-
-def parse_stats_csv(path: Path) -> LocustStats:
-    """The `Aggregated` row of a Locust `*_stats.csv` (all zeros when the file has none)."""
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    row = next((row for row in rows if row.get("Name") == "Aggregated"), None)
-    if row is None:
-        return LocustStats(
-            requests=0, failures=0, median_ms=None, average_ms=None,
-            p95_ms=None, p99_ms=None, max_ms=None, requests_per_s=None,
-        )  # fmt: skip
-    requests = int(row["Request Count"])
-    return LocustStats(
-        requests=requests,
-        failures=int(row["Failure Count"]),
-        median_ms=_number(row.get("Median Response Time"), requests),
-        average_ms=_number(row.get("Average Response Time"), requests),
-        p95_ms=_number(row.get("95%"), requests),
-        p99_ms=_number(row.get("99%"), requests),
-        max_ms=_number(row.get("Max Response Time"), requests),
-        requests_per_s=_number(row.get("Requests/s"), requests),
-    )
-
-
-def parse_failures_csv(path: Path) -> list[str]:
-    """`<occurrences> x <error>` for each distinct failure in a Locust `*_failures.csv`."""
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return [f"{row['Occurrences']} x {row['Error']}" for row in csv.DictReader(handle)]
-
-
-def _number(text: str | None, requests: int) -> float | None:
-    if requests == 0 or text is None or text.strip() in ("", "N/A"):
-        return None
-    return float(text)
 
 
 # ------------------------------------------------------------------ running Locust
@@ -403,7 +270,7 @@ class LocustProcess:
             stats_csv = self.out_dir / f"{CSV_PREFIX}_stats.csv"
             errors = parse_failures_csv(self.out_dir / f"{CSV_PREFIX}_failures.csv")
             if self.summary_file.exists():  # the final figures (the CSV lags by up to 1 s)
-                summary = _Summary.model_validate_json(self.summary_file.read_text())
+                summary = LoadSummary.model_validate_json(self.summary_file.read_text())
                 stats, errors = summary.stats, summary.errors
             elif stats_csv.exists():  # killed before it could write them
                 stats = parse_stats_csv(stats_csv)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from medpubsub.settings import KafkaSettings
-from pytest_medpubsub import progress, project
+from pytest_medpubsub import processes, progress, project
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.jars import KafkaUnavailable
 from pytest_medpubsub.kafka.security import as_identity
@@ -112,6 +112,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter is registered
 def pytest_configure(config: pytest.Config) -> None:
+    processes.run_id()  # every process started from now on inherits it (see `leftovers`)
     config.addinivalue_line(
         "markers",
         "medpubsub_slo(p95_s=, p99_s=, max_lost=, max_duplicates=, min_jobs=, "

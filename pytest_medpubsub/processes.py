@@ -1,19 +1,42 @@
-"""Child processes the harness starts, and stopping them by pid: SIGTERM, then SIGKILL.
+"""Child processes the harness starts, stopping them by pid (SIGTERM, then SIGKILL), and what
+/proc says about a process.
 
 Each child gets its own process group, so a Ctrl-C in the terminal reaches the harness only and
 the harness decides the order in which things stop (patients, then makers, then the broker).
+
+Every child carries the run's id in `MEDPUBSUB_RUN_ID` (and so do their children, which inherit
+it): `leftovers` finds what a run left behind by that id, whatever its command line, and never
+mistakes another run's broker on the same machine for ours.
+
+/proc is read through psutil here and nowhere else in the harness (the services, which must not
+depend on the harness, keep their own one-line checks).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
+
+import psutil
+
+RUN_ID = "MEDPUBSUB_RUN_ID"
+"""The environment variable naming the run a process belongs to."""
+
+
+def run_id() -> str:
+    """This run's id: the one inherited (make sets it for all of `make test`), else a new one.
+
+    It is put into our own environment, so any process started from here, with `spawn` or not,
+    inherits it.
+    """
+    return os.environ.setdefault(RUN_ID, f"{os.getpid()}-{secrets.token_hex(4)}")
 
 
 def spawn(
@@ -22,7 +45,11 @@ def spawn(
     log_path: Path | None = None,
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `args` in its own session with stdout and stderr going to `log_path` (or nowhere)."""
+    """Start `args` in its own session with stdout and stderr going to `log_path` (or nowhere).
+
+    The child gets the run id (`RUN_ID`) even when `env` is a curated environment.
+    """
+    environment = {**(os.environ if env is None else env), RUN_ID: run_id()}
     log: IO[bytes] | int = subprocess.DEVNULL
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,7 +57,7 @@ def spawn(
     try:
         return subprocess.Popen(
             list(args),
-            env=dict(env) if env is not None else None,
+            env=environment,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -90,21 +117,67 @@ def stop_pid(pid: int, grace_s: float = 10.0) -> None:
 
 
 def is_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, ended but not reaped, does not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return not _is_zombie(pid)
 
 
-def _is_zombie(pid: int) -> bool:
+def command_line(pid: int) -> list[str]:
+    """The arguments `pid` was started with; empty when it is gone, a zombie or not ours to read."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] == "Z"
+        return list(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return []
+
+
+def environment_of(pid: int) -> dict[str, str] | None:
+    """`pid`'s environment as it was started, or None when it cannot be read."""
+    try:
+        return dict(psutil.Process(pid).environ())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+def working_directory(pid: int) -> Path | None:
+    """`pid`'s current directory, or None when it cannot be read."""
+    try:
+        return Path(psutil.Process(pid).cwd())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+def children_of(parent: int) -> list[int]:
+    """The pids whose parent is `parent` (direct children only)."""
+    try:
+        return [child.pid for child in psutil.Process(parent).children()]
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
+
+
+def ancestors(pid: int) -> set[int]:
+    """`pid` and every process above it, up to init."""
+    try:
+        return {pid, *(parent.pid for parent in psutil.Process(pid).parents())}
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return {pid}
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of `pid` so far, or None when it is gone."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    return float(times.user + times.system)
+
+
+def all_pids() -> Iterator[int]:
+    """Every pid on the machine now."""
+    return iter(psutil.pids())
 
 
 def _signal(pid: int, signum: int) -> None:

@@ -1,4 +1,4 @@
-"""The message contract between patients, makers and the harness (DESIGN.md §3.1).
+"""The message contract between patients, makers and the harness (docs/design.md §2.1).
 
 Every model is strict: a producer that sends `"tabs_count": "5"` or `5.0` has broken the contract,
 and the order goes to the dead-letter topic instead of being guessed at.

@@ -1,4 +1,4 @@
-"""The services' environment (DESIGN.md §3.2), read once at start with one-line errors.
+"""The services' environment (docs/design.md §2.2), read once at start with one-line errors.
 
 A bad value must stop a pod with a message an operator can act on, so validation errors are turned
 into `ConfigError("MEDICINE_TAB_SECONDS='1.5' is invalid: ...")` and the CLI exits with status 2.

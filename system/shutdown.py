@@ -9,7 +9,9 @@ before any Kafka client or thread is created.
 
 from __future__ import annotations
 
+import logging
 import signal
+import sys
 import threading
 
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
@@ -47,3 +49,16 @@ class StopRequest:
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait until stopped or `timeout_s` passed; True when stopped (like `Event.wait`)."""
         return self._event.wait(timeout_s)
+
+
+LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
+
+
+def start_service(level: int = logging.INFO) -> StopRequest:
+    """What every service does first, after reading its settings: log to stderr with the time,
+    then take SIGTERM / SIGINT as the returned request. In this order and before any Kafka client
+    or thread exists, which `StopRequest.install` needs (see the module docstring)."""
+    logging.basicConfig(stream=sys.stderr, level=level, format=LOG_FORMAT)
+    stop = StopRequest()
+    stop.install()
+    return stop

@@ -57,6 +57,7 @@ def test_the_six_experiments_are_there() -> None:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_chaos_validate_accepts_it(name: str) -> None:
     completed = subprocess.run(

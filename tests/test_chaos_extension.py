@@ -15,14 +15,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from medpubsub.settings import KafkaSettings
-from pytest_medpubsub import processes, state
+from pytest_medpubsub import state
 from pytest_medpubsub.chaos import actions, discover, dispatcher, probes
 from pytest_medpubsub.chaos.actions import _pid_of
 from pytest_medpubsub.chaos.target import NotApplicable
@@ -83,21 +83,6 @@ def test_chaos_discover_finds_the_extension_by_its_distribution(tmp_path: Path) 
 
 
 # -- the actions' safety --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def spawned() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start processes that sleep (with the given extra arguments); all stopped by pid."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def spawn(*arguments: str) -> subprocess.Popen[bytes]:
-        code = "import time; time.sleep(120)"
-        process = processes.spawn([sys.executable, "-c", code, *arguments])
-        started.append(process)
-        return process
-
-    yield spawn
-    processes.stop_all(started, grace_s=5)
 
 
 def write_state(

@@ -17,7 +17,7 @@ from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes
 from pytest_medpubsub.kafka.addresses import host_address
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka, _new_cluster_id
-from pytest_medpubsub.kafka.jars import _java_major
+from pytest_medpubsub.kafka.jars import java_major
 from pytest_medpubsub.kafka.topics import TopicSpec, ensure_topics
 
 
@@ -38,6 +38,7 @@ def _read_all(kafka: KafkaSettings, topic: str, expected: int) -> list[bytes]:
     return values
 
 
+@pytest.mark.kafka
 def test_a_restart_on_the_same_data_dir_keeps_address_and_data(tmp_path: Path) -> None:
     broker = EmbeddedKafka(tmp_path / "data")
     try:
@@ -67,6 +68,7 @@ def test_the_session_broker_has_the_system_topics(medpubsub_kafka: str) -> None:
     assert len(topics["tabs.orders"].partitions) >= 12
 
 
+@pytest.mark.kafka
 def test_medpubsub_kafka_prints_bootstrap_and_stops_on_sigterm(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "medpubsub", "kafka", "--data-dir", str(tmp_path / "d")]
     process = subprocess.Popen(
@@ -97,9 +99,9 @@ def test_a_missing_java_is_one_sentence_with_exit_2(tmp_path: Path) -> None:
 
 
 def test_java_versions_are_read_from_both_version_schemes() -> None:
-    assert _java_major('openjdk version "17.0.15" 2025-04-15') == 17
-    assert _java_major('java version "1.8.0_392"') == 8
-    assert _java_major("garbage") is None
+    assert java_major('openjdk version "17.0.15" 2025-04-15') == 17
+    assert java_major('java version "1.8.0_392"') == 8
+    assert java_major("garbage") is None
 
 
 def test_cluster_ids_never_look_like_an_option() -> None:

@@ -14,7 +14,7 @@ from pytest_medpubsub.k8s.designs import DISPATCHER_OVERLAYS_DIR
 from pytest_medpubsub.k8s.designs import render_overlay as render_design
 from pytest_medpubsub.k8s.dispatcher import dispatched_job_templates
 from pytest_medpubsub.k8s.objects import Manifest, load_documents, of_kind
-from pytest_medpubsub.k8s.render import OVERLAYS_DIR, RenderError, kustomize_command, render
+from pytest_medpubsub.k8s.render import OVERLAYS_DIR, render
 from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.cluster_designs import (
     DispatcherDesign,
@@ -28,8 +28,7 @@ from pytest_medpubsub.platforms.images import service_images
 from pytest_medpubsub.platforms.kind import KindBackend
 from pytest_medpubsub.platforms.manifests import for_cluster
 from pytest_medpubsub.platforms.minikube import MinikubeBackend
-
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.conftest import PROJECT, require_kustomize
 
 
 def backend_overlays(tmp_path: Path) -> set[str]:
@@ -78,11 +77,9 @@ def test_an_overlay_without_a_dispatcher_variant_is_refused_in_one_sentence() ->
 
 
 @pytest.fixture(scope="module")
-def renders() -> dict[str, list[Manifest]]:
-    try:
-        kustomize_command()
-    except RenderError as error:
-        pytest.skip(str(error))
+def design_renders() -> dict[str, list[Manifest]]:
+    """The external-kafka overlay under each design."""
+    require_kustomize()
     return {
         "dispatcher": render_design(PROJECT, "external-kafka"),
         "scaledjob": load_documents(render(PROJECT / OVERLAYS_DIR / "external-kafka")),
@@ -90,42 +87,42 @@ def renders() -> dict[str, list[Manifest]]:
 
 
 def test_the_dispatcher_design_reads_its_group_and_labels_from_the_render(
-    renders: dict[str, list[Manifest]],
+    design_renders: dict[str, list[Manifest]],
 ) -> None:
-    design = design_for("dispatcher", renders["dispatcher"])
+    design = design_for("dispatcher", design_renders["dispatcher"])
     assert isinstance(design, DispatcherDesign)
     assert (design.group, design.topic) == ("dispatcher", "tabs.orders")
     assert design.warm_makers() == 0
     # The selectors find what the launcher labels (launchers.job_manifest).
     assert f"{COMPONENT_LABEL}={COMPONENT}" in design.job_selector.split(",")
     assert f"{COMPONENT_LABEL}={COMPONENT}" in design.maker_selector.split(",")
-    (_, _, job), *_ = dispatched_job_templates(renders["dispatcher"])
+    (_, _, job), *_ = dispatched_job_templates(design_renders["dispatcher"])
     pod_labels = job["spec"]["template"]["metadata"]["labels"]
     assert f"app.kubernetes.io/name={pod_labels['app.kubernetes.io/name']}" in (
         design.maker_selector.split(",")
     )
 
 
-def test_the_scaledjob_design_reads_the_trigger(renders: dict[str, list[Manifest]]) -> None:
-    design = design_for("scaledjob", renders["scaledjob"])
+def test_the_scaledjob_design_reads_the_trigger(design_renders: dict[str, list[Manifest]]) -> None:
+    design = design_for("scaledjob", design_renders["scaledjob"])
     assert isinstance(design, ScaledJobDesign)
     assert (design.group, design.topic) == ("medicine", "tabs.orders")
     assert design.warm_makers() == design.spec.scaling.min_rc >= 1
 
 
 def test_a_design_missing_from_its_render_is_a_platform_error(
-    renders: dict[str, list[Manifest]],
+    design_renders: dict[str, list[Manifest]],
 ) -> None:
     with pytest.raises(PlatformError, match="no dispatcher Deployment"):
-        design_for("dispatcher", renders["scaledjob"])
+        design_for("dispatcher", design_renders["scaledjob"])
     with pytest.raises(PlatformError):
-        design_for("scaledjob", renders["dispatcher"])
+        design_for("scaledjob", design_renders["dispatcher"])
 
 
 def test_the_dispatchers_job_template_gets_the_runs_image_names(
-    renders: dict[str, list[Manifest]],
+    design_renders: dict[str, list[Manifest]],
 ) -> None:
-    objects = renders["dispatcher"]
+    objects = design_renders["dispatcher"]
     images = service_images(objects)
     # The maker image is built although only the template (a ConfigMap's file) names it.
     assert sorted(images) == ["dispatcher", "medicine", "patient"]

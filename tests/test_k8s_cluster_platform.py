@@ -4,6 +4,7 @@ documented, the status readings count what KEDA counts, and `group_lag` reads a 
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import time
@@ -14,8 +15,7 @@ import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from medpubsub.settings import KafkaSettings
-from pytest_medpubsub.k8s.objects import Manifest, kafka_listener, load_documents
-from pytest_medpubsub.k8s.render import RenderError, kustomize_command, render
+from pytest_medpubsub.k8s.objects import Manifest, kafka_listener
 from pytest_medpubsub.platforms import diagnostics, operators
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
 from pytest_medpubsub.platforms.cluster import (
@@ -35,8 +35,7 @@ from pytest_medpubsub.platforms.status import (
     running_pods,
     unfinished,
 )
-
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.conftest import PROJECT
 
 
 def options(tmp_path: Path, registry: str | None = None) -> ClusterOptions:
@@ -115,12 +114,9 @@ def test_creating_a_platform_does_nothing_until_started(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def existing_render() -> list[Manifest]:
-    try:
-        kustomize_command()
-    except RenderError as error:
-        pytest.skip(str(error))
-    return load_documents(render(PROJECT / "k8s/overlays/existing"))
+def existing_render(renders: dict[str, list[Manifest]]) -> list[Manifest]:
+    """A private copy of the existing render."""
+    return copy.deepcopy(renders["existing"])
 
 
 def test_the_run_sets_host_images_and_patients(existing_render: list[Manifest]) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_medpubsub.k8s.check import crd_schemas
 from pytest_medpubsub.k8s.designs import (
     check_designs,
     dispatcher_overlays,
@@ -19,11 +18,10 @@ from pytest_medpubsub.k8s.designs import (
     render_designs,
     render_overlay,
 )
-from pytest_medpubsub.k8s.findings import Finding
 from pytest_medpubsub.k8s.objects import Manifest
-from pytest_medpubsub.k8s.render import RenderError, kustomize_command
+from pytest_medpubsub.k8s.schemas import CrdSchemas
+from tests.conftest import PROJECT, find, require_kustomize, rule_hit
 
-PROJECT = Path(__file__).resolve().parents[1]
 DISPATCHER = "Deployment/medpubsub/dispatcher"
 ROLE = "Role/medpubsub/dispatcher"
 JOB = "dispatched Job template"
@@ -31,10 +29,7 @@ JOB = "dispatched Job template"
 
 @pytest.fixture(scope="module")
 def rendered() -> list[Manifest]:
-    try:
-        kustomize_command()
-    except RenderError as error:
-        pytest.skip(str(error))
+    require_kustomize()
     return render_overlay(PROJECT, "kind")
 
 
@@ -42,13 +37,6 @@ def rendered() -> list[Manifest]:
 def kind(rendered: list[Manifest]) -> list[Manifest]:
     """A private copy of the dispatcher's kind render, to break."""
     return copy.deepcopy(rendered)
-
-
-def find(objects: list[Manifest], kind: str, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(
-        o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name
-    )
-    return found
 
 
 def dispatcher_container(objects: list[Manifest]) -> dict[str, Any]:
@@ -71,12 +59,6 @@ def edit_job(objects: list[Manifest], change: Callable[[dict[str, Any]], None]) 
     config_map["data"]["dispatched-job.yaml"] = yaml.safe_dump(job)
 
 
-def rule_hit(findings: list[Finding], obj: str, rule: str) -> Finding:
-    hits = [f for f in findings if f.object == obj and f.rule == rule]
-    assert hits, f"no {rule} finding for {obj}; got: {[str(f) for f in findings]}"
-    return hits[0]
-
-
 def test_the_dispatcher_overlays_render_without_a_scaledjob(rendered: list[Manifest]) -> None:
     assert dispatcher_overlays(PROJECT) == [
         "existing",
@@ -90,8 +72,10 @@ def test_the_dispatcher_overlays_render_without_a_scaledjob(rendered: list[Manif
     assert kinds.count("Deployment") == 2  # the patients and the dispatcher
 
 
-def test_the_dispatcher_overlays_pass_every_offline_check(rendered: list[Manifest]) -> None:
-    assert [str(f) for f in check_designs(PROJECT, crd_schemas(PROJECT))] == []
+def test_the_dispatcher_overlays_pass_every_offline_check(
+    rendered: list[Manifest], crds: CrdSchemas
+) -> None:
+    assert [str(f) for f in check_designs(PROJECT, crds)] == []
 
 
 def test_make_manifests_writes_the_dispatcher_render(

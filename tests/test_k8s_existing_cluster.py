@@ -21,7 +21,7 @@ from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes
 from pytest_medpubsub.k8s.check import check_objects, harness_topics
 from pytest_medpubsub.k8s.objects import Manifest, load_documents
-from pytest_medpubsub.k8s.render import RenderError, kustomize_command, render
+from pytest_medpubsub.k8s.render import RenderError, render
 from pytest_medpubsub.kafka.addresses import host_address
 from pytest_medpubsub.kafka.broker import system_topics
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
@@ -32,8 +32,8 @@ from pytest_medpubsub.platforms.commands import probe
 from pytest_medpubsub.platforms.existing import ExistingBackend
 from pytest_medpubsub.platforms.manifests import KafkaEndpoint, for_cluster
 from pytest_medpubsub.waiting import wait_for
+from tests.conftest import PROJECT
 
-PROJECT = Path(__file__).resolve().parents[1]
 MINIMAL_KEDA = """\
 apiVersion: v1
 kind: Namespace
@@ -152,12 +152,9 @@ def test_a_kafka_address_is_kept_with_its_port() -> None:
 
 
 @pytest.fixture(scope="module")
-def external_render() -> list[Manifest]:
-    try:
-        kustomize_command()
-    except RenderError as error:
-        pytest.skip(str(error))
-    return load_documents(render(PROJECT / "k8s/overlays/external-kafka-preloaded"))
+def external_render(renders: dict[str, list[Manifest]]) -> list[Manifest]:
+    """A private copy of the external-kafka-preloaded render."""
+    return copy.deepcopy(renders["external-kafka-preloaded"])
 
 
 def test_the_broker_address_lands_in_the_endpoint_slice(external_render: list[Manifest]) -> None:

@@ -14,9 +14,9 @@ import pytest
 
 from pytest_medpubsub.k8s.check import check_objects, harness_topics
 from pytest_medpubsub.k8s.findings import Finding
-from pytest_medpubsub.k8s.objects import Manifest, load_documents
-from pytest_medpubsub.k8s.render import RenderError, kustomize_command, render
+from pytest_medpubsub.k8s.objects import Manifest
 from pytest_medpubsub.kafka.security import grants
+from tests.conftest import find, rule_hit
 
 PROJECT = Path(__file__).resolve().parents[1]
 SECURED = ("existing", "existing-preloaded", "kind", "minikube")  # with components/secure-kafka
@@ -25,23 +25,15 @@ MAKERS = "ScaledJob/medpubsub/medicine"
 Mutation = Callable[[list[Manifest]], None]
 
 
-@pytest.fixture(scope="module")
-def secured_renders() -> dict[str, list[Manifest]]:
-    try:
-        kustomize_command()
-    except RenderError as error:
-        pytest.skip(str(error))
-    names = (*SECURED, "external-kafka", "external-kafka-preloaded", "existing-preloaded")
-    return {o: load_documents(render(PROJECT / "k8s/overlays" / o)) for o in names}
+@pytest.fixture
+def secured_renders(renders: dict[str, list[Manifest]]) -> dict[str, list[Manifest]]:
+    """Every overlay's render (the session's, tests/conftest.py), the secured ones among them."""
+    return renders
 
 
 @pytest.fixture
 def kind(secured_renders: dict[str, list[Manifest]]) -> list[Manifest]:
     return copy.deepcopy(secured_renders["kind"])
-
-
-def find(objects: list[Manifest], kind: str, name: str) -> Manifest:
-    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
 
 
 def env_of(obj: Manifest) -> list[dict[str, Any]]:
@@ -75,14 +67,6 @@ def remove(o: list[Manifest], kind: str, name: str) -> None:
 def trigger_auth(o: list[Manifest]) -> dict[str, Any]:
     spec: dict[str, Any] = find(o, "TriggerAuthentication", "keda-kafka")["spec"]
     return spec
-
-
-def rule_hit(findings: list[Finding], obj: str, rule: str) -> Finding:
-    hits = [f for f in findings if f.object == obj and f.rule == rule]
-    assert hits, f"no {rule} finding for {obj}; got: {[str(f) for f in findings]}"
-    assert obj in str(hits[0])
-    assert rule in str(hits[0])
-    return hits[0]
 
 
 # --------------------------------------------------------------------------- as built

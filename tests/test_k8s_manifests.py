@@ -15,17 +15,15 @@ import yaml
 from pytest_medpubsub.k8s.check import (
     check_objects,
     check_project,
-    crd_schemas,
     harness_topics,
     main,
 )
-from pytest_medpubsub.k8s.findings import Finding
 from pytest_medpubsub.k8s.objects import Manifest, kafka_listener, load_documents, node_ports
-from pytest_medpubsub.k8s.render import RenderError, kustomize_command, overlays, render, render_all
+from pytest_medpubsub.k8s.render import render_all
 from pytest_medpubsub.k8s.schemas import CrdSchemas, schema_findings
 from pytest_medpubsub.k8s.wiring import external_listener_findings
+from tests.conftest import PROJECT, find, require_kustomize, rule_hit
 
-PROJECT = Path(__file__).resolve().parents[1]
 OVERLAYS = ("existing", "existing-preloaded", "external-kafka", "external-kafka-preloaded",
             "kind", "minikube")  # fmt: skip
 EXTERNAL_KAFKA = ("external-kafka", "external-kafka-preloaded")
@@ -39,43 +37,10 @@ SECURED_KINDS = [*KINDS, "KafkaUser", "KafkaUser", "KafkaUser", "KafkaUser", "Co
                  "TriggerAuthentication"]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def renders() -> dict[str, list[Manifest]]:
-    try:
-        kustomize_command()
-    except RenderError as error:
-        pytest.skip(str(error))
-    return {
-        overlay: load_documents(render(PROJECT / "k8s/overlays" / overlay))
-        for overlay in overlays(PROJECT)
-    }
-
-
-@pytest.fixture(scope="module")
-def crds() -> CrdSchemas:
-    schemas = crd_schemas(PROJECT)
-    if schemas is None:
-        pytest.skip("../shared/schemas is absent: Strimzi and KEDA objects are not schema-checked")
-    return schemas
-
-
 @pytest.fixture
 def kind(renders: dict[str, list[Manifest]]) -> list[Manifest]:
     """A private copy of the kind render, to break."""
     return copy.deepcopy(renders["kind"])
-
-
-def find(objects: list[Manifest], kind: str, name: str) -> Manifest:
-    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
-
-
-def rule_hit(findings: list[Finding], obj: str, rule: str) -> Finding:
-    """The finding for `obj` and `rule`; its text names both, as a reader sees it."""
-    hits = [f for f in findings if f.object == obj and f.rule == rule]
-    assert hits, f"no {rule} finding for {obj}; got: {[str(f) for f in findings]}"
-    assert obj in str(hits[0])
-    assert rule in str(hits[0])
-    return hits[0]
 
 
 # --------------------------------------------------------------------------- the manifests as built
@@ -93,10 +58,7 @@ def test_every_overlay_renders_everything_a_cluster_gets(
 
 
 def test_make_manifests_writes_one_file_per_overlay(tmp_path: Path) -> None:
-    try:
-        kustomize_command()
-    except RenderError as error:
-        pytest.skip(str(error))
+    require_kustomize()
     written = render_all(PROJECT, tmp_path)
     assert sorted(written) == list(OVERLAYS)
     for overlay, path in written.items():
@@ -104,13 +66,10 @@ def test_make_manifests_writes_one_file_per_overlay(tmp_path: Path) -> None:
         assert path.read_text().count("kind: KafkaTopic") == topics, overlay
 
 
-def test_the_project_passes_every_offline_check() -> None:
+def test_the_project_passes_every_offline_check(crds: CrdSchemas) -> None:
     """Security, wiring, kind ports and Dockerfiles always; CRD schemas when they are at hand."""
-    try:
-        kustomize_command()
-    except RenderError as error:
-        pytest.skip(str(error))
-    assert [str(f) for f in check_project(PROJECT, crd_schemas(PROJECT))] == []
+    require_kustomize()
+    assert [str(f) for f in check_project(PROJECT, crds)] == []
 
 
 def test_builtin_objects_are_valid_for_kubernetes_1_30(renders: dict[str, list[Manifest]]) -> None:
@@ -126,10 +85,7 @@ def test_strimzi_and_keda_objects_match_their_crds(
 
 
 def test_the_check_command_prints_no_finding(capsys: pytest.CaptureFixture[str]) -> None:
-    try:
-        kustomize_command()
-    except RenderError as error:
-        pytest.skip(str(error))
+    require_kustomize()
     assert main(["--project", str(PROJECT)]) == 0
     assert "all offline checks passed" in capsys.readouterr().out
 

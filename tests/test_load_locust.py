@@ -92,6 +92,7 @@ def test_stopping_early_ends_like_the_ramp_with_every_order_counted(
     assert result.acknowledged_orders == result.stats.requests >= 2
 
 
+@pytest.mark.slow
 def test_undelivered_orders_are_failures_and_a_nonzero_exit(tmp_path: Path) -> None:
     unreachable = KafkaSettings(kafka_bootstrap=f"127.0.0.1:{_closed_port()}")
     result = run_locust(unreachable, "1x3", tmp_path, timeout_s=RUN_TIMEOUT_S, ack_timeout_s=1)
@@ -103,6 +104,7 @@ def test_undelivered_orders_are_failures_and_a_nonzero_exit(tmp_path: Path) -> N
     assert any("timed out" in error.lower() for error in result.errors), result.errors
 
 
+@pytest.mark.slow
 def test_without_kafka_or_a_local_system_it_says_so_in_one_line(tmp_path: Path) -> None:
     completed = _locust(
         {"MEDPUBSUB_STATE_FILE": str(tmp_path / "local.json")}, "-u", "1", "-t", "5s"
@@ -124,6 +126,7 @@ def test_without_kafka_or_a_local_system_it_says_so_in_one_line(tmp_path: Path) 
         ("MEDPUBSUB_LOAD_ACK_TIMEOUT_SECONDS", "soon", "give a positive number of seconds"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_setting_is_one_sentence_and_exit_status_2(
     kafka: KafkaSettings, variable: str, value: str, expected: str
 ) -> None:

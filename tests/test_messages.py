@@ -1,4 +1,4 @@
-"""The message contract (DESIGN.md §3.1): what parses as an order, what is rejected and why."""
+"""The message contract (docs/design.md §2.1): what parses as an order, what is rejected and why."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The plugin itself, run in a sub-session: options, errors, fixtures, SLO failures, reports.
 
-The sub-sessions that need Kafka use the outer session's broker (`--medpubsub-kafka`) so that no
-second JVM starts; the system's consumer group is only driven by one platform at a time because
-the scenarios, which start the outer platform, run after these tests.
+The sub-sessions that need Kafka share one broker of this module's own (`--medpubsub-kafka`),
+not the outer session's: a sub-session's platform drives the system's consumer group, and on the
+outer broker it would compete with the outer platform whenever that one is up (the scenarios
+start it), so the result would depend on the order in which folders run.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from pytest_medpubsub.kafka.broker import running_broker
 
 A_SHORT_RUN = """
 import pytest
@@ -24,18 +28,33 @@ def test_one_patient_for_a_moment(medpubsub_system):
 """
 
 
+@pytest.fixture(scope="module")
+def private_kafka() -> Iterator[str]:
+    """A broker for this module's sub-sessions alone (with the system's topics), stopped after."""
+    with running_broker() as (kafka, _):
+        yield kafka.kafka_bootstrap
+
+
 def test_an_unknown_platform_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--medpubsub-cluster=docker-desktop")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*argument --medpubsub-cluster: invalid choice*"])
 
 
-def test_a_cluster_without_docker_says_so_in_one_sentence(tmp_path: Path) -> None:
-    # A PATH without docker, kind or minikube: the check must answer within seconds.
+def usage_error_line(cluster: str, directory: Path) -> str:
+    """The one ERROR line of `pytest --medpubsub-cluster=<cluster>` run in an empty directory
+    with a PATH without docker, kind, minikube or kubectl (the check must answer in seconds)."""
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--medpubsub-cluster=kind", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
-        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--medpubsub-cluster={cluster}",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=directory,
+        env={"PATH": str(directory), "HOME": str(directory)},
         capture_output=True,
         text=True,
         timeout=60,
@@ -45,27 +64,22 @@ def test_a_cluster_without_docker_says_so_in_one_sentence(tmp_path: Path) -> Non
     assert "Traceback" not in result.stdout + result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
     assert len(error_lines) == 1, result.stderr
-    assert "--medpubsub-cluster=kind" in error_lines[0]
+    return error_lines[0]
 
 
+@pytest.mark.slow
+def test_a_cluster_without_docker_says_so_in_one_sentence(tmp_path: Path) -> None:
+    assert "--medpubsub-cluster=kind" in usage_error_line("kind", tmp_path)
+
+
+@pytest.mark.slow
 def test_an_existing_cluster_without_a_way_to_get_images_says_so_in_one_sentence(
     tmp_path: Path,
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--medpubsub-cluster=existing", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
-        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == pytest.ExitCode.USAGE_ERROR
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
-    assert len(error_lines) == 1, result.stderr
-    assert "--medpubsub-image-registry" in error_lines[0]
-    assert "--medpubsub-containerd" in error_lines[0]
-    assert "exactly one" in error_lines[0]
+    line = usage_error_line("existing", tmp_path)
+    assert "--medpubsub-image-registry" in line
+    assert "--medpubsub-containerd" in line
+    assert "exactly one" in line
 
 
 def test_every_fixture_is_documented(pytester: pytest.Pytester) -> None:
@@ -82,23 +96,23 @@ def test_every_fixture_is_documented(pytester: pytest.Pytester) -> None:
 
 
 def test_an_unknown_slo_keyword_names_the_accepted_ones(
-    pytester: pytest.Pytester, medpubsub_kafka: str
+    pytester: pytest.Pytester, private_kafka: str
 ) -> None:
     pytester.makepyfile(A_SHORT_RUN.format(slo="p95=3"))
-    result = pytester.runpytest(f"--medpubsub-kafka={medpubsub_kafka}")
+    result = pytester.runpytest(f"--medpubsub-kafka={private_kafka}")
     assert result.ret != pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["*medpubsub_slo*p95*p95_s*"])
 
 
 def test_a_missed_slo_fails_the_test_with_measured_and_required(
-    pytester: pytest.Pytester, medpubsub_kafka: str
+    pytester: pytest.Pytester, private_kafka: str
 ) -> None:
     # No order can be made in 0.5 s (a tab takes 2 s): the latency check must fail, and the
     # others still be reported.
     pytester.makepyfile(A_SHORT_RUN.format(slo="p95_s=0.5, p99_s=0.6"))
     report_dir = pytester.path / "reports"
     result = pytester.runpytest(
-        f"--medpubsub-kafka={medpubsub_kafka}", f"--medpubsub-report={report_dir}"
+        f"--medpubsub-kafka={private_kafka}", f"--medpubsub-report={report_dir}"
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(

@@ -1,4 +1,4 @@
-"""The services' environment (DESIGN.md §3.2): defaults, accepted values, one-line errors."""
+"""The services' environment (docs/design.md §2.2): defaults, accepted values, one-line errors."""
 
 from __future__ import annotations
 

@@ -12,9 +12,9 @@ none is made twice.
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
+from pytest_medpubsub import processes
 from pytest_medpubsub.chaos.target import NotApplicable, local_state, logger, runs
 from pytest_medpubsub.waiting import wait_until
 
@@ -64,15 +64,6 @@ def wait_for_dispatcher(
 def _dispatcher_pid(state_file: str | None) -> int | None:
     """The dispatcher among the owner's children (it is not in the state file's lists)."""
     owner = local_state(state_file).owner_pid
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rpartition(")")[2].split()[1])
-        pid = int(entry.name)
-        if parent == owner and runs(pid, *DISPATCHER_MARKERS):
-            return pid
-    return None
+    return next(
+        (pid for pid in processes.children_of(owner) if runs(pid, *DISPATCHER_MARKERS)), None
+    )

@@ -76,11 +76,7 @@ def kafka_settings(
 
 def command_line(pid: int) -> list[str]:
     """The arguments `pid` was started with; empty when it is gone (or a zombie)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    return processes.command_line(pid)
 
 
 def runs(pid: int, *markers: str) -> bool:

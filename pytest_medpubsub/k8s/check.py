@@ -1,10 +1,10 @@
 """All offline checks of the Kubernetes side, as one function and a command.
 
 `check_project` renders every overlay and returns the findings of every rule: schemas (built-in
-kinds and, when the CRD folder is there, Strimzi / KEDA kinds), the security policy, the wiring
-between Strimzi (or the bootstrap Service of a Kafka outside the cluster), KEDA and the services,
-the host's way into Kafka, and the Dockerfiles. An empty list is the proof `make test` gives
-without a cluster.
+kinds and, when the pinned CRDs can be fetched, Strimzi / KEDA kinds), the security policy, the
+wiring between Strimzi (or the bootstrap Service of a Kafka outside the cluster), KEDA and the
+services, the host's way into Kafka, and the Dockerfiles. An empty list is the proof `make test`
+gives without a cluster.
 
     python -m pytest_medpubsub.k8s.check      # prints the findings, exit status 1 if any
 """
@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from pytest_medpubsub.k8s.crds import CrdsUnavailable, crds_dir
 from pytest_medpubsub.k8s.dockerfiles import SERVICES, dockerfile_findings
 from pytest_medpubsub.k8s.external_kafka import external_kafka_findings, is_external
 from pytest_medpubsub.k8s.findings import Finding
@@ -30,17 +31,24 @@ from pytest_medpubsub.k8s.render import OVERLAYS_DIR, RenderError, overlays, ren
 from pytest_medpubsub.k8s.schemas import CrdSchemas, schema_findings
 from pytest_medpubsub.k8s.wiring import external_listener_findings, wiring_findings
 
-CRD_SCHEMAS_DIR = Path("../shared/schemas")
-"""Where the Strimzi 1.2.0 and KEDA 2.20.2 CRDs are, relative to the checkout."""
 KIND_CONFIG = "kind-config.yaml"
 TOPICS_MANIFEST = Path("k8s/base/kafka-topics.yaml")
 """The topics the harness creates on a Kafka outside the cluster (the same the cluster gets)."""
 
 
-def crd_schemas(project_dir: Path) -> CrdSchemas | None:
-    """The CRD validators, or None when the CRD folder is not next to this checkout."""
-    directory = project_dir / CRD_SCHEMAS_DIR
-    return CrdSchemas.load(directory) if directory.is_dir() else None
+def crd_schemas() -> CrdSchemas:
+    """Validators of the pinned Strimzi and KEDA CRDs (fetched into the user cache the first
+    time; `CrdsUnavailable` says which prerequisite is missing when they cannot be)."""
+    return CrdSchemas.load(crds_dir())
+
+
+def crd_schemas_or_note() -> CrdSchemas | None:
+    """The CRD validators for a command, or None after printing why custom kinds go unchecked."""
+    try:
+        return crd_schemas()
+    except CrdsUnavailable as error:
+        print(f"note: Strimzi / KEDA objects are not schema-checked: {error}")
+        return None
 
 
 def check_objects(
@@ -105,9 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--project", type=Path, default=Path.cwd(), help="the checkout")
     arguments = parser.parse_args(argv)
-    crds = crd_schemas(arguments.project)
-    if crds is None:
-        print(f"note: {CRD_SCHEMAS_DIR} is absent, Strimzi / KEDA objects are not schema-checked")
+    crds = crd_schemas_or_note()
     try:
         findings = check_project(arguments.project, crds)
     except RenderError as error:

@@ -28,7 +28,8 @@ from pytest_medpubsub.k8s.objects import Manifest, api_group, object_id
 Validator = Any
 
 KUBERNETES_VERSION = "1.30.0"
-"""The oldest Kubernetes the project supports (DESIGN §5): built-ins must be valid there."""
+"""The oldest Kubernetes the project supports (docs/design.md §2.6): built-ins must be valid
+there."""
 
 
 def is_builtin(obj: Mapping[str, Any]) -> bool:

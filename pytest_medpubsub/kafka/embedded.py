@@ -18,6 +18,10 @@ reaches the broker anonymously, and the only super users are that internal princ
 harness's `admin`. The internal listener is also how the SCRAM users are created: SCRAM
 credentials live in the metadata log, so the first one cannot be used to create itself, and this
 way no password ever appears on a command line.
+
+Why one module of this size: the ports, the storage format, the listeners and the security
+settings are one `server.properties` and one start sequence; split, each part would need the
+others' choices to make sense.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def java_executable() -> str:
     version = subprocess.run(
         [java, "-version"], capture_output=True, text=True, timeout=30, check=False
     ).stderr
-    major = _java_major(version)
+    major = java_major(version)
     if major is not None and major < MIN_JAVA:
         raise KafkaUnavailable(
             f"Kafka {KAFKA_VERSION} needs Java {MIN_JAVA} or newer but `{java}` is Java {major}; "
@@ -54,12 +55,49 @@ def java_executable() -> str:
     return java
 
 
-def _java_major(version_output: str) -> int | None:
+def java_major(version_output: str) -> int | None:
+    """The major version in the output of `java -version` ("1.8.0" is Java 8)."""
     match = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
     if match is None:
         return None
     first = int(match.group(1))
     return int(match.group(2) or 0) if first == 1 else first  # "1.8.0" is Java 8
+
+
+JVM_DIRS = (Path("/usr/lib/jvm"), Path("/Library/Java/JavaVirtualMachines"))
+"""Where Linux distributions and macOS install JDKs side by side (the default one is on PATH)."""
+
+
+def find_java(minimum: int) -> str | None:
+    """A `java` of at least `minimum`: JAVA_HOME's, the one on PATH, else any installed JDK.
+
+    A tool may need a newer Java than the default one of the machine (Strimzi's CRD generator is
+    built for Java 21 while Debian 12 defaults to 17); looking beside the default finds a JDK the
+    user installed without making it the default.
+    """
+    for java in _java_candidates():
+        major = java_major(
+            subprocess.run(
+                [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+            ).stderr
+        )
+        if major is not None and major >= minimum:
+            return java
+    return None
+
+
+def _java_candidates() -> Iterator[str]:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        yield str(Path(java_home) / "bin" / "java")
+    on_path = shutil.which("java")
+    if on_path:
+        yield on_path
+    for directory in JVM_DIRS:
+        for java in sorted(directory.glob("*/bin/java"), reverse=True):
+            yield str(java)
+        for java in sorted(directory.glob("*/Contents/Home/bin/java"), reverse=True):
+            yield str(java)
 
 
 def libs_dir(version: str = KAFKA_VERSION) -> Path:
@@ -80,12 +118,42 @@ def libs_dir(version: str = KAFKA_VERSION) -> Path:
 
 
 def _resolve_with_maven(version: str, target: Path) -> Path:
-    mvn = shutil.which("mvn")
-    if mvn is None:
+    if shutil.which("mvn") is None:
         raise KafkaUnavailable(_missing("no `mvn` was found to fetch Kafka's jars"))
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="libs-", dir=target.parent))
-    pom = resources.files("pytest_medpubsub.kafka").joinpath("pom.xml")
+    with progress.step(f"Resolving Apache Kafka {version} jars with Maven (first run only)"):
+        error = maven_copy_dependencies(
+            "pytest_medpubsub.kafka",
+            "pom.xml",
+            {"kafka.version": version, "log4j.version": LOG4J_VERSION},
+            staging,
+        )
+    if error is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise KafkaUnavailable(
+            f"Maven could not fetch Apache Kafka {version} ({error}); check that Maven reaches "
+            "its repository (or your settings.xml mirror), or set KAFKA_HOME."
+        )
+    (staging / _COMPLETE).write_text(f"kafka {version}\n")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def maven_copy_dependencies(
+    package: str, pom_name: str, properties: Mapping[str, str], output: Path
+) -> str | None:
+    """Copy the runtime dependencies of the POM shipped in `package` into `output`.
+
+    Maven is asked with a POM of the project's own, so whatever repositories and mirrors the
+    user's Maven knows are used. Returns None on success, else Maven's first error line (the
+    caller knows what was being fetched and how to say it).
+    """
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        return "no `mvn` was found"
+    pom = resources.files(package).joinpath(pom_name)
     with resources.as_file(pom) as pom_path:
         command = [
             mvn,
@@ -93,27 +161,15 @@ def _resolve_with_maven(version: str, target: Path) -> Path:
             "--quiet",
             "-f",
             str(pom_path),
-            f"-Dkafka.version={version}",
-            f"-Dlog4j.version={LOG4J_VERSION}",
+            *(f"-D{key}={value}" for key, value in properties.items()),
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
-            f"-DoutputDirectory={staging}",
+            f"-DoutputDirectory={output}",
         ]
-        with progress.step(f"Resolving Apache Kafka {version} jars with Maven (first run only)"):
-            result = subprocess.run(
-                command, capture_output=True, text=True, timeout=900, check=False
-            )
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     if result.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        detail = _last_error_line(result.stdout + result.stderr)
-        raise KafkaUnavailable(
-            f"Maven could not fetch Apache Kafka {version} ({detail}); check that Maven reaches "
-            "its repository (or your settings.xml mirror), or set KAFKA_HOME."
-        )
-    (staging / _COMPLETE).write_text(f"kafka {version}\n")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    return target
+        return _last_error_line(result.stdout + result.stderr)
+    return None
 
 
 def _last_error_line(output: str) -> str:

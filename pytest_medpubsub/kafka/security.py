@@ -164,7 +164,7 @@ class Credentials:
         )
 
     def environment(self, identity: str) -> dict[str, str]:
-        """The MEDPUBSUB_KAFKA_* variables (DESIGN.md §3.2) a service process reads."""
+        """The MEDPUBSUB_KAFKA_* variables (docs/design.md §2.2) a service process reads."""
         username, password = self._user(identity)
         return {
             "MEDPUBSUB_KAFKA_SECURITY_PROTOCOL": self.security_protocol,

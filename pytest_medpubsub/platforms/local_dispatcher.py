@@ -26,7 +26,7 @@ from pytest_medpubsub import processes, progress, state
 from pytest_medpubsub.kafka.group import group_assignment
 from pytest_medpubsub.kafka.offsets import OffsetReader, start_new_group_at_end
 from pytest_medpubsub.platforms.local_system import LocalSystem
-from pytest_medpubsub.waiting import wait_until
+from pytest_medpubsub.waiting import WaitTimeout, wait_until
 
 DESIGN = "dispatcher"
 GROUP = "dispatcher"
@@ -72,10 +72,12 @@ class LocalDispatcherPlatform(LocalSystem):
         return len(self._live_makers())
 
     def kill_medicine(self, count: int = 1) -> list[str]:
-        """SIGKILL the `count` oldest dispatched makers (each is in the middle of its order)."""
-        victims = sorted(self._live_makers(), key=lambda maker: maker["started_at_ns"])[:count]
-        killed = []
-        for maker in victims:
+        """SIGKILL the `count` oldest dispatched makers (each is in the middle of its order); a
+        candidate that turns out not to be a maker any more is passed over for the next one."""
+        killed: list[str] = []
+        for maker in sorted(self._live_makers(), key=lambda maker: maker["started_at_ns"]):
+            if len(killed) == count:
+                break
             if _runs_a_maker(maker["pid"]):  # the pid may have ended (and been reused) since
                 os.kill(maker["pid"], signal.SIGKILL)
                 killed.append(str(maker["name"]))
@@ -217,9 +219,18 @@ class LocalDispatcherPlatform(LocalSystem):
         ]
 
 
-def _runs_a_maker(pid: int) -> bool:
+def _runs_a_maker(pid: int, exec_timeout_s: float = 5.0) -> bool:
+    """Whether `pid` is a running maker. One the dispatcher has just forked shows the
+    dispatcher's command line until it has exec'd; that moment is waited out (bounded), or a
+    busy machine would make a fresh maker look like something else."""
     try:
-        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+        arguments = wait_until(
+            lambda: processes.command_line(pid),
+            lambda seen: MAKER_MARKER in seen or "dispatcher" not in seen,
+            exec_timeout_s,
+            f"pid {pid} to exec a maker",
+            interval_s=0.02,
+        )
+    except WaitTimeout:
         return False
-    return processes.is_alive(pid) and MAKER_MARKER.encode() in arguments
+    return processes.is_alive(pid) and MAKER_MARKER in arguments

@@ -23,6 +23,7 @@ from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.offsets import OffsetReader
 from pytest_medpubsub.kafka.security import Credentials, as_identity
 from pytest_medpubsub.platforms.base import Platform, PlatformError
+from pytest_medpubsub.waiting import WaitTimeout
 
 # Settings a process must not inherit from the user's shell: the manifests and the platform decide.
 _OWNED_PREFIXES = ("MEDPUBSUB_", "MEDICINE_", "DISPATCHER_")
@@ -70,10 +71,23 @@ class LocalSystem(Platform):
         return as_identity(self.kafka, self._credentials, identity)
 
     def start(self) -> None:
+        """Start the design's makers and the supervisor, and wait until they serve.
+
+        A start that fails stops whatever it had started (makers, the dispatcher and its keeper,
+        the supervisor) before it raises: its caller has no platform to stop, and a supervisor
+        left running would start the broker again after its owner stopped it. A wait that timed
+        out is a `PlatformError` like any other reason the platform did not come up.
+        """
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._start_makers()
-        self._supervisor.start()
-        self._wait_until_serving()
+        try:
+            self._start_makers()
+            self._supervisor.start()
+            self._wait_until_serving()
+        except BaseException as error:
+            self.stop()
+            if isinstance(error, WaitTimeout):
+                raise PlatformError(str(error)) from error
+            raise
         progress.say(f"local platform up: Kafka {self.bootstrap_servers}, {self._describe()}")
 
     def stop(self) -> None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ from medpubsub.medicine.transaction import coordinates, kafka_error, remaining, 
 from medpubsub.medicine.watchdog import Watchdog, exit_at_once
 from medpubsub.messages import DeadLetter, Order, parse_order
 from medpubsub.settings import KafkaSettings, load
-from medpubsub.shutdown import StopRequest
+from medpubsub.shutdown import StopRequest, start_service
 
 log = logging.getLogger("medpubsub.dispatcher")
 
@@ -321,11 +320,7 @@ def run() -> int:
     """Run the dispatcher until SIGTERM (see the module docstring for the exit status)."""
     kafka = load(KafkaSettings)
     settings = load(DispatcherSettings)
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s"
-    )
-    stop = StopRequest()
-    stop.install()
+    stop = start_service()
     name = f"dispatcher-{maker_name(os.environ)}"
     launcher = _launcher(settings, kafka)
     # The transactional id comes from the group, not from this process: a dispatcher started

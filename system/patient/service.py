@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from medpubsub.kafka_clients import order_producer_config
 from medpubsub.messages import Order
 from medpubsub.patient.ordering import build_order, due_at, next_slot
 from medpubsub.settings import KafkaSettings, PatientSettings, load
-from medpubsub.shutdown import StopRequest
+from medpubsub.shutdown import StopRequest, start_service
 
 FLUSH_TIMEOUT_S = 10.0
 # How long a patient waits for the broker before its first order (see `_connect`).
@@ -54,11 +53,7 @@ def run() -> int:
     """Run one patient until a stop signal; 0 when stopped, 1 on a fatal producer error."""
     kafka = load(KafkaSettings)
     patient = load(PatientSettings)
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s"
-    )
-    stop = StopRequest()
-    stop.install()
+    stop = start_service(logging.WARNING)
 
     fatal: list[KafkaError] = []
 

@@ -203,6 +203,7 @@ def test_a_revocation_with_orders_in_flight_hands_over_nothing_twice(
     assert sum(committed_offset(topics, partition) for partition in range(4)) == 16
 
 
+@pytest.mark.kafka
 def test_a_broker_restart_with_orders_in_flight_loses_and_duplicates_nothing(
     tmp_path: Path, service: ServiceFactory, reader: ReaderFactory
 ) -> None:

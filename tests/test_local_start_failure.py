@@ -1,0 +1,98 @@
+"""A local platform whose start fails stops everything it started before it raises: no thread,
+no process (maker, dispatcher, a maker the dispatcher started) is left behind, and the caller
+sees a `PlatformError` that says what was awaited and what was seen last.
+
+The start is made to fail the way a starved machine makes it fail: the makers do not own the
+partitions within the platform's timeout (here shortened to a moment)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from medpubsub.settings import KafkaSettings
+from pytest_medpubsub import leftovers, processes
+from pytest_medpubsub.platforms import local, local_dispatcher
+from pytest_medpubsub.platforms.base import PlatformError
+from pytest_medpubsub.platforms.local import LocalPlatform
+from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
+from pytest_medpubsub.waiting import wait_until
+from tests.conftest import PROJECT
+
+
+def own_group_manifest(directory: Path) -> Path:
+    """The project's ScaledJob with a consumer group of its own: the warm makers this test
+    starts must not join the group of the session's platform."""
+    document = yaml.safe_load((PROJECT / "keda/medicine-scaledjob.yaml").read_text())
+    group = "start-failure"
+    document["spec"]["triggers"][0]["metadata"]["consumerGroup"] = group
+    container = document["spec"]["jobTargetRef"]["template"]["spec"]["containers"][0]
+    for variable in container["env"]:
+        if variable["name"] == "MEDICINE_GROUP_ID":
+            variable["value"] = group
+    path = directory / "scaledjob.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.fixture
+def nothing_left() -> Iterator[None]:
+    """Assert, after the test, that no thread and no process of the run started during it is
+    still alive (the processes are awaited briefly: SIGTERM takes a moment to end one)."""
+    threads_before = set(threading.enumerate())
+    started_at = time.time()
+    yield
+
+    def new_processes() -> list[str]:
+        found = []
+        for pid, command in leftovers.leftovers(processes.run_id()):
+            try:
+                if psutil.Process(pid).create_time() >= started_at - 1:
+                    found.append(f"{pid}: {command[:120]}")
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    wait_until(new_processes, lambda found: found == [], 30, "no process started by the test")
+    left = [t.name for t in set(threading.enumerate()) - threads_before if t.is_alive()]
+    assert left == []
+
+
+@pytest.mark.usefixtures("nothing_left")
+def test_warm_makers_that_time_out_leave_nothing_behind(
+    medpubsub_kafka: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local, "WARM_MAKERS_TIMEOUT_S", 0.2)
+    platform = LocalPlatform(
+        KafkaSettings(kafka_bootstrap=medpubsub_kafka),
+        tmp_path / "run",
+        state_file=tmp_path / "local.json",
+        scaledjob_manifest=own_group_manifest(tmp_path),
+    )
+    with pytest.raises(PlatformError, match=r"waited 0.2 s for 2 warm maker\(s\).*last saw"):
+        platform.start()
+    assert not (tmp_path / "local.json").exists()
+
+
+@pytest.mark.usefixtures("nothing_left")
+def test_a_dispatcher_that_is_not_ready_in_time_leaves_nothing_behind(
+    medpubsub_kafka: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    if request.config.getoption("--medpubsub-design") == local_dispatcher.DESIGN:
+        pytest.skip("the session's own platform uses the dispatcher's group")
+    monkeypatch.setattr(local_dispatcher, "DISPATCHER_READY_TIMEOUT_S", 0.2)
+    platform = LocalDispatcherPlatform(
+        KafkaSettings(kafka_bootstrap=medpubsub_kafka), tmp_path / "run"
+    )
+    with pytest.raises(PlatformError, match="the dispatcher owning every partition"):
+        platform.start()
+    assert platform.dispatcher_pid is None

@@ -1,0 +1,38 @@
+"""The product finds its extra commands through the `medpubsub.commands` entry-point group and
+never imports the harness: a service image without the harness still runs."""
+
+from __future__ import annotations
+
+import ast
+
+from medpubsub.cli import COMMANDS_GROUP, build_parser
+from tests.conftest import PROJECT
+
+
+def subcommands(with_extensions: bool) -> set[str]:
+    parser = build_parser(with_extensions)
+    action = next(a for a in parser._actions if a.dest == "command")
+    return set(action.choices or ())
+
+
+def test_the_harness_commands_arrive_through_the_entry_point_group() -> None:
+    services = {"patient", "medicine", "make-order", "dispatcher"}
+    assert subcommands(with_extensions=False) == services
+    assert subcommands(with_extensions=True) >= services | {"kafka", "up", "status", "down", "demo"}
+    assert COMMANDS_GROUP == "medpubsub.commands"
+
+
+def test_no_module_of_the_product_imports_the_harness() -> None:
+    importing = []
+    for path in sorted((PROJECT / "system").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(name.split(".")[0] == "pytest_medpubsub" for name in names):
+                importing.append(str(path.relative_to(PROJECT)))
+    assert importing == []
