@@ -1,4 +1,4 @@
-"""The report of a run (DESIGN.md §3.5): `report.json`, the PNG plots, `report.html`, and JUnit
+"""The report of a run (docs/design.md §2.5): `report.json`, the PNG plots, `report.html`, and JUnit
 properties.
 
 `report.json` is the summary's JSON with the SLO verdict beside it and whatever else the run

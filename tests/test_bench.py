@@ -98,11 +98,10 @@ def test_bad_arguments_are_one_sentence_and_exit_2(
 
 
 def test_replot_writes_the_bench_page_with_table_plot_and_links_to_the_runs(tmp_path: Path) -> None:
-    from test_report import a_run as a_summary
-
     from pytest_medpubsub.bench.__main__ import _write
     from pytest_medpubsub.report import write_report
     from pytest_medpubsub.reports.bench_page import run_report
+    from tests.test_report import a_run as a_summary
 
     runs = [a_run("capacity", 1, 2.2), a_run("capacity", 5, 2.4), a_run("dispatcher", 5, 5.0)]
     write_report(run_report(tmp_path, runs[1]).parent, a_summary(), None)

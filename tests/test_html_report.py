@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_report import T0, a_run, nothing
 
 from pytest_medpubsub.observer import NS_PER_S, TimelineSample
 from pytest_medpubsub.report import ReportUnreadable, junit_properties, render_again, write_report
@@ -31,6 +30,7 @@ from pytest_medpubsub.reports.markup import escape, tag
 from pytest_medpubsub.reports.run_page import render_run_page
 from pytest_medpubsub.reports.scaling import scale_in_s, scale_out_s
 from pytest_medpubsub.slo import SloSpec, evaluate
+from tests.test_report import T0, a_run, nothing
 
 PLOTS = ("latency.png", "latency-distribution.png", "scaling.png")
 SPEC = SloSpec(p95_s=3.0, p99_s=4.0, min_jobs=2, scale_out_within_s=10, scale_in_within_s=5)

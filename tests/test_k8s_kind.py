@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import yaml
-from standin_tools import Recorder
 
 from pytest_medpubsub import processes, progress
 from pytest_medpubsub.platforms import kind, node_images
@@ -28,6 +27,7 @@ from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.kind import KindBackend
 from pytest_medpubsub.platforms.watched import last_line, run_watched
 from pytest_medpubsub.waiting import wait_for
+from tests.standin_tools import Recorder
 
 PROJECT = Path(__file__).resolve().parents[1]
 WORKFLOW = PROJECT / ".github/workflows/ci.yml"

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from standin_tools import Recorder
 
 from pytest_medpubsub.platforms import minikube
 from pytest_medpubsub.platforms.minikube import MinikubeBackend
+from tests.standin_tools import Recorder
 
 PATIENT_ID = "0123456789abcdef" * 4
 REBUILT_PATIENT_ID = "ff00000000000000" * 4

@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_html_report import a_failed_run
-from test_report import png_size
 
 from pytest_medpubsub.reports.browser import (
     VIEWPORT,
@@ -24,6 +22,8 @@ from pytest_medpubsub.reports.browser import (
     check_page,
     find_chromium,
 )
+from tests.test_html_report import a_failed_run
+from tests.test_report import png_size
 
 ONE_PIXEL_PNG = base64.b64encode(
     bytes.fromhex(
