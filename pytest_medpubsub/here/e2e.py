@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -61,24 +60,24 @@ def run(layout: Layout, report: str, keep: bool = False, strimzi_src: Path | Non
             progress.say(f"cluster ready in {result.seconds:.1f} s; kubeconfig {layout.kubeconfig}")
             bootstrap = _start_broker(layout, result.state, cleanup)
             env = dict(os.environ, KUBECONFIG=str(layout.kubeconfig))
-            status = _timed(
+            status = runs.timed(
                 figures,
                 "scenarios",
                 lambda: runs.pytest_run(
                     result.state, bootstrap, report_dir, env, scenarios=SCENARIOS
                 ),
             )
-            chaos = _timed(figures, "chaos", lambda: _chaos(bootstrap, report_dir, env))
+            chaos = runs.timed(figures, "chaos", lambda: _chaos(bootstrap, report_dir, env))
             status = status or chaos
             figures["keda_jobs"] = _keda_evidence(Path(env["KUBECONFIG"]), report_dir)
-            dispatcher = _timed(
+            dispatcher = runs.timed(
                 figures,
                 "dispatcher",
                 lambda: _dispatcher_design(result.state, bootstrap, report_dir / "dispatcher", env),
             )
             status = status or dispatcher
             with progress.step("the Strimzi stage: Strimzi and KEDA installed by the harness"):
-                strimzi_status = _timed(
+                strimzi_status = runs.timed(
                     figures,
                     "strimzi",
                     lambda: e2e_strimzi.stage(
@@ -94,15 +93,6 @@ def run(layout: Layout, report: str, keep: bool = False, strimzi_src: Path | Non
         figures["exit_status"] = status
         (report_dir / "cluster-here.json").write_text(json.dumps(figures, indent=2) + "\n")
     progress.say(f"e2e-here finished in {figures['total_s']} s with exit status {status}")
-    return status
-
-
-def _timed(figures: dict[str, object], name: str, step: Callable[[], int]) -> int:
-    """Run one stage, recording its duration and exit status in the run's figures."""
-    started = time.monotonic()
-    status = step()
-    figures[f"{name}_s"] = round(time.monotonic() - started, 1)
-    figures[f"{name}_status"] = status
     return status
 
 

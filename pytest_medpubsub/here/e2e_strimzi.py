@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import json
 import os
-import time
+from functools import partial
 from pathlib import Path
 
 from pytest_medpubsub import progress
+from pytest_medpubsub.chaos.target import CREDENTIALS_FILE_ENV
 from pytest_medpubsub.here import evidence, kube, runs, storage, strimzi
 from pytest_medpubsub.here.commands import HereError
 from pytest_medpubsub.here.layout import Layout
 from pytest_medpubsub.here.state import ClusterState
+from pytest_medpubsub.platforms.cluster import CREDENTIALS_FILE
 
-NAMESPACE = "medpubsub"
+NAMESPACE = runs.NAMESPACE
 SCENARIOS = (
     "scenarios/test_steady_state.py",
     "scenarios/test_step_ramp.py",
@@ -61,33 +63,40 @@ def stage(  # noqa: PLR0917 - the stage's inputs, as e2e.run has them
     storage.recycle(layout)
     strimzi.import_images(cache, Path(state.containerd_socket))
     strimzi_args = (f"--medpubsub-strimzi-manifest={cache.manifest}",)
-    started = time.monotonic()
-    status = runs.pytest_run(
-        state, None, report_dir, env, scenarios=SCENARIOS, keep=True, extra=strimzi_args
+    status = runs.timed(
+        figures,
+        "strimzi_scenarios",
+        lambda: runs.pytest_run(
+            state, None, report_dir, env, scenarios=SCENARIOS, keep=True, extra=strimzi_args
+        ),
     )
-    figures["strimzi_scenarios_s"] = round(time.monotonic() - started, 1)
-    figures["strimzi_scenarios_status"] = status
     figures["strimzi_evidence"] = _evidence(Path(env["KUBECONFIG"]), report_dir)
     chaos_env = dict(
         env,
         MEDPUBSUB_KAFKA_BOOTSTRAP=f"{state.address}:{EXTERNAL_PORT}",
         MEDPUBSUB_NAMESPACE=NAMESPACE,
-        MEDPUBSUB_CREDENTIALS_FILE=str(report_dir / "credentials.json"),
+        **{CREDENTIALS_FILE_ENV: str(report_dir / CREDENTIALS_FILE)},
     )
     for experiment in CHAOS:
-        name = Path(experiment).stem
-        started = time.monotonic()
-        result = runs.chaos_run(experiment, report_dir, chaos_env)
-        figures[f"strimzi_chaos_{name}_s"] = round(time.monotonic() - started, 1)
-        figures[f"strimzi_chaos_{name}_status"] = result
+        result = runs.timed(
+            figures,
+            f"strimzi_chaos_{Path(experiment).stem}",
+            partial(runs.chaos_run, experiment, report_dir, chaos_env),
+        )
         status = status or result
-    started = time.monotonic()
-    after = runs.pytest_run(
-        state, None, report_dir / "after-chaos", env,
-        scenarios=AFTER_CHAOS, keep=False, extra=strimzi_args,
-    )  # fmt: skip
-    figures["strimzi_after_chaos_s"] = round(time.monotonic() - started, 1)
-    figures["strimzi_after_chaos_status"] = after
+    after = runs.timed(
+        figures,
+        "strimzi_after_chaos",
+        lambda: runs.pytest_run(
+            state,
+            None,
+            report_dir / "after-chaos",
+            env,
+            scenarios=AFTER_CHAOS,
+            keep=False,
+            extra=strimzi_args,
+        ),
+    )
     return status or after
 
 

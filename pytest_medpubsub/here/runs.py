@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pytest_medpubsub import progress
@@ -24,6 +25,15 @@ STEADY_BEFORE_CHAOS_S = 30.0
 # the machine's cores. The step ramp measured p95 2.6-2.7 s / p99 3.3-3.6 s on a quiet machine,
 # and up to p95 3.9 s / p99 4.1 s with the machine busy (load average 9 on 2 cores).
 CLUSTER_SLO_DEFAULTS = {"medpubsub_slo_p95_s": "5.0", "medpubsub_slo_p99_s": "6.0"}
+
+
+def timed(figures: dict[str, object], name: str, step: Callable[[], int]) -> int:
+    """Run one stage, recording its duration and exit status in the run's figures."""
+    started = time.monotonic()
+    status = step()
+    figures[f"{name}_s"] = round(time.monotonic() - started, 1)
+    figures[f"{name}_status"] = status
+    return status
 
 
 def pytest_run(

@@ -278,11 +278,7 @@ def _apply_namespace(operator: Operator, manifest: str) -> str:
     another namespace itself: kubectl refuses --namespace for an object of another namespace, and
     KEDA's manifests (the release and config/minimal) have a RoleBinding in kube-system and name
     every namespace they use. Strimzi's leaves its Deployment's namespace to --namespace."""
-    named = {
-        objects.namespace(document)
-        for document in yaml.safe_load_all(manifest)
-        if isinstance(document, dict)
-    }
+    named = {objects.namespace(document) for document in _documents(manifest)}
     return "" if named - {None, "", operator.namespace} else operator.namespace
 
 
