@@ -9,9 +9,10 @@ grants. What each identity needs, and why:
   (implied by Write) gives it the topic's metadata.
 - medicine: Read on the orders topic and on its group (KIP-848 heartbeats, offset fetch, and
   TxnOffsetCommit / AddOffsetsToTxn of `send_offsets_to_transaction`); Write on the deliveries
-  and dead-letter topics; Write and Describe on its transactional ids, all `medicine-<maker>-<n>`
-  (system/medicine/producers.py), so by prefix. The dispatcher design runs as this identity too
-  (the dispatcher and the makers it starts, which inherit its environment): Read on the
+  and dead-letter topics; Write and Describe on its transactional ids, all `medicine-...` (one per
+  orders partition, `medicine-<group>-<topic>-<partition>`; the dispatcher's and each dispatched
+  order's; system/medicine/producers.py), so by prefix. The dispatcher design runs as this
+  identity too (the dispatcher and the makers it starts, which inherit its environment): Read on the
   dispatcher's group, and on the marker groups of the orders, `medicine-order-<order id>`
   (system/medicine/one_order.py), so by prefix.
 - keda: KEDA 2.20.2's Kafka scaler (pkg/scalers/kafka_scaler.go, sarama 1.49) asks for topic
@@ -48,6 +49,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from medpubsub.medicine.producers import TRANSACTIONAL_PREFIX
 from medpubsub.settings import ConfigError, KafkaSettings
 
 SECURITY_PROTOCOL = "SASL_PLAINTEXT"
@@ -56,7 +58,7 @@ SERVICE_IDENTITIES = ("patient", "medicine", "keda", "observer")
 ADMIN = "admin"
 IDENTITIES = (*SERVICE_IDENTITIES, ADMIN)
 # Every transactional id of a maker starts with this (system/medicine/producers.py).
-MAKER_TRANSACTIONAL_PREFIX = "medicine-"
+MAKER_TRANSACTIONAL_PREFIX = TRANSACTIONAL_PREFIX
 # The consumer group that marks a dispatched order made (system/medicine/one_order.py).
 MARKER_GROUP_PREFIX = "medicine-order-"
 # The observer's consumers are `medpubsub-observer-<hex>` with group `<client id>-reader`.

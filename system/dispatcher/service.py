@@ -46,7 +46,12 @@ from medpubsub.dispatcher.launchers import (
 from medpubsub.dispatcher.settings import DispatcherSettings
 from medpubsub.kafka_clients import consumer_config
 from medpubsub.medicine.one_order import DispatchedOrder
-from medpubsub.medicine.producers import ProducerUnavailable, transactional_pool
+from medpubsub.medicine.producers import (
+    TRANSACTIONAL_PREFIX,
+    ProducerUnavailable,
+    registered_producer,
+    transactional_factory,
+)
 from medpubsub.medicine.service import maker_name
 from medpubsub.medicine.transaction import coordinates, kafka_error, remaining, retrying
 from medpubsub.medicine.watchdog import Watchdog, exit_at_once
@@ -328,9 +333,11 @@ def run() -> int:
     # of the group's committed offsets staying unstable until the broker's transaction timeout
     # (read_committed offset fetches wait for them). One dispatcher per group (a Deployment of one
     # replica, strategy Recreate) is what this assumes.
-    producers = transactional_pool(kafka, name, f"dispatcher-{settings.group_id}", stop.is_set)
+    transactional_id = f"{TRANSACTIONAL_PREFIX}dispatcher-{settings.group_id}"
     try:
-        producer = producers.acquire()
+        producer = registered_producer(
+            transactional_factory(kafka, name), transactional_id, stop.is_set
+        )
     except ProducerUnavailable as failure:
         log.error("%s: %s", name, failure)
         return 1

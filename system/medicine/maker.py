@@ -1,7 +1,8 @@
 """A maker that takes orders while it has free workers: several orders in flight, exactly once.
 
 The main thread polls the group without pause and hands each record to an order thread, which
-makes it in a transaction of its own (transaction.py) on a producer of the pool (producers.py).
+makes it and then commits it in a transaction of its own (transaction.py) on the producer of its
+partition (producers.py).
 An order of n tabs holds n of the maker's `max_workers` workers for its making time, so no order
 waits behind another while the maker has workers free. One that does not fit waits in the maker,
 its partition paused, and starts as soon as workers are released; records are started in the
@@ -14,10 +15,11 @@ Exactly once, with several orders in flight:
 - a revoked partition is handed over only after its orders in flight have settled (committed,
   or aborted when stopping): the commit needs the partition to be ours, and it is until
   `on_revoke` returns (KIP-848 revokes from poll()); orders of the maker's other partitions go on;
-- a SIGKILL leaves open transactions that the broker aborts after `transaction.timeout.ms`; none
-  of their offsets were committed, so the next owner makes exactly those orders again;
-- a partition taken over starts at its committed offset once that offset is stable, and only a
-  partition the group never committed starts at its beginning (`on_assign`).
+- a partition taken over is first registered under its own transactional id, which fences
+  whoever held it before (a crashed maker's open transaction is aborted, a starved one's commits
+  fail from then on); only then is its committed offset read, once stable, and only a partition
+  the group never committed starts at its beginning (`on_assign`). So a commit on a partition is
+  possible only for its latest owner, whatever the makers believe about the group.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from confluent_kafka import (
 )
 
 from medpubsub.medicine.lines import InFlight, PartitionKey, PartitionLines
-from medpubsub.medicine.producers import ProducerPool, ProducerUnavailable
+from medpubsub.medicine.producers import PartitionProducers
 from medpubsub.medicine.transaction import (
     Destinations,
     MakerFailed,
@@ -102,7 +104,7 @@ class Maker:
         name: str,
         *,
         consumer: Consumer,
-        producers: ProducerPool,
+        producers: PartitionProducers,
         destinations: Destinations,
         tab_seconds: float,
         max_workers: int,
@@ -158,6 +160,10 @@ class Maker:
         """False once the maker has started all the orders it may make (MEDICINE_MAX_ORDERS)."""
         return not self.max_orders or self.tally.made + self._orders_in_flight < self.max_orders
 
+    def subscribe(self, topic: str) -> None:
+        """Join the group for `topic`, with this maker's rebalance callbacks."""
+        self.consumer.subscribe([topic], on_assign=self.on_assign, on_revoke=self.on_revoke)
+
     def offer(self, record: Message) -> None:
         """A polled, error-free record: start it, or keep it until workers are free."""
         topic, partition, offset = coordinates(record)
@@ -210,7 +216,14 @@ class Maker:
         """
         if not partitions:
             return
-        starts = self._stable_committed(partitions)
+        # Registering fences the partitions' previous holders: only after it is the committed
+        # offset final (a zombie's commit either landed before or can no longer land).
+        opened, problem = self._producers.open((p.topic, p.partition) for p in partitions)
+        if problem is not None:
+            self.failure = self.failure or f"could not take over partitions: {problem}"
+        starts = self._stable_committed(
+            [TopicPartition(topic, partition) for topic, partition in opened]
+        )
         if starts:
             self.consumer.incremental_assign(starts)
 
@@ -240,6 +253,7 @@ class Maker:
             entry.settled.wait(max(0.0, deadline - time.monotonic()))
         self._take_settled()
         self._lines.forget(keys)  # the next owner reads them from their committed offsets
+        self._producers.drop(keys)
 
     def leave_group(self) -> None:
         """The watchdog's last words: hand this maker's partitions over now, not at session expiry.
@@ -264,6 +278,7 @@ class Maker:
             try:
                 self.consumer.close()
             finally:
+                self._producers.drop_all()
                 self._left.set()
 
     # ------------------------------------------------------------------ internals
@@ -337,30 +352,21 @@ class Maker:
         thread.start()
 
     def _make(self, entry: InFlight, record: Message, parsed: Order | Rejection) -> None:
-        """An order thread: one record, one transaction, one producer of the pool."""
+        """An order thread: one record, made, then committed on its partition's producer."""
         outcome: Outcome | None = None
         failure: MakerFailed | None = None
-        producer = None
         try:
-            producer = self._producers.acquire()
-            if producer is None:
-                outcome = Outcome.INTERRUPTED
-            else:
-                outcome = make_in_transaction(self._workshop, producer, record, parsed, entry)
+            producer = self._producers.get(entry.key)
+            if producer is None:  # only assigned partitions are read, and each has its producer
+                raise MakerFailed(f"no producer for {entry.key[0]}[{entry.key[1]}]")
+            outcome = make_in_transaction(self._workshop, producer, record, parsed, entry)
         except MakerFailed as error:
             failure = error
-        except ProducerUnavailable as error:
-            failure = MakerFailed(str(error))
         except Exception as error:  # never lose an order thread silently
             log.exception("%s: order thread failed", self.name)
             failure = MakerFailed(f"an order thread failed: {error}")
         finally:
             entry.settle(committed=outcome in (Outcome.MADE, Outcome.DEAD_LETTERED))
-            if producer is not None:
-                if failure is None:
-                    self._producers.release(producer)
-                else:
-                    self._producers.discard(producer)
             self._settled.put(_Settled(entry, isinstance(parsed, Order), outcome, failure))
 
     def _take_settled(self) -> None:

@@ -7,7 +7,7 @@ one transaction (transaction.py, as the capacity maker does) and exits.
 
 Exactly once, when the same order is handed to several makers (a retry after a crash, a
 dispatcher that restarted before it committed):
-- The transactional id comes from the order id (`medicine-order-<order_id>-1`), so a retried
+- The transactional id comes from the order id (`medicine-order-<order_id>`), so a retried
   maker's `init_transactions` fences a zombie that still runs and aborts its open transaction
   at once: its half-made tabs never become visible, and the retry does not wait for
   `transaction.timeout.ms` either.
@@ -44,8 +44,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medpubsub.kafka_clients import consumer_config
 from medpubsub.medicine.lines import InFlight
-from medpubsub.medicine.producers import ProducerUnavailable, transactional_pool
-from medpubsub.medicine.service import maker_name, transaction_timeout_ms
+from medpubsub.medicine.producers import (
+    TRANSACTIONAL_PREFIX,
+    ProducerUnavailable,
+    registered_producer,
+    transactional_factory,
+)
+from medpubsub.medicine.service import maker_name
 from medpubsub.medicine.transaction import (
     Destinations,
     MakerFailed,
@@ -104,6 +109,11 @@ def dispatched_order(environ: dict[str, str] | os._Environ[str]) -> DispatchedOr
         raise ConfigError(f"{ORDER_VARIABLE} is invalid: {where}: {first['msg']}") from None
 
 
+def order_transactional_id(order_id: str) -> str:
+    """Every maker of this order (a retry, a zombie) registers under this id, in turn."""
+    return f"{TRANSACTIONAL_PREFIX}order-{order_id}"
+
+
 def marker_group(order_id: str) -> str:
     """The consumer group whose committed offset says that this order was made."""
     return f"medicine-order-{order_id}"
@@ -121,9 +131,6 @@ def run() -> int:
     stop = StopRequest()
     stop.install()
     name = maker_name(os.environ)
-    timeout_ms = transaction_timeout_ms(settings)
-    # One producer, its transactional id derived from the order id: a retry fences a zombie.
-    producers = transactional_pool(kafka, name, f"order-{order.order_id}", stop.is_set, timeout_ms)
     # Never subscribes: it only reads and commits the marker group's offset, as a "simple"
     # consumer (generation -1) does, which the classic protocol is made for.
     marker = Consumer(
@@ -132,7 +139,12 @@ def run() -> int:
     )
     try:
         try:
-            producer = producers.acquire()
+            # Its transactional id derived from the order id: a retry fences a zombie.
+            producer = registered_producer(
+                transactional_factory(kafka, name),
+                order_transactional_id(order.order_id),
+                stop.is_set,
+            )
         except ProducerUnavailable as failure:
             log.error("%s: %s", name, failure)
             return 1
@@ -169,7 +181,6 @@ def run() -> int:
             log.error("%s: %s", name, failure)
             return 1
     finally:
-        producers.flush()
         marker.close()
     made = outcome is Outcome.MADE
     print(f"medicine {name}: order {order.order_id} {outcome.value}", flush=True)

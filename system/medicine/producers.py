@@ -1,22 +1,23 @@
-"""The maker's transactional producers: one per order in flight, kept for the next order.
+"""Transactional producers: one per partition a maker owns, its id bound to that partition.
 
-Why one producer per order in flight (and not one shared transaction, or one per partition):
-- A producer holds one open transaction at a time, and an order's tabs and its offset must commit
-  together and alone: a shared transaction would make every order in it wait for the slowest,
-  and one bad record would abort its neighbours' tabs.
-- One per partition would still make a maker that owns one partition take its orders one after
-  another, which is the wait this design removes; and partitions move between makers.
-- So each order takes an idle producer from this pool (or a new one), and gives it back when its
-  transaction is settled. The pool grows to the most orders the maker had in flight at once and
-  no further; each producer registers with the coordinator once (`init_transactions`), so the
-  round trip is paid per producer, not per order. Registering takes a few hundred milliseconds,
-  which an order must not wait for: two are made at start, and whenever fewer than two are idle
-  another one is registered in the background, so an order takes a ready producer.
+Why the transactional id names the partition (`medicine-<group>-<topic>-<partition>`), and not
+the maker:
+- Exactly once must not depend on a maker knowing in time that it lost a partition. A maker
+  starved of CPU misses its heartbeats, the group coordinator gives its partitions to another
+  maker, and its order threads wake up in the middle of orders the new owner makes again. The
+  consumer group's member epoch in `send_offsets_to_transaction` does not stop them: the
+  coordinator accepts a transactional offset commit from a member at its current epoch whatever
+  partition it names (Kafka 4.3), and the starved maker rejoins within a heartbeat of waking.
+- With the id bound to the partition, the new owner's `init_transactions` fences every earlier
+  holder of that partition, before it reads where the partition starts: a zombie's commit either
+  finished before (the new owner reads the offset past it) or fails as fenced. A crashed maker's
+  open transaction is aborted at that moment too, not after `transaction.timeout.ms`.
+- Orders are made outside the transaction and only their tabs and offset are committed in it
+  (transaction.py), so a partition's orders still overlap while being made; only their commits,
+  milliseconds each and in offset order anyway (lines.py), take turns on the partition's producer.
 
-Each producer has its own transactional id, `medicine-<maker>-<n>`: unique per maker, as the maker
-name is, so no maker fences another. A killed maker's open transactions are not fenced either:
-the broker aborts them after `transaction.timeout.ms`, and the consumer group's epoch in
-`send_offsets_to_transaction` keeps a zombie from committing an offset that moved on (KIP-447).
+The dispatcher and the one-order maker keep one producer each (`registered_producer`), with ids
+derived from what they own (the dispatcher's group, the order).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -36,125 +37,125 @@ log = logging.getLogger("medpubsub.medicine")
 # How long a producer keeps trying to reach the transaction coordinator.
 INIT_TIMEOUT_S = 60.0
 INIT_ATTEMPT_S = 2.0
-WARM_PRODUCERS = 2
-# Idle producers kept ready for the next orders; below this, one more is registered in the
-# background.
-SPARE_PRODUCERS = 2
+# A transaction is open only while an order's tabs and offset are committed (transaction.py):
+# milliseconds, or a few seconds for a starved maker. The broker aborts one left open by a killed
+# maker after this, unless the partition's next owner registered first (which aborts it at once).
+TRANSACTION_TIMEOUT_MS = 10_000
+# Every transactional id of the system starts with this (the medicine identity's ACL prefix).
+TRANSACTIONAL_PREFIX = "medicine-"
 
-
-def transactional_pool(
-    kafka: KafkaSettings,
-    client_id: str,
-    name: str,
-    stopping: Callable[[], bool],
-    transaction_timeout_ms: int = 10_000,
-) -> ProducerPool:
-    """A pool of producers of `client_id`, with transactional ids `medicine-<name>-<n>`."""
-    return ProducerPool(
-        lambda transactional_id: Producer(
-            producer_config(
-                kafka,
-                client_id=client_id,
-                transactional_id=transactional_id,
-                transaction_timeout_ms=transaction_timeout_ms,
-            )
-        ),
-        name,
-        stopping,
-    )
+PartitionKey = tuple[str, int]
+ProducerFactory = Callable[[str], Producer]
 
 
 class ProducerUnavailable(Exception):
     """A transactional producer could not be registered with the coordinator."""
 
 
-class ProducerPool:
-    """Thread-safe pool of initialised transactional producers."""
+def transactional_factory(
+    kafka: KafkaSettings, client_id: str, transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS
+) -> ProducerFactory:
+    """Makes a producer of `client_id` for a given transactional id."""
+    return lambda transactional_id: Producer(
+        producer_config(
+            kafka,
+            client_id=client_id,
+            transactional_id=transactional_id,
+            transaction_timeout_ms=transaction_timeout_ms,
+        )
+    )
+
+
+def registered_producer(
+    make_producer: ProducerFactory, transactional_id: str, stopping: Callable[[], bool]
+) -> Producer | None:
+    """A producer registered as `transactional_id` (fencing earlier ones); None when stopped."""
+    producer = make_producer(transactional_id)
+    return producer if _init_transactions(producer, stopping, transactional_id) else None
+
+
+def partition_transactional_id(group_id: str, key: PartitionKey) -> str:
+    """The id every owner of this partition in this group uses, in turn."""
+    topic, partition = key
+    return f"{TRANSACTIONAL_PREFIX}{group_id}-{topic}-{partition}"
+
+
+class PartitionProducers:
+    """The producers of the partitions a maker owns; opened on assignment, dropped on revocation.
+
+    `open` is called from the rebalance callback (the main thread); `get` from order threads.
+    """
 
     def __init__(
-        self,
-        make_producer: Callable[[str], Producer],
-        name: str,
-        stopping: Callable[[], bool],
+        self, make_producer: ProducerFactory, group_id: str, stopping: Callable[[], bool]
     ) -> None:
         self._make_producer = make_producer
-        self._name = name
+        self._group_id = group_id
         self._stopping = stopping
         self._lock = threading.Lock()
-        self._idle: list[Producer] = []
-        self._all: list[Producer] = []
-        self._created = 0
-        self._topping_up = False
+        self._owned: dict[PartitionKey, Producer] = {}
+
+    def open(self, keys: Iterable[PartitionKey]) -> tuple[list[PartitionKey], str | None]:
+        """Register a producer for each partition, all at once: (those registered, what failed).
+
+        Registering fences the partition's previous holder, so this must happen before the
+        partition's committed offset is read.
+        """
+        wanted = sorted(set(keys))
+        results: dict[PartitionKey, Producer | ProducerUnavailable | None] = {}
+
+        def register(key: PartitionKey) -> None:
+            try:
+                results[key] = registered_producer(
+                    self._make_producer,
+                    partition_transactional_id(self._group_id, key),
+                    self._stopping,
+                )
+            except ProducerUnavailable as error:
+                results[key] = error
+
+        threads = [
+            threading.Thread(target=register, args=(key,), name=f"register-{key[0]}[{key[1]}]")
+            for key in wanted
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        opened: list[PartitionKey] = []
+        problem: str | None = None
+        for key in wanted:
+            result = results.get(key)
+            if isinstance(result, Producer):
+                with self._lock:
+                    self._owned[key] = result
+                opened.append(key)
+            elif isinstance(result, ProducerUnavailable):
+                problem = problem or str(result)
+            # None: stopped while registering, which the maker's loop sees for itself.
+        return opened, problem
+
+    def get(self, key: PartitionKey) -> Producer | None:
+        with self._lock:
+            return self._owned.get(key)
+
+    def drop(self, keys: Iterable[PartitionKey]) -> None:
+        """The partitions went to another maker: their producers are not used again."""
+        # Nothing to flush: every transaction of theirs was committed or aborted before the
+        # partition was handed over, and a fenced one refuses every call. Dropped, they close.
+        with self._lock:
+            for key in keys:
+                self._owned.pop(key, None)
+
+    def drop_all(self) -> None:
+        with self._lock:
+            keys = list(self._owned)
+        self.drop(keys)
 
     @property
     def size(self) -> int:
         with self._lock:
-            return len(self._all)
-
-    def warm_up(self, count: int = WARM_PRODUCERS) -> bool:
-        """Create `count` producers now; False when stopped before they were ready."""
-        made = []
-        try:
-            for _ in range(count):
-                producer = self._create()
-                if producer is None:
-                    return False
-                made.append(producer)
-        finally:
-            for producer in made:
-                self.release(producer)
-        return True
-
-    def acquire(self) -> Producer | None:
-        """An idle producer, or a new one; None when stopped while registering it."""
-        with self._lock:
-            producer = self._idle.pop() if self._idle else None
-            top_up = len(self._idle) < SPARE_PRODUCERS and not self._topping_up
-            self._topping_up = self._topping_up or top_up
-        if top_up:
-            threading.Thread(target=self._top_up, name="producer-spare", daemon=True).start()
-        return producer if producer is not None else self._create()
-
-    def _top_up(self) -> None:
-        """Register one spare producer off the order's path (a failure leaves it to `acquire`)."""
-        try:
-            spare = self._create()
-            if spare is not None:
-                self.release(spare)
-        except ProducerUnavailable as error:
-            log.warning("%s: no spare producer: %s", self._name, error)
-        finally:
-            with self._lock:
-                self._topping_up = False
-
-    def release(self, producer: Producer) -> None:
-        with self._lock:
-            self._idle.append(producer)
-
-    def discard(self, producer: Producer) -> None:
-        """A producer that failed for good (fenced, fatal): never hand it out again."""
-        with self._lock:
-            if producer in self._idle:
-                self._idle.remove(producer)
-            if producer in self._all:
-                self._all.remove(producer)
-
-    def flush(self, timeout_s: float = 5.0) -> None:
-        with self._lock:
-            producers = list(self._all)
-        for producer in producers:
-            producer.flush(timeout_s)
-
-    def _create(self) -> Producer | None:
-        with self._lock:
-            self._created += 1
-            transactional_id = f"medicine-{self._name}-{self._created}"
-        producer = self._make_producer(transactional_id)
-        if not _init_transactions(producer, self._stopping, transactional_id):
-            return None
-        with self._lock:
-            self._all.append(producer)
-        return producer
+            return len(self._owned)
 
 
 def _init_transactions(producer: Producer, stopping: Callable[[], bool], what: str) -> bool:

@@ -6,7 +6,8 @@ free workers (maker.py). It leaves after MEDICINE_MAX_ORDERS orders, or once no 
 MEDICINE_IDLE_TIMEOUT_SECONDS, so KEDA's Jobs scale in when the orders stop.
 
 Exit status: 0 when done (MEDICINE_MAX_ORDERS orders made), idle (no record for
-MEDICINE_IDLE_TIMEOUT_SECONDS) or stopped (SIGTERM / SIGINT; open transactions are aborted);
+MEDICINE_IDLE_TIMEOUT_SECONDS) or stopped (SIGTERM / SIGINT; orders being made are left
+uncommitted);
 1 when Kafka failed in a way this process cannot recover from (fenced, fatal error, a transaction
 that timed out or cannot be aborted, a commit or abort that librdkafka does not return from in time
 (see watchdog.py), or a record that keeps failing); 2 for a configuration error (the CLI).
@@ -17,7 +18,6 @@ order.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import secrets
 import socket
@@ -29,8 +29,7 @@ from confluent_kafka import Consumer, KafkaError
 
 from medpubsub.kafka_clients import consumer_config
 from medpubsub.medicine.maker import Destinations, Maker, MakerFailed
-from medpubsub.medicine.producers import ProducerUnavailable, transactional_pool
-from medpubsub.messages import MAX_TABS
+from medpubsub.medicine.producers import PartitionProducers, transactional_factory
 from medpubsub.settings import KafkaSettings, MedicineSettings, load
 from medpubsub.shutdown import StopRequest
 
@@ -39,35 +38,20 @@ from medpubsub.shutdown import StopRequest
 POLL_INTERVAL_S = 0.2
 # While orders are in flight: how soon released workers take a waiting record.
 BUSY_POLL_INTERVAL_S = 0.05
-# Room in the transaction timeout for the commit round trips beyond the tab-making time.
-TRANSACTION_MARGIN_S = 8.0
-MIN_TRANSACTION_TIMEOUT_MS = 10_000
-
 log = logging.getLogger("medpubsub.medicine")
 
 
 def maker_name(environ: Mapping[str, str], token: str | None = None) -> str:
-    """This maker's name, unique among all makers (its producers' transactional ids derive from it).
+    """This maker's name, unique among all makers (logs, tabs and client ids carry it).
 
     In Kubernetes (KUBERNETES_SERVICE_HOST is set) it is the pod name (HOSTNAME), unique per Job
     pod. Elsewhere a host name and a pid are not enough: containers on one host network share the
-    host name and each is pid 1, and so are processes in separate pid namespaces; two makers with
-    one transactional id fence each other. So a random token is added: `<host>-<pid>-<token>`.
+    host name and each is pid 1, and so are processes in separate pid namespaces, and a tab must say
+    which maker made it. So a random token is added: `<host>-<pid>-<token>`.
     """
     if environ.get("KUBERNETES_SERVICE_HOST") and environ.get("HOSTNAME"):
         return environ["HOSTNAME"]
     return f"{socket.gethostname()}-{os.getpid()}-{token or secrets.token_hex(3)}"
-
-
-def transaction_timeout_ms(settings: MedicineSettings) -> int:
-    """Long enough for the largest order (in waves when workers are capped), and >= 10 s.
-
-    It is also how long a killed maker's open transaction blocks read_committed readers of the
-    partitions it wrote to, so it is not made any longer than that.
-    """
-    waves = math.ceil(MAX_TABS / settings.max_workers)
-    seconds = waves * settings.tab_seconds + TRANSACTION_MARGIN_S
-    return max(MIN_TRANSACTION_TIMEOUT_MS, math.ceil(seconds * 1000))
 
 
 def run() -> int:
@@ -80,14 +64,9 @@ def run() -> int:
     stop = StopRequest()
     stop.install()
     name = maker_name(os.environ)
-    timeout_ms = transaction_timeout_ms(settings)
-    producers = transactional_pool(kafka, name, name, stop.is_set, timeout_ms)
-    try:
-        if not producers.warm_up():
-            return 0
-    except ProducerUnavailable as failure:
-        log.error("%s: %s", name, failure)
-        return 1
+    producers = PartitionProducers(
+        transactional_factory(kafka, name), settings.group_id, stop.is_set
+    )
     consumer = Consumer(
         consumer_config(kafka, client_id=name, group_id=settings.group_id)
         # Partitions start where on_assign says; a partition that would start anywhere else (its
@@ -105,9 +84,9 @@ def run() -> int:
         max_orders=settings.max_orders,
         stopping=stop.is_set,
     )
-    # A new partition starts at its stable committed offset; a revoked one is handed over once its
-    # orders in flight have settled.
-    consumer.subscribe([kafka.orders_topic], on_assign=maker.on_assign, on_revoke=maker.on_revoke)
+    # A new partition is registered under its transactional id, then starts at its stable
+    # committed offset; a revoked one is handed over once its orders in flight have settled.
+    maker.subscribe(kafka.orders_topic)
     print(
         f"medicine {name}: taking orders from {kafka.orders_topic} as {settings.group_id}"
         f" at {kafka.kafka_bootstrap}",

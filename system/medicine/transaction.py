@@ -1,10 +1,18 @@
-"""One record made into tabs (or a dead letter) inside one Kafka transaction, on an order thread.
+"""One record made into tabs (or a dead letter), then committed in one short Kafka transaction.
 
-The transaction holds everything the record leads to — every tab, or the dead letter — and the
-consumer group's offset past the record (`send_offsets_to_transaction`). Either all of it becomes
-visible to read_committed readers or none of it: a maker killed mid-order leaves nothing behind
-and the record is still uncommitted, so the next maker makes the whole order again, once. The
-offset is committed only after the previous order of the same partition committed (lines.py).
+The tabs are made first, outside any transaction (each takes the making time); the transaction
+then holds everything the record leads to — every tab, or the dead letter — and the consumer
+group's offset past the record (`send_offsets_to_transaction`). Either all of it becomes visible
+to read_committed readers or none of it: a maker killed mid-order leaves nothing behind and the
+record is still uncommitted, so the next maker makes the whole order again, once. The offset is
+committed only after the previous order of the same partition committed (lines.py), so a
+partition's transactions take turns on its producer (producers.py).
+
+Why the transaction is opened only to commit: an open transaction holds back every read_committed
+reader of the partitions it wrote to. Opened for the making time, a killed maker's transaction
+held the deliveries of every other maker on those partitions for `transaction.timeout.ms`; opened
+for milliseconds, it almost never outlives its maker, and the next owner's registration aborts it
+if it does.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ log = logging.getLogger("medpubsub.medicine")
 
 # librdkafka retries most transactional requests itself; these bound how long we keep asking. A
 # commit takes milliseconds: one still going after seconds means the coordinator is out of reach,
-# and the broker aborts the transaction soon anyway (transaction.timeout.ms: making time + 8 s).
+# and the broker aborts the transaction soon anyway (transaction.timeout.ms, 10 s).
 COMMIT_TIMEOUT_S = 5.0
 ABORT_TIMEOUT_S = 5.0
 # How long past those bounds the watchdog lets a call block before it ends the process (#5456).
@@ -44,8 +52,8 @@ class Outcome(enum.Enum):
     MADE = "made"  # the order's tabs and offset are committed
     DEAD_LETTERED = "dead-lettered"  # the dead letter and offset are committed
     RETRY = "retry"  # aborted after a recoverable error; the partition is read again from it
-    BEHIND = "behind"  # aborted because an earlier order of its partition was not committed
-    INTERRUPTED = "interrupted"  # a stop request came mid-order; the transaction is aborted
+    BEHIND = "behind"  # not committed because an earlier order of its partition was not
+    INTERRUPTED = "interrupted"  # a stop request came while the tabs were being made
 
 
 class MakerFailed(Exception):
@@ -83,47 +91,48 @@ def make_in_transaction(
     parsed: Order | Rejection,
     line: InFlight,
 ) -> Outcome:
-    """Make `record` into tabs or a dead letter on `producer`, and commit it behind its line.
+    """Make `record` into tabs or a dead letter, and commit it on `producer` behind its line.
 
-    Raises `MakerFailed` when the producer cannot be used any more.
+    Raises `MakerFailed` when the producer cannot be used any more (fenced: another maker owns
+    the partition now).
     """
     topic, partition, offset = coordinates(record)
     started = time.monotonic()
+    if isinstance(parsed, Rejection):
+        messages = [_dead_letter(workshop, record, parsed)]
+    else:
+        log.info(
+            "%s: making order %s (%d tabs) from %s[%d]@%d",
+            workshop.name,
+            parsed.order_id,
+            parsed.tabs_count,
+            topic,
+            partition,
+            offset,
+        )
+        try:
+            messages = _made_tabs(workshop, parsed, line.workers)
+        except Halted:
+            log.info("%s: stopping mid-order at %s[%d]@%d", workshop.name, topic, partition, offset)
+            return Outcome.INTERRUPTED
+    if not line.earlier_committed(EARLIER_ORDER_TIMEOUT_S):
+        log.info(
+            "%s: %s[%d]@%d waits behind an order that was not committed; leaving it",
+            workshop.name,
+            topic,
+            partition,
+            offset,
+        )
+        return Outcome.BEHIND
     try:
         producer.begin_transaction()
-        if isinstance(parsed, Rejection):
-            _dead_letter(workshop, producer, record, parsed)
-        else:
-            log.info(
-                "%s: making order %s (%d tabs) from %s[%d]@%d",
-                workshop.name,
-                parsed.order_id,
-                parsed.tabs_count,
-                topic,
-                partition,
-                offset,
-            )
-            pool = ThreadPoolController(max(1, line.workers))
-            pool.run(parsed.tabs_count, _tab_maker(workshop, producer, parsed), workshop.stopping)
-        if not line.earlier_committed(EARLIER_ORDER_TIMEOUT_S):
-            log.info(
-                "%s: %s[%d]@%d waits behind an order that was not committed; aborting it",
-                workshop.name,
-                topic,
-                partition,
-                offset,
-            )
-            _abort(workshop, producer)
-            return Outcome.BEHIND
+        for message in messages:
+            producer.produce(message.topic, message.value, key=message.key)
         _commit(workshop, producer, next_offset(record))
-    except Halted:
-        log.info("%s: stopping mid-order at %s[%d]@%d", workshop.name, topic, partition, offset)
-        _abort(workshop, producer)
-        return Outcome.INTERRUPTED
     except (KafkaException, BufferError) as exception:
         error = kafka_error(exception)
         if error is not None and error.fatal():
-            raise MakerFailed(f"fatal Kafka error: {error}") from exception
+            raise MakerFailed(_fatal(error, topic, partition)) from exception
         log.warning(
             "%s: transaction of %s[%d]@%d failed: %s",
             workshop.name,
@@ -160,26 +169,43 @@ def make_in_transaction(
     return Outcome.MADE
 
 
-def _tab_maker(
-    workshop: Workshop, producer: Producer, order: Order
-) -> Callable[[int, threading.Event], None]:
+@dataclass(frozen=True)
+class _Outgoing:
+    topic: str
+    value: bytes
+    key: bytes | str | None
+
+
+def _made_tabs(workshop: Workshop, order: Order, workers: int) -> list[_Outgoing]:
+    """Every tab of `order`, made at once on `workers` threads (raises `Halted` when stopped)."""
+    made: dict[int, Tab] = {}
+
     def make_tab(index: int, halt: threading.Event) -> None:
         if halt.wait(workshop.tab_seconds):
             raise Halted
-        tab = Tab.made(order, index, made_at_ns=time.time_ns(), maker=workshop.name)
-        # Published the moment it is made; the producer is thread-safe.
-        producer.produce(workshop.destinations.deliveries_topic, tab.to_bytes(), key=order.order_id)
+        made[index] = Tab.made(order, index, made_at_ns=time.time_ns(), maker=workshop.name)
 
-    return make_tab
+    ThreadPoolController(max(1, workers)).run(order.tabs_count, make_tab, workshop.stopping)
+    return [
+        _Outgoing(workshop.destinations.deliveries_topic, made[index].to_bytes(), order.order_id)
+        for index in range(order.tabs_count)
+    ]
 
 
-def _dead_letter(
-    workshop: Workshop, producer: Producer, record: Message, rejection: Rejection
-) -> None:
+def _fatal(error: KafkaError, topic: str, partition: int) -> str:
+    if error.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED):
+        return (
+            f"fenced on {topic}[{partition}]: another maker has taken the partition (this maker"
+            f" lost its place in the group, e.g. starved past its session): {error}"
+        )
+    return f"fatal Kafka error: {error}"
+
+
+def _dead_letter(workshop: Workshop, record: Message, rejection: Rejection) -> _Outgoing:
     letter = DeadLetter.of_record(
         record.value(), *coordinates(record), reason=rejection.reason, maker=workshop.name
     )
-    producer.produce(workshop.destinations.dlq_topic, letter.to_bytes(), key=record.key())
+    return _Outgoing(workshop.destinations.dlq_topic, letter.to_bytes(), record.key())
 
 
 def _commit(workshop: Workshop, producer: Producer, offset: TopicPartition) -> None:

@@ -18,8 +18,15 @@ import signal
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 
+from confluent_kafka import Consumer, TopicPartition
+
+from medpubsub.kafka_clients import consumer_config
+from medpubsub.medicine.maker import Destinations, Maker
+from medpubsub.medicine.producers import PartitionProducers, transactional_factory
 from medpubsub.messages import Order
+from pytest_medpubsub.waiting import wait_until
 
 from .kafka_io import ReaderFactory, ServiceFactory, TestTopics, committed_offset, produce
 
@@ -66,4 +73,85 @@ def test_a_maker_whose_session_expires_mid_order_does_not_commit_it(
     assert tabs == expected, (makers, first.output(), second.output())
     # The order is the second maker's: the first lost its partition before it could commit.
     assert makers == {second_name} != {first_name}
+    assert committed_offset(topics) == 1
+
+
+@dataclass
+class _InProcessMaker:
+    """A maker run by the test's own loop, on a consumer the test assigns partitions to."""
+
+    name: str
+    consumer: Consumer
+    maker: Maker
+
+    def step(self) -> tuple[int, int, str | None]:
+        """One turn of the service's loop: (orders in flight, made, failure) afterwards.
+
+        A maker that failed does nothing more, as the service exits then.
+        """
+        self.maker.tick()
+        if self.maker.failure is not None:
+            return self.maker.in_flight, self.maker.tally.made, self.maker.failure
+        record = self.consumer.poll(0.05)
+        if record is not None and record.error() is None:
+            self.maker.offer(record)
+        return self.maker.in_flight, self.maker.tally.made, self.maker.failure
+
+
+def _in_process_maker(topics: TestTopics, name: str, tab_seconds: float) -> _InProcessMaker:
+    consumer = Consumer(
+        consumer_config(topics.kafka, client_id=name, group_id=topics.group)
+        | {"auto.offset.reset": "error"}
+    )
+    maker = Maker(
+        name,
+        consumer=consumer,
+        producers=PartitionProducers(
+            transactional_factory(topics.kafka, name), topics.group, stopping=lambda: False
+        ),
+        destinations=Destinations(topics.deliveries, topics.dlq),
+        tab_seconds=tab_seconds,
+        max_workers=30,
+        stopping=lambda: False,
+    )
+    return _InProcessMaker(name, consumer, maker)
+
+
+def test_two_makers_that_both_believe_they_own_a_partition_make_its_order_once(
+    topics: TestTopics, reader: ReaderFactory
+) -> None:
+    """The state every lost session or missed revocation ends in, reached on purpose.
+
+    Both makers are given the partition directly (no group membership, so the coordinator
+    validates no member epoch: it takes their offset commits whatever it believes), and both make
+    the same order at once. The zombie took the partition first and finishes first; the owner's
+    registration in between must make the zombie's commit fail, so the order is made once.
+    """
+    order = an_order(tabs_count=3)
+    produce(topics.bootstrap, topics.orders, [order.to_bytes()])
+    partition = [TopicPartition(topics.orders, 0)]
+    zombie = _in_process_maker(topics, f"zombie-{uuid.uuid4().hex[:6]}", tab_seconds=3.0)
+    owner = _in_process_maker(topics, f"owner-{uuid.uuid4().hex[:6]}", tab_seconds=3.0)
+    try:
+        zombie.maker.on_assign(zombie.consumer, partition)
+        wait_until(zombie.step, lambda seen: seen[0] == 1, 30, "the zombie to start it", 0)
+        owner.maker.on_assign(owner.consumer, partition)  # registers: fences the zombie
+        wait_until(
+            lambda: (zombie.step(), owner.step()),
+            lambda seen: seen[0][0] == seen[1][0] == 0,
+            60,
+            "both makers to settle the order",
+            0,
+        )
+    finally:
+        for each in (zombie, owner):
+            each.maker.close()
+
+    committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(30)]
+    tabs = Counter(str(record["tab_id"]) for record in committed)
+    assert tabs == Counter(f"{order.order_id}:{index}" for index in range(order.tabs_count))
+    assert {str(record["maker"]) for record in committed} == {owner.name}
+    assert owner.maker.tally.made == 1
+    assert zombie.maker.tally.made == 0
+    assert "fenced" in str(zombie.maker.failure)
     assert committed_offset(topics) == 1

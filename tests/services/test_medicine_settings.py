@@ -7,8 +7,7 @@ import socket
 
 import pytest
 
-from medpubsub.medicine.service import maker_name, transaction_timeout_ms
-from medpubsub.settings import MedicineSettings
+from medpubsub.medicine.service import maker_name
 
 
 @pytest.mark.parametrize(
@@ -35,20 +34,3 @@ def test_makers_sharing_host_name_and_pid_still_get_distinct_names() -> None:
     names = {maker_name({}) for _ in range(50)}
 
     assert len(names) == 50
-
-
-@pytest.mark.parametrize(
-    ("tab_seconds", "max_workers", "timeout_ms"),
-    [
-        (2.0, 30, 10_000),  # one wave of 2 s, plus margin, is under the 10 s floor
-        (2.0, 15, 12_000),  # two waves
-        (2.0, 1, 68_000),  # thirty waves
-        (5.0, 30, 13_000),
-    ],
-)
-def test_the_transaction_outlasts_the_largest_order(
-    tab_seconds: float, max_workers: int, timeout_ms: int
-) -> None:
-    settings = MedicineSettings(tab_seconds=tab_seconds, max_workers=max_workers)
-
-    assert transaction_timeout_ms(settings) == timeout_ms

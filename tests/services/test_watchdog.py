@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 
-from medpubsub.kafka_clients import consumer_config, producer_config
+from medpubsub.kafka_clients import consumer_config
 from medpubsub.medicine.maker import Destinations, Maker
-from medpubsub.medicine.producers import ProducerPool
+from medpubsub.medicine.producers import PartitionProducers, transactional_factory
 from medpubsub.medicine.watchdog import EXIT_FAILED, Watchdog
 from medpubsub.messages import Order
 
@@ -107,15 +107,10 @@ def test_the_maker_guards_every_commit_and_every_abort(topics: TestTopics) -> No
     # transaction fails and is aborted.
     produce(topics.bootstrap, topics.orders, [order.to_bytes(), b"x" * 3000])
     name = f"watchdog-test-{uuid.uuid4().hex[:8]}"
-    producers = ProducerPool(
-        lambda transactional_id: Producer(
-            producer_config(topics.kafka, client_id=name, transactional_id=transactional_id)
-        ),
-        name,
-        stopping=lambda: False,
+    producers = PartitionProducers(
+        transactional_factory(topics.kafka, name), topics.group, stopping=lambda: False
     )
     consumer = Consumer(consumer_config(topics.kafka, client_id=name, group_id=topics.group))
-    consumer.subscribe([topics.orders])
     guards = GuardLog()
     maker = Maker(
         name,
@@ -127,6 +122,7 @@ def test_the_maker_guards_every_commit_and_every_abort(topics: TestTopics) -> No
         stopping=lambda: False,
         watchdog=guards,
     )
+    maker.subscribe(topics.orders)
     try:
         # Both records are in flight at once; the poison one commits behind the order.
         _serve_until(consumer, maker, lambda: len(guards.guarded) >= 3 and not maker.busy)
