@@ -21,7 +21,7 @@ from pytest_medpubsub.k8s.check import (
 from pytest_medpubsub.k8s.objects import Manifest, kafka_listener, load_documents, node_ports
 from pytest_medpubsub.k8s.render import render_all
 from pytest_medpubsub.k8s.schemas import CrdSchemas, schema_findings
-from pytest_medpubsub.k8s.wiring import external_listener_findings
+from pytest_medpubsub.k8s.wiring import external_listener_findings, orders_per_maker
 from tests.conftest import PROJECT, find, require_kustomize, rule_hit
 
 OVERLAYS = ("existing", "existing-preloaded", "external-kafka", "external-kafka-preloaded",
@@ -245,8 +245,14 @@ BROKEN: list[tuple[str, Mutation, str, str]] = [
         {"partitions": 6}), MAKERS, "wiring.partitions"),
     ("job-storm", lambda o: trigger(o).update({"offsetResetPolicy": "latest"}), MAKERS,
      "wiring.trigger"),
-    ("more-lag-than-a-maker-holds", lambda o: trigger(o).update({"lagThreshold": "9"}), MAKERS,
+    ("more-lag-than-a-maker-holds", lambda o: trigger(o).update({"lagThreshold": "13"}), MAKERS,
      "wiring.capacity"),
+    ("less-lag-than-a-maker-holds", lambda o: trigger(o).update({"lagThreshold": "8"}), MAKERS,
+     "wiring.capacity"),
+    ("activation-below-the-floor", lambda o: trigger(o).update(
+        {"activationLagThreshold": "8"}), MAKERS, "wiring.capacity"),
+    ("activation-above-the-floor", lambda o: trigger(o).update(
+        {"activationLagThreshold": "40"}), MAKERS, "wiring.capacity"),
     ("too-few-workers", lambda o: set_env(maker_pod(o)["containers"][0], "MEDICINE_MAX_WORKERS",
                                           "200"), MAKERS, "wiring.capacity"),
     ("one-order-at-a-time", lambda o: set_env(maker_pod(o)["containers"][0],
@@ -403,3 +409,13 @@ def test_a_broken_external_kafka_render_is_reported_by_object_and_rule(
 def test_an_external_kafka_needs_the_topics_the_services_use(external: list[Manifest]) -> None:
     """Without the harness's topics nothing provides tabs.orders: the wiring says so."""
     rule_hit(check_objects(external, None, external_topics=[]), PATIENT, "wiring.topics")
+
+
+@pytest.mark.parametrize(
+    ("max_workers", "orders"),
+    [(240, 12), (30, 1), (10, 1), (60, 3), (600, 30), (1000, 51)],
+)
+def test_a_maker_holds_its_workers_over_the_mean_order_with_headroom(
+    max_workers: int, orders: int
+) -> None:
+    assert orders_per_maker(max_workers) == orders
