@@ -15,11 +15,13 @@ Exactly once, with several orders in flight:
 - a revoked partition is handed over only after its orders in flight have settled (committed,
   or aborted when stopping): the commit needs the partition to be ours, and it is until
   `on_revoke` returns (KIP-848 revokes from poll()); orders of the maker's other partitions go on;
-- a partition taken over is first registered under its own transactional id, which fences
-  whoever held it before (a crashed maker's open transaction is aborted, a starved one's commits
-  fail from then on); only then is its committed offset read, once stable, and only a partition
-  the group never committed starts at its beginning (`on_assign`). So a commit on a partition is
-  possible only for its latest owner, whatever the makers believe about the group.
+- a partition taken over starts at its committed offset once that offset is stable, and only a
+  partition the group never committed starts at its beginning (`on_assign`); meanwhile it is
+  registered under its own transactional id, which fences whoever held it before (a crashed
+  maker's open transaction is aborted, a starved one's commits fail from then on), and its
+  offset is read again after that, before any of its orders commits (`_check_registrations`).
+  So a commit on a partition is possible only for its latest owner, whatever the makers believe
+  about the group.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ SETTLE_TIMEOUT_S = 90.0
 LEAVE_TIMEOUT_S = 2.5
 # One look-up of the committed offsets of partitions just assigned.
 COMMITTED_TIMEOUT_S = 5.0
+# How long an order waits for its partition's producer: registering retries for up to
+# producers.INIT_TIMEOUT_S, and the offset check after it is the main thread's next tick.
+REGISTRATION_TIMEOUT_S = 75.0
+# How often a revocation waiting for orders in flight checks the registrations they wait for.
+REGISTRATION_CHECK_S = 0.05
 # How long an assigned partition may wait for its committed offset to become stable: the
 # transaction committing it ends within the makers' transaction timeout (10 s or more), or the
 # broker aborts it then.
@@ -186,6 +193,7 @@ class Maker:
         Also takes the group's current metadata (member epoch) for the commits to come.
         """
         self._group_metadata = self.consumer.consumer_group_metadata()
+        self._check_registrations()
         self._take_settled()
         self._start_waiting()
         for (topic, partition), offset in self._lines.ready_to_reread():
@@ -216,15 +224,12 @@ class Maker:
         """
         if not partitions:
             return
-        # Registering fences the partitions' previous holders: only after it is the committed
-        # offset final (a zombie's commit either landed before or can no longer land).
-        opened, problem = self._producers.open((p.topic, p.partition) for p in partitions)
-        if problem is not None:
-            self.failure = self.failure or f"could not take over partitions: {problem}"
-        starts = self._stable_committed(
-            [TopicPartition(topic, partition) for topic, partition in opened]
-        )
+        starts = self._stable_committed(partitions)
         if starts:
+            # Registering fences the partitions' previous holders; it runs while the first
+            # orders are made, and no order commits before its partition's offset has been read
+            # again after it (`_check_registrations`).
+            self._producers.begin(((tp.topic, tp.partition), tp.offset) for tp in starts)
             self.consumer.incremental_assign(starts)
 
     def on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
@@ -250,7 +255,9 @@ class Maker:
                 len(in_flight),
             )
         for entry in in_flight:
-            entry.settled.wait(max(0.0, deadline - time.monotonic()))
+            # Its commit may wait for its partition's registration, which this thread checks.
+            while not entry.settled.wait(REGISTRATION_CHECK_S) and time.monotonic() < deadline:
+                self._check_registrations()
         self._take_settled()
         self._lines.forget(keys)  # the next owner reads them from their committed offsets
         self._producers.drop(keys)
@@ -282,6 +289,40 @@ class Maker:
                 self._left.set()
 
     # ------------------------------------------------------------------ internals
+
+    def _check_registrations(self) -> None:
+        """Read again the committed offset of partitions just registered: ready, or left.
+
+        Registering fenced the partition's previous holder; an offset still where this maker
+        started it means no earlier holder committed since, and none can now. An offset that
+        moved means one did, on orders this maker is making too: committing them would make them
+        twice, so this maker commits nothing more there and fails, leaving the partition to the
+        next owner (rare: a zombie's commit in the moment between the two reads).
+        """
+        unchecked = self._producers.registered_unchecked()
+        if not unchecked:
+            return
+        asked = [TopicPartition(*registration.key) for registration in unchecked]
+        try:
+            found = self.consumer.committed(asked, timeout=COMMITTED_TIMEOUT_S)
+        except KafkaException as exception:
+            log.info("%s: registered partitions not checked yet: %s", self.name, exception)
+            return
+        committed = {(tp.topic, tp.partition): tp for tp in found}
+        for registration in unchecked:
+            now = committed.get(registration.key)
+            if now is None or now.error is not None:  # still being committed: next tick
+                continue
+            offset = now.offset if now.offset >= 0 else OFFSET_BEGINNING
+            if offset == registration.start_offset:
+                registration.ready.set()
+                continue
+            topic, partition = registration.key
+            registration.fail(
+                f"{topic}[{partition}] was committed up to {offset} by another maker after this"
+                f" one started it at {registration.start_offset}; leaving it to the next owner"
+            )
+            self.failure = self.failure or registration.problem
 
     def _stable_committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         """Where each partition starts: its stable committed offset, or its beginning if none.
@@ -356,10 +397,16 @@ class Maker:
         outcome: Outcome | None = None
         failure: MakerFailed | None = None
         try:
-            producer = self._producers.get(entry.key)
-            if producer is None:  # only assigned partitions are read, and each has its producer
+            registration = self._producers.get(entry.key)
+            if registration is None:  # only assigned partitions are read, and each has one
                 raise MakerFailed(f"no producer for {entry.key[0]}[{entry.key[1]}]")
-            outcome = make_in_transaction(self._workshop, producer, record, parsed, entry)
+            outcome = make_in_transaction(
+                self._workshop,
+                lambda: registration.wait_ready(REGISTRATION_TIMEOUT_S),
+                record,
+                parsed,
+                entry,
+            )
         except MakerFailed as error:
             failure = error
         except Exception as error:  # never lose an order thread silently

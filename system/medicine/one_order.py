@@ -176,7 +176,9 @@ def run() -> int:
         workers = min(order.tabs_count, settings.max_workers)
         line = InFlight((dispatched.topic, dispatched.partition), dispatched.offset, workers, None)
         try:
-            outcome = make_in_transaction(workshop, producer, dispatched.record(), order, line)
+            outcome = make_in_transaction(
+                workshop, lambda: producer, dispatched.record(), order, line
+            )
         except MakerFailed as failure:
             log.error("%s: %s", name, failure)
             return 1

@@ -9,9 +9,11 @@ the maker:
   coordinator accepts a transactional offset commit from a member at its current epoch whatever
   partition it names (Kafka 4.3), and the starved maker rejoins within a heartbeat of waking.
 - With the id bound to the partition, the new owner's `init_transactions` fences every earlier
-  holder of that partition, before it reads where the partition starts: a zombie's commit either
-  finished before (the new owner reads the offset past it) or fails as fenced. A crashed maker's
-  open transaction is aborted at that moment too, not after `transaction.timeout.ms`.
+  holder of that partition; the new owner then reads where the partition stands again, before
+  its first commit there: a zombie's commit either finished before (the offset moved past where
+  the new owner started: it leaves the partition rather than commit an order twice) or fails as
+  fenced. A crashed maker's open transaction is aborted at that moment too, not after
+  `transaction.timeout.ms`. Registering happens while the first orders are made (`Registration`).
 - Orders are made outside the transaction and only their tabs and offset are committed in it
   (transaction.py), so a partition's orders still overlap while being made; only their commits,
   milliseconds each and in offset order anyway (lines.py), take turns on the partition's producer.
@@ -26,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -80,10 +83,46 @@ def partition_transactional_id(group_id: str, key: PartitionKey) -> str:
     return f"{TRANSACTIONAL_PREFIX}{group_id}-{topic}-{partition}"
 
 
-class PartitionProducers:
-    """The producers of the partitions a maker owns; opened on assignment, dropped on revocation.
+@dataclass(eq=False)
+class Registration:
+    """One partition's producer being registered, then checked, while its first orders are made.
 
-    `open` is called from the rebalance callback (the main thread); `get` from order threads.
+    Registering takes a round trip to the transaction coordinator (and, on a secured cluster, a
+    SASL handshake) per partition: seconds for a maker taking 20 partitions on a small CPU share.
+    So a maker starts making a new partition's orders at once and registers meanwhile; an order
+    commits only once its partition is `ready`: registered, and its committed offset read again
+    afterwards and found where the maker started (a zombie that committed in between would have
+    moved it; the maker then leaves the partition to the next owner rather than commit again).
+    """
+
+    key: PartitionKey
+    start_offset: int
+    registered: threading.Event = field(default_factory=threading.Event)
+    ready: threading.Event = field(default_factory=threading.Event)
+    producer: Producer | None = None
+    problem: str | None = None
+
+    def fail(self, problem: str) -> None:
+        self.problem = self.problem or problem
+        self.registered.set()
+        self.ready.set()
+
+    def wait_ready(self, timeout_s: float) -> Producer:
+        """The registered, checked producer; raises `ProducerUnavailable` otherwise."""
+        if not self.ready.wait(timeout_s):
+            raise ProducerUnavailable(
+                f"{self.key[0]}[{self.key[1]}] was not registered within {timeout_s:.0f} s"
+            )
+        if self.problem is not None or self.producer is None:
+            raise ProducerUnavailable(self.problem or "stopped while registering")
+        return self.producer
+
+
+class PartitionProducers:
+    """The producers of a maker's partitions: registered on assignment, dropped on revocation.
+
+    `begin` and `drop` are called from the main thread (the rebalance callbacks); order threads
+    wait on a partition's `Registration`.
     """
 
     def __init__(
@@ -93,69 +132,61 @@ class PartitionProducers:
         self._group_id = group_id
         self._stopping = stopping
         self._lock = threading.Lock()
-        self._owned: dict[PartitionKey, Producer] = {}
+        self._owned: dict[PartitionKey, Registration] = {}
 
-    def open(self, keys: Iterable[PartitionKey]) -> tuple[list[PartitionKey], str | None]:
-        """Register a producer for each partition, all at once: (those registered, what failed).
+    def begin(self, starts: Iterable[tuple[PartitionKey, int]]) -> None:
+        """Register a producer for each partition (from its start offset), in the background."""
+        for key, offset in starts:
+            registration = Registration(key, offset)
+            with self._lock:
+                self._owned[key] = registration
+            threading.Thread(
+                target=self._register,
+                args=(registration,),
+                name=f"register-{key[0]}[{key[1]}]",
+                daemon=True,
+            ).start()
 
-        Registering fences the partition's previous holder, so this must happen before the
-        partition's committed offset is read.
-        """
-        wanted = sorted(set(keys))
-        results: dict[PartitionKey, Producer | ProducerUnavailable | None] = {}
+    def _register(self, registration: Registration) -> None:
+        try:
+            registration.producer = registered_producer(
+                self._make_producer,
+                partition_transactional_id(self._group_id, registration.key),
+                self._stopping,
+            )
+        except ProducerUnavailable as error:
+            registration.fail(str(error))
+            return
+        if registration.producer is None:
+            registration.fail("stopped while registering")
+            return
+        registration.registered.set()
 
-        def register(key: PartitionKey) -> None:
-            try:
-                results[key] = registered_producer(
-                    self._make_producer,
-                    partition_transactional_id(self._group_id, key),
-                    self._stopping,
-                )
-            except ProducerUnavailable as error:
-                results[key] = error
-
-        threads = [
-            threading.Thread(target=register, args=(key,), name=f"register-{key[0]}[{key[1]}]")
-            for key in wanted
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        opened: list[PartitionKey] = []
-        problem: str | None = None
-        for key in wanted:
-            result = results.get(key)
-            if isinstance(result, Producer):
-                with self._lock:
-                    self._owned[key] = result
-                opened.append(key)
-            elif isinstance(result, ProducerUnavailable):
-                problem = problem or str(result)
-            # None: stopped while registering, which the maker's loop sees for itself.
-        return opened, problem
-
-    def get(self, key: PartitionKey) -> Producer | None:
+    def get(self, key: PartitionKey) -> Registration | None:
         with self._lock:
             return self._owned.get(key)
 
-    def drop(self, keys: Iterable[PartitionKey]) -> None:
-        """The partitions went to another maker: their producers are not used again."""
-        # Nothing to flush: every transaction of theirs was committed or aborted before the
-        # partition was handed over, and a fenced one refuses every call. Dropped, they close.
+    def registered_unchecked(self) -> list[Registration]:
+        """Registered partitions whose committed offset has not been read again yet."""
         with self._lock:
-            for key in keys:
-                self._owned.pop(key, None)
+            owned = list(self._owned.values())
+        return [each for each in owned if each.registered.is_set() and not each.ready.is_set()]
+
+    def drop(self, keys: Iterable[PartitionKey]) -> None:
+        """The partitions went to another maker: their producers are not used again.
+
+        Nothing to flush: every transaction of theirs was committed or aborted before the
+        partition was handed over, and a fenced one refuses every call. Dropped, they close.
+        """
+        with self._lock:
+            dropped = [self._owned.pop(key) for key in keys if key in self._owned]
+        for registration in dropped:
+            registration.fail("the partition went to another maker")
 
     def drop_all(self) -> None:
         with self._lock:
             keys = list(self._owned)
         self.drop(keys)
-
-    @property
-    def size(self) -> int:
-        with self._lock:
-            return len(self._owned)
 
 
 def _init_transactions(producer: Producer, stopping: Callable[[], bool], what: str) -> bool:

@@ -29,6 +29,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer, Topic
 
 from medpubsub.medicine.lines import InFlight
 from medpubsub.medicine.pool import Halted, ThreadPoolController
+from medpubsub.medicine.producers import ProducerUnavailable
 from medpubsub.medicine.watchdog import Watchdog
 from medpubsub.messages import DeadLetter, Order, Rejection, Tab
 
@@ -86,15 +87,16 @@ class Workshop:
 
 def make_in_transaction(
     workshop: Workshop,
-    producer: Producer,
+    ready_producer: Callable[[], Producer],
     record: Message,
     parsed: Order | Rejection,
     line: InFlight,
 ) -> Outcome:
-    """Make `record` into tabs or a dead letter, and commit it on `producer` behind its line.
+    """Make `record` into tabs or a dead letter, and commit it behind its line on the producer
+    `ready_producer()` gives once the tabs are made (it may wait for the partition's registration).
 
-    Raises `MakerFailed` when the producer cannot be used any more (fenced: another maker owns
-    the partition now).
+    Raises `MakerFailed` when there is no producer to commit on, or it cannot be used any more
+    (fenced: another maker owns the partition now).
     """
     topic, partition, offset = coordinates(record)
     started = time.monotonic()
@@ -124,6 +126,10 @@ def make_in_transaction(
             offset,
         )
         return Outcome.BEHIND
+    try:
+        producer = ready_producer()
+    except ProducerUnavailable as unavailable:
+        raise MakerFailed(f"cannot commit {topic}[{partition}]@{offset}: {unavailable}") from None
     try:
         producer.begin_transaction()
         for message in messages:

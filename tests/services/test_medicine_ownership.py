@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from medpubsub.kafka_clients import consumer_config
 from medpubsub.medicine.maker import Destinations, Maker
@@ -98,7 +100,18 @@ class _InProcessMaker:
         return self.maker.in_flight, self.maker.tally.made, self.maker.failure
 
 
-def _in_process_maker(topics: TestTopics, name: str, tab_seconds: float) -> _InProcessMaker:
+def _in_process_maker(
+    topics: TestTopics,
+    name: str,
+    tab_seconds: float,
+    before_registering: Callable[[], object] = lambda: None,
+) -> _InProcessMaker:
+    make_producer = transactional_factory(topics.kafka, name)
+
+    def registering(transactional_id: str) -> Producer:
+        before_registering()
+        return make_producer(transactional_id)
+
     consumer = Consumer(
         consumer_config(topics.kafka, client_id=name, group_id=topics.group)
         | {"auto.offset.reset": "error"}
@@ -106,9 +119,7 @@ def _in_process_maker(topics: TestTopics, name: str, tab_seconds: float) -> _InP
     maker = Maker(
         name,
         consumer=consumer,
-        producers=PartitionProducers(
-            transactional_factory(topics.kafka, name), topics.group, stopping=lambda: False
-        ),
+        producers=PartitionProducers(registering, topics.group, stopping=lambda: False),
         destinations=Destinations(topics.deliveries, topics.dlq),
         tab_seconds=tab_seconds,
         max_workers=30,
@@ -154,4 +165,51 @@ def test_two_makers_that_both_believe_they_own_a_partition_make_its_order_once(
     assert owner.maker.tally.made == 1
     assert zombie.maker.tally.made == 0
     assert "fenced" in str(zombie.maker.failure)
+    assert committed_offset(topics) == 1
+
+
+def test_a_maker_whose_partition_was_committed_while_it_registered_leaves_it(
+    topics: TestTopics, reader: ReaderFactory
+) -> None:
+    """The moment between a new owner's first read of the offset and its registration.
+
+    The owner starts making from where it read the partition, and registers meanwhile; a zombie
+    commits that very order before the registration fences it. The owner must find the offset
+    moved when it reads it again, and commit nothing: the order is made once, by the zombie.
+    """
+    order = an_order(tabs_count=3)
+    produce(topics.bootstrap, topics.orders, [order.to_bytes()])
+    partition = [TopicPartition(topics.orders, 0)]
+    zombie_committed = threading.Event()
+    zombie = _in_process_maker(topics, f"zombie-{uuid.uuid4().hex[:6]}", tab_seconds=1.0)
+    owner = _in_process_maker(
+        topics,
+        f"owner-{uuid.uuid4().hex[:6]}",
+        tab_seconds=1.0,
+        before_registering=lambda: zombie_committed.wait(30),
+    )
+    try:
+        zombie.maker.on_assign(zombie.consumer, partition)
+        wait_until(zombie.step, lambda seen: seen[0] == 1, 30, "the zombie to start it", 0)
+        owner.maker.on_assign(owner.consumer, partition)  # reads offset 0, registers later
+        wait_until(
+            lambda: (zombie.step(), owner.step()),
+            lambda seen: seen[0][1] == 1 and seen[1][0] == 1,
+            30,
+            "the zombie to commit while the owner makes the same order",
+            0,
+        )
+        zombie_committed.set()
+        wait_until(owner.step, lambda seen: seen[2] is not None, 30, "the owner to leave it", 0)
+    finally:
+        zombie_committed.set()
+        for each in (zombie, owner):
+            each.maker.close()
+
+    committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(30)]
+    tabs = Counter(str(record["tab_id"]) for record in committed)
+    assert tabs == Counter(f"{order.order_id}:{index}" for index in range(order.tabs_count))
+    assert {str(record["maker"]) for record in committed} == {zombie.name}
+    assert owner.maker.tally.made == 0
+    assert "was committed up to 1 by another maker" in str(owner.maker.failure)
     assert committed_offset(topics) == 1
