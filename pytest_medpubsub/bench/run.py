@@ -17,12 +17,13 @@ from typing import Any
 
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import progress
-from pytest_medpubsub.bench.cpu import CpuSampler, cpu_seconds
+from pytest_medpubsub.bench.cpu import CpuSampler
 from pytest_medpubsub.bench.designs import Design
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.observer import Observer, PlatformSample
 from pytest_medpubsub.platforms.local import LocalPlatform
 from pytest_medpubsub.platforms.local_system import LocalSystem
+from pytest_medpubsub.processes import cpu_seconds
 from pytest_medpubsub.report import write_report
 from pytest_medpubsub.reports.settings import run_settings
 
