@@ -11,7 +11,7 @@ from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.platforms.base import Platform, PlatformUnavailable
 
 if TYPE_CHECKING:  # the cluster stack (kubernetes, pytest-kind) loads only when asked for
-    from pytest_medpubsub.platforms.cluster import ClusterOptions
+    from pytest_medpubsub.platforms.cluster_backends import ClusterOptions
 
 LOCAL = "local"
 CLUSTERS = ("kind", "minikube", "existing")
@@ -87,7 +87,7 @@ def create_cluster(options: PlatformOptions, project_dir: Path) -> Platform:
 
 
 def _cluster_options(options: PlatformOptions, project_dir: Path) -> ClusterOptions:
-    from pytest_medpubsub.platforms.cluster import ClusterOptions
+    from pytest_medpubsub.platforms.cluster_backends import ClusterOptions
 
     return ClusterOptions(
         project_dir=project_dir,
