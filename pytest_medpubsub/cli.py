@@ -32,10 +32,10 @@ from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.local import LocalPlatform
 from pytest_medpubsub.platforms.local_system import LocalSystem
 from pytest_medpubsub.project import ProjectNotFound
-from pytest_medpubsub.system import wait_scaled_in
 
 # Makers idle out after MEDICINE_IDLE_TIMEOUT_SECONDS (15 s in the ScaledJob): a minute is ample.
 DEMO_SCALE_IN_S = 60.0
+DEMO_DRAIN_S = 180.0
 
 _console = Console()
 # Errors are one line each, whatever the terminal width (they are read by people and by tests).
@@ -281,10 +281,10 @@ def run_up(arguments: argparse.Namespace) -> int:
 
 
 def run_demo(arguments: argparse.Namespace) -> int:
-    from pytest_medpubsub.report import write_report
     from pytest_medpubsub.reports.run_page import REPORT_HTML
     from pytest_medpubsub.reports.settings import run_settings
-    from pytest_medpubsub.slo import SloSpec, evaluate
+    from pytest_medpubsub.run_end import end_run
+    from pytest_medpubsub.slo import SloSpec
 
     if arguments.duration <= 0:
         _errors.print(f"medpubsub demo: --duration must be positive, not {arguments.duration}")
@@ -301,35 +301,31 @@ def run_demo(arguments: argparse.Namespace) -> int:
                 platform.bootstrap_servers, observer, since, stop,
                 deadline=time.monotonic() + arguments.duration,
             )  # fmt: skip
-            platform.scale_patients(0)
-            with progress.step("Waiting for the makers to drain every order"):
-                summary = observer.wait_drained(180, since=since)
             spec = SloSpec(min_jobs=1, scale_in_within_s=DEMO_SCALE_IN_S).allowing(
                 factory.DESIGN_LATENCY_ALLOWANCE_S.get(arguments.design, 0.0)
             )
-            warm = platform.warm_makers()
-            with progress.step(f"Waiting for the makers to scale in to {warm} (the warm floor)"):
-                wait_scaled_in(observer, since, DEMO_SCALE_IN_S, warm)
-            summary = observer.summary(since=since, final=True)
-            result = evaluate(summary, spec, warm)
-            settings = run_settings(
-                name="medpubsub demo", platform="local", design=arguments.design,
-                secure=arguments.secure, external_kafka=arguments.kafka, warm_makers=warm,
-            )  # fmt: skip
-            facts = {"demo": _demo_facts(arguments, platform), "design": arguments.design}
-            if summary.dead_letters:
-                from pytest_medpubsub.reports.dead_letters import (
-                    DEAD_LETTERS_KEY,
-                    read_dead_letters,
-                )
-
-                letters = read_dead_letters(
-                    as_identity(platform.kafka, platform.credentials, "observer"), since.ns
-                )
-                facts[DEAD_LETTERS_KEY] = letters.to_dict()
-            path = write_report(arguments.report, summary, result, facts | {"settings": settings})
-            _print_outcome(summary, result.failure_message(), path.parent / REPORT_HTML)
-            outcome.append(0 if result.passed else 1)
+            ended = end_run(
+                platform,
+                observer,
+                since,
+                arguments.report,
+                drain_timeout_s=DEMO_DRAIN_S,
+                spec=spec,
+                design=arguments.design,
+                settings=run_settings(
+                    name="medpubsub demo",
+                    platform="local",
+                    design=arguments.design,
+                    secure=arguments.secure,
+                    external_kafka=arguments.kafka,
+                    warm_makers=platform.warm_makers(),
+                ),
+                facts=lambda: {"demo": _demo_facts(arguments, platform)},
+            )
+            _print_outcome(
+                ended.summary, ended.slo.failure_message(), ended.report.parent / REPORT_HTML
+            )
+            outcome.append(0 if ended.slo.passed else 1)
 
     status = _failing_cleanly("demo", serve)
     return status if status != 0 else (outcome[0] if outcome else 1)

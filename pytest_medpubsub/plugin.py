@@ -26,12 +26,12 @@ from pytest_medpubsub.kafka.security import as_identity
 from pytest_medpubsub.observer import Observer, PlatformSample
 from pytest_medpubsub.platforms import factory
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
-from pytest_medpubsub.report import junit_properties, write_report
-from pytest_medpubsub.reports.dead_letters import DEAD_LETTERS_KEY, read_dead_letters
+from pytest_medpubsub.report import junit_properties
 from pytest_medpubsub.reports.index_page import write_index
 from pytest_medpubsub.reports.run_page import write_run_page
 from pytest_medpubsub.reports.settings import run_settings
-from pytest_medpubsub.slo import SloResult, SloSpec, evaluate
+from pytest_medpubsub.run_end import end_run
+from pytest_medpubsub.slo import SloResult, SloSpec
 from pytest_medpubsub.system import MedpubsubSystem
 
 _SLO_INI = {
@@ -285,18 +285,22 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 
 
 def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
-    drain_timeout_s = float(str(item.config.getini(_DRAIN_INI[0])))
     spec = _slo_spec(item)
-    summary = system.finish(drain_timeout_s, spec.scale_in_within_s)
-    result = evaluate(summary, spec, system.warm_makers)
     design = str(item.config.getoption("--medpubsub-design"))
     settings = _run_settings(item, design, system.warm_makers)
-    extra = system.attachments | {"design": design, "settings": settings, "faults": system.faults}
-    if summary.dead_letters:  # their reasons and records, read back for the report
-        kafka = as_identity(system.platform.kafka, system.platform.credentials, "observer")
-        extra[DEAD_LETTERS_KEY] = read_dead_letters(kafka, system.started.ns).to_dict()
-    path = write_report(system.report_dir, summary, result, extra=extra)
-    for name, value in junit_properties(summary, result, settings):
+    ended = end_run(
+        system.platform,
+        system.observer,
+        system.started,
+        system.report_dir,
+        drain_timeout_s=float(str(item.config.getini(_DRAIN_INI[0]))),
+        spec=spec,
+        design=design,
+        settings=settings,
+        facts=lambda: system.attachments | {"faults": system.faults},
+    )
+    result, path = ended.slo, ended.report
+    for name, value in junit_properties(ended.summary, result, settings):
         item.user_properties.append((name, value))
     item.config.stash[_RESULTS].append((item.nodeid, path, result))
     item.stash[_REPORT_OF_ITEM] = path
