@@ -20,14 +20,13 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from pytest_medpubsub import processes, progress, state
+from pytest_medpubsub import designs, processes, progress, state
 from pytest_medpubsub.kafka.embedded import HOST as EMBEDDED_HOST
 from pytest_medpubsub.kafka.embedded import WILDCARDS
 from pytest_medpubsub.kafka.jars import KAFKA_VERSION, KafkaUnavailable, libs_dir
 from pytest_medpubsub.kafka.security import as_identity
 from pytest_medpubsub.live import status_table
 from pytest_medpubsub.observer import Mark, Observer, PlatformSample, Summary
-from pytest_medpubsub.platforms import factory
 from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.local import LocalPlatform
 from pytest_medpubsub.platforms.local_system import LocalSystem
@@ -140,10 +139,9 @@ def _system_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--design",
-        choices=factory.DESIGNS,
-        default=factory.SCALEDJOB,
-        help="how makers are started: scaledjob (KEDA's ScaledJob, default) or dispatcher (one "
-        "consumer that starts a maker per order)",
+        choices=designs.NAMES,
+        default=designs.DEFAULT,
+        help=f"how makers are started: {designs.described()}",
     )
     _data_dir_option(parser)
     _secure_option(parser)
@@ -207,7 +205,7 @@ def _local_system(
     with running_broker(
         external=arguments.kafka, data_dir=arguments.data_dir, secure=arguments.secure
     ) as (kafka, broker):
-        platform = _platform_class(arguments.design)(
+        platform = designs.design(arguments.design).local_platform(
             kafka, run_dir, broker=broker, state_file=state_file
         )
         platform.start()
@@ -222,14 +220,6 @@ def _local_system(
                 observer.stop()
         finally:
             platform.stop()
-
-
-def _platform_class(design: str) -> type[LocalSystem]:
-    if design == factory.DISPATCHER:
-        from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
-
-        return LocalDispatcherPlatform
-    return LocalPlatform
 
 
 def _sample(platform: LocalSystem) -> PlatformSample:
@@ -302,7 +292,7 @@ def run_demo(arguments: argparse.Namespace) -> int:
                 deadline=time.monotonic() + arguments.duration,
             )  # fmt: skip
             spec = SloSpec(min_jobs=1, scale_in_within_s=DEMO_SCALE_IN_S).allowing(
-                factory.DESIGN_LATENCY_ALLOWANCE_S.get(arguments.design, 0.0)
+                designs.design(arguments.design).latency_allowance_s
             )
             ended = end_run(
                 platform,

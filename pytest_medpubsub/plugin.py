@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from medpubsub.settings import KafkaSettings
-from pytest_medpubsub import processes, progress, project
+from pytest_medpubsub import designs, processes, progress, project
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.jars import KafkaUnavailable
 from pytest_medpubsub.kafka.security import as_identity
@@ -101,10 +101,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--medpubsub-design",
-        choices=factory.DESIGNS,
-        default=factory.SCALEDJOB,
-        help="how makers are started: scaledjob (KEDA's ScaledJob on the lag, default) or "
-        "dispatcher (one consumer that starts a maker per order)",
+        choices=designs.NAMES,
+        default=designs.DEFAULT,
+        help=f"how makers are started: {designs.described()}",
     )
     for ini_name, help_text, default in (*_SLO_INI.values(), _DRAIN_INI):
         parser.addini(ini_name, help_text, default=default)
@@ -355,14 +354,12 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
 
 def _slo_spec(item: pytest.Item) -> SloSpec:
     """The ini defaults, then the test's marker, then the design's latency allowance on top
-    (factory.DESIGN_LATENCY_ALLOWANCE_S: what the design costs every order by nature)."""
+    (the design's `latency_allowance_s`: what it costs every order by nature)."""
     config = item.config
     defaults = SloSpec.model_validate(
         {field: str(config.getini(ini_name)) for field, (ini_name, _, _) in _SLO_INI.items()}
     )
-    allowance = factory.DESIGN_LATENCY_ALLOWANCE_S.get(
-        str(config.getoption("--medpubsub-design")), 0.0
-    )
+    allowance = designs.design(str(config.getoption("--medpubsub-design"))).latency_allowance_s
     marker = item.get_closest_marker("medpubsub_slo")
     try:
         spec = (

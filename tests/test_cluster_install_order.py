@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from pytest_medpubsub import designs
 from pytest_medpubsub.k8s.objects import load_documents
 from pytest_medpubsub.platforms import cluster_teardown, operators
 from pytest_medpubsub.platforms.cluster_deploy import split_makers_starters
-from pytest_medpubsub.platforms.cluster_designs import design_for
 from pytest_medpubsub.platforms.cluster_operators import Installed
 from pytest_medpubsub.platforms.kubectl import DEFAULT_TIMEOUT_S, Kubectl
 from pytest_medpubsub.project import SCALEDJOB_MANIFEST, project_dir
@@ -123,7 +123,7 @@ def test_the_teardown_removes_makers_starter_then_topics_then_namespace_then_ope
     ]
 
     cluster_teardown.remove_system(
-        kubectl, "a cluster", design_for("scaledjob", scaled_job), with_strimzi=True
+        kubectl, "a cluster", designs.scaledjob.DESIGN.on_cluster(scaled_job), with_strimzi=True
     )
     cluster_teardown.uninstall_operators(kubectl, installed)
     cluster_teardown.uninstall_operators(kubectl, installed)

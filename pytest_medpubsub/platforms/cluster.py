@@ -34,7 +34,7 @@ from confluent_kafka.admin import AdminClient
 
 from medpubsub.kafka_clients import common_config
 from medpubsub.settings import KafkaSettings
-from pytest_medpubsub import progress
+from pytest_medpubsub import designs, progress
 from pytest_medpubsub.k8s.objects import dump_documents, of_kind
 from pytest_medpubsub.kafka.broker import system_topics
 from pytest_medpubsub.kafka.client_log import quiet
@@ -55,12 +55,7 @@ from pytest_medpubsub.platforms.cluster_backends import (
     check_options,
     external_kafka_of,
 )
-from pytest_medpubsub.platforms.cluster_designs import (
-    ClusterDesign,
-    design_for,
-    needs_keda,
-    overlay_for,
-)
+from pytest_medpubsub.platforms.cluster_designs import ClusterDesign
 from pytest_medpubsub.platforms.cluster_operators import (
     Installed,
     install_missing,
@@ -95,7 +90,7 @@ def check_prerequisites(kind: str, options: ClusterOptions) -> None:
     backend_for(kind, options).check()
     external_kafka_of(options)
     keda_given = options.keda_manifest and "://" not in options.keda_manifest
-    if keda_given and needs_keda(options.design):
+    if keda_given and designs.design(options.design).needs_keda:
         wanted_operator(operators.KEDA, options.keda_manifest, options)  # its local images
 
 
@@ -141,7 +136,8 @@ class ClusterPlatform(Platform):
         platform_overlay = (
             self._backend.external_kafka_overlay if external else self._backend.overlay
         )
-        overlay = overlay_for(self._options.design, platform_overlay)
+        chosen = designs.design(self._options.design)
+        overlay = chosen.cluster_overlay(platform_overlay)
         objects = rendered_objects(self._options.project_dir, overlay)
         images = cluster_deploy.build_and_load_images(self._options, self._backend, objects)
         if external is None:
@@ -155,7 +151,7 @@ class ClusterPlatform(Platform):
                 patients=0,
                 external_kafka=external.endpoint,
             )
-        design = self._design = design_for(self._options.design, objects)
+        design = self._design = chosen.on_cluster(objects)
         if external is not None and start_new_group_at_end(
             external.kafka, design.group, design.topic
         ):

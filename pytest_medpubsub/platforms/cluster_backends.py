@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from pytest_medpubsub import designs
 from pytest_medpubsub.platforms import external_kafka
 from pytest_medpubsub.platforms.base import PlatformUnavailable
 from pytest_medpubsub.platforms.existing import ExistingBackend
@@ -32,7 +33,7 @@ class ClusterOptions:
     are imported into instead; `strimzi_manifest` / `keda_manifest` replace the release downloads
     with a local file or another URL; `kafka` is a broker of the user's own (HOST:PORT) used
     instead of Strimzi; `cluster_name` names the kind cluster or minikube profile; `design` is
-    who starts the makers (`scaledjob` or `dispatcher`, see cluster_designs.py).
+    who starts the makers (a name of `pytest_medpubsub.designs`).
     """
 
     project_dir: Path
@@ -44,7 +45,7 @@ class ClusterOptions:
     cluster_name: str = "medpubsub"
     kafka: str | None = None
     containerd: str | None = None
-    design: str = "scaledjob"
+    design: str = designs.DEFAULT
 
 
 class ClusterBackend(Protocol):

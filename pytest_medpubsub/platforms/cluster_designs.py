@@ -7,8 +7,7 @@ harness watches, counts, kills and pauses them.
   and is the only member of its group; no maker is warm; scaling it to zero pauses dispatching
   (a new pod reads the orders it had not committed again, as after a crash).
 
-A design renders from its own overlays: `dispatcher-<overlay>` of k8s/dispatcher-overlays for
-the dispatcher (`overlay_for`).
+Which of these a run gets, and from which overlay, the design says (`pytest_medpubsub.designs`).
 """
 
 from __future__ import annotations
@@ -27,17 +26,6 @@ from pytest_medpubsub.platforms.waits import wait_step
 SCALED_JOB = "medicine"
 DISPATCHER = "dispatcher"
 READY_TIMEOUT_S = 180.0
-# Which dispatcher overlay serves each platform overlay. The Strimzi ones with loaded images
-# (kind, minikube, an existing cluster with --medpubsub-containerd) render alike apart from the
-# advertised host, which the harness sets at run time.
-_DISPATCHER_OVERLAYS = {
-    "kind": "kind",
-    "minikube": "kind",
-    "existing-preloaded": "kind",
-    "existing": "existing",
-    "external-kafka": "external-kafka",
-    "external-kafka-preloaded": "external-kafka-preloaded",
-}
 
 
 class ClusterDesign(Protocol):
@@ -70,32 +58,6 @@ class ClusterDesign(Protocol):
 
     def remove(self, kubectl: Kubectl, timeout_s: float) -> None:
         """What must go before the namespace, while the operators still run."""
-
-
-def design_for(name: str, objects: list[Manifest]) -> ClusterDesign:
-    """The design `name` of a render (`objects`), read from the objects themselves."""
-    if name == DISPATCHER:
-        return DispatcherDesign.of(objects)
-    return ScaledJobDesign.of(objects)
-
-
-def needs_keda(design: str) -> bool:
-    """Only the ScaledJob design has KEDA start its makers (the dispatcher creates its Jobs)."""
-    return design != DISPATCHER
-
-
-def overlay_for(design: str, platform_overlay: str) -> str:
-    """The render (build/manifests/<name>.yaml) `design` applies where the ScaledJob design
-    applies `platform_overlay`."""
-    if design != DISPATCHER:
-        return platform_overlay
-    try:
-        return f"dispatcher-{_DISPATCHER_OVERLAYS[platform_overlay]}"
-    except KeyError:
-        raise PlatformError(
-            f"the dispatcher design has no overlay for {platform_overlay!r} "
-            f"(k8s/dispatcher-overlays serves {', '.join(sorted(_DISPATCHER_OVERLAYS))})"
-        ) from None
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pytest_medpubsub import progress
+from pytest_medpubsub import designs, progress
 from pytest_medpubsub.platforms import operators
 from pytest_medpubsub.platforms.cluster_backends import ClusterOptions
-from pytest_medpubsub.platforms.cluster_designs import needs_keda
 from pytest_medpubsub.platforms.kubectl import Kubectl
 
 Installed = list[tuple[operators.Operator, str]]
@@ -47,7 +46,7 @@ def wanted_operators(options: ClusterOptions, *, kafka_outside: bool) -> list[Wa
     """KEDA unless the design starts its makers itself; Strimzi unless Kafka is outside the
     cluster (`kafka_outside`)."""
     given: dict[operators.Operator, str | None] = {}
-    if needs_keda(options.design):
+    if designs.design(options.design).needs_keda:
         given[operators.KEDA] = options.keda_manifest
     else:
         progress.say(f"the {options.design} design starts its makers: KEDA is not installed")

@@ -1,0 +1,76 @@
+"""The dispatcher design (issue 11): one permanent consumer, `medpubsub dispatcher`, starts a
+`medpubsub make-order` process (a Job on a cluster) per order; no ScaledJob, no KEDA, no maker
+kept warm.
+
+Its cost is in every order's latency, hence its allowance: every dispatched order pays for a
+maker of its own before its 2 s, where a warm ScaledJob maker pays nothing (an interpreter and
+its imports, 0.3 s of CPU, a transactional producer's registration and the marker's read).
+Measured on a 2-core machine: p50 2.5-3.3 s against 2.1 s from one to five patients, and at
+five patients (five process starts a second) the step ramp's p95 4.3 s, p99 4.9 s against the
+ScaledJob's 2.6 / 3.3 s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_medpubsub.designs.base import Design
+
+if TYPE_CHECKING:
+    from medpubsub.settings import KafkaSettings
+    from pytest_medpubsub.k8s.objects import Manifest
+    from pytest_medpubsub.kafka.embedded import EmbeddedKafka
+    from pytest_medpubsub.platforms.cluster_designs import ClusterDesign
+    from pytest_medpubsub.platforms.local_system import LocalSystem
+
+NAME = "dispatcher"
+# Which dispatcher overlay (k8s/dispatcher-overlays) serves each platform overlay. The Strimzi
+# ones with loaded images (kind, minikube, an existing cluster with --medpubsub-containerd)
+# render alike apart from the advertised host, which the harness sets at run time.
+CLUSTER_OVERLAYS = {
+    "kind": "kind",
+    "minikube": "kind",
+    "existing-preloaded": "kind",
+    "existing": "existing",
+    "external-kafka": "external-kafka",
+    "external-kafka-preloaded": "external-kafka-preloaded",
+}
+
+
+class Dispatcher:
+    name = NAME
+    summary = "a permanent consumer that starts one maker process per order (system/dispatcher)"
+    latency_allowance_s = 3.0
+    needs_keda = False
+
+    def local_platform(
+        self,
+        kafka: KafkaSettings,
+        run_dir: Path,
+        *,
+        broker: EmbeddedKafka | None = None,
+        state_file: Path | None = None,
+    ) -> LocalSystem:
+        from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
+
+        return LocalDispatcherPlatform(kafka, run_dir, broker=broker, state_file=state_file)
+
+    def cluster_overlay(self, platform_overlay: str) -> str:
+        from pytest_medpubsub.platforms.base import PlatformError
+
+        try:
+            return f"dispatcher-{CLUSTER_OVERLAYS[platform_overlay]}"
+        except KeyError:
+            raise PlatformError(
+                f"the dispatcher design has no overlay for {platform_overlay!r} "
+                f"(k8s/dispatcher-overlays serves {', '.join(sorted(CLUSTER_OVERLAYS))})"
+            ) from None
+
+    def on_cluster(self, objects: list[Manifest]) -> ClusterDesign:
+        from pytest_medpubsub.platforms.cluster_designs import DispatcherDesign
+
+        return DispatcherDesign.of(objects)
+
+
+DESIGN: Design = Dispatcher()

@@ -1,0 +1,48 @@
+"""The designs package: each design is found by its name, says what it needs, and builds the
+platform of its own design; an unknown name is one sentence naming the known ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medpubsub.settings import KafkaSettings
+from pytest_medpubsub import designs
+from pytest_medpubsub.platforms import factory
+from pytest_medpubsub.platforms.base import PlatformUnavailable
+
+KAFKA = KafkaSettings(kafka_bootstrap="localhost:1")
+
+
+@pytest.mark.parametrize("name", designs.NAMES)
+def test_a_design_builds_a_local_platform_of_its_own_design(name: str, tmp_path: Path) -> None:
+    design = designs.design(name)
+    assert design.name == name
+    platform = design.local_platform(KAFKA, tmp_path)  # not started: nothing runs
+    assert platform.design == name
+
+
+def test_only_the_default_design_sets_the_latency_bounds_and_uses_keda() -> None:
+    allowances = {name: d.latency_allowance_s for name, d in designs.DESIGNS.items()}
+    assert allowances == {"scaledjob": 0.0, "dispatcher": 3.0}
+    assert {name for name, d in designs.DESIGNS.items() if d.needs_keda} == {designs.DEFAULT}
+
+
+def test_an_unknown_design_is_one_sentence_naming_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(designs.UnknownDesign) as refused:
+        designs.design("lambda")
+    assert str(refused.value).startswith("unknown design 'lambda'; choose one of ")
+    assert all(name in str(refused.value) for name in designs.NAMES)
+    options = factory.PlatformOptions(cluster="local", run_dir=tmp_path, report_dir=tmp_path)
+    with pytest.raises(PlatformUnavailable, match="unknown design 'lambda'"):
+        factory.create_local(
+            factory.PlatformOptions(**{**options.__dict__, "design": "lambda"}), KAFKA, None
+        )
+
+
+def test_the_help_names_every_design_and_the_default() -> None:
+    described = designs.described()
+    assert all(f"{name} (" in described for name in designs.NAMES)
+    assert described.count("default") == 1
+    assert f"{designs.DEFAULT} (" in described.split("default")[0].rsplit(";", 1)[-1]
