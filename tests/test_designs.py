@@ -46,3 +46,11 @@ def test_the_help_names_every_design_and_the_default() -> None:
     assert all(f"{name} (" in described for name in designs.NAMES)
     assert described.count("default") == 1
     assert f"{designs.DEFAULT} (" in described.split("default")[0].rsplit(";", 1)[-1]
+
+
+def test_each_design_s_bench_rows_run_on_its_own_platform() -> None:
+    for name, design in designs.DESIGNS.items():
+        assert design.bench_rows, f"{name} has no row in the bench"
+        assert {row.platform for row in design.bench_rows} == {name}
+    rows = [row.name for design in designs.DESIGNS.values() for row in design.bench_rows]
+    assert len(rows) == len(set(rows))  # one table: no row name twice

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from medpubsub.settings import KafkaSettings
-from pytest_medpubsub import progress
+from pytest_medpubsub import designs, progress
 from pytest_medpubsub.bench.cpu import CpuSampler
-from pytest_medpubsub.bench.designs import Design
+from pytest_medpubsub.bench.rows import BenchRow
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.observer import Observer, PlatformSample
-from pytest_medpubsub.platforms.local import LocalPlatform
 from pytest_medpubsub.platforms.local_system import LocalSystem
 from pytest_medpubsub.processes import cpu_seconds
 from pytest_medpubsub.reports.settings import run_settings
@@ -66,7 +65,7 @@ class RunFigures:
 
 
 def run_once(
-    design: Design,
+    design: BenchRow,
     manifest: Path,
     *,
     patients: int,
@@ -148,18 +147,16 @@ def run_once(
 
 
 def _platform(
-    design: Design,
+    design: BenchRow,
     manifest: Path,
     *,
     kafka: KafkaSettings,
     broker: EmbeddedKafka | None,
     run_dir: Path,
 ) -> LocalSystem:
-    if design.platform == "dispatcher":
-        from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
-
-        return LocalDispatcherPlatform(kafka, run_dir, broker=broker)
-    return LocalPlatform(kafka, run_dir, broker=broker, scaledjob_manifest=manifest)
+    return designs.design(design.platform).local_platform(
+        kafka, run_dir, broker=broker, manifest=manifest
+    )
 
 
 def _cpu_pids(platform: LocalSystem) -> list[int]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # what the designs build is imported when built (the cluster stack is optional)
     from medpubsub.settings import KafkaSettings
+    from pytest_medpubsub.bench.rows import BenchRow
     from pytest_medpubsub.k8s.objects import Manifest
     from pytest_medpubsub.kafka.embedded import EmbeddedKafka
     from pytest_medpubsub.platforms.cluster_designs import ClusterDesign
@@ -38,6 +39,10 @@ class Design(Protocol):
     def needs_keda(self) -> bool:
         """Whether KEDA starts its makers on a cluster (else KEDA is not installed)."""
 
+    @property
+    def bench_rows(self) -> tuple[BenchRow, ...]:
+        """The design's rows in the benchmark's table (it, and any variants of it)."""
+
     def local_platform(
         self,
         kafka: KafkaSettings,
@@ -45,8 +50,10 @@ class Design(Protocol):
         *,
         broker: EmbeddedKafka | None = None,
         state_file: Path | None = None,
+        manifest: Path | None = None,
     ) -> LocalSystem:
-        """The design on this machine, not started yet."""
+        """The design on this machine, not started yet; `manifest` replaces the project's
+        ScaledJob manifest (the bench's variants), for a design that has one."""
 
     def cluster_overlay(self, platform_overlay: str) -> str:
         """The render (build/manifests/<name>.yaml) applied where the ScaledJob design applies

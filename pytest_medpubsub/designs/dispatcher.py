@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_medpubsub.bench.rows import BenchRow
 from pytest_medpubsub.designs.base import Design
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class Dispatcher:
     summary = "a permanent consumer that starts one maker process per order (system/dispatcher)"
     latency_allowance_s = 3.0
     needs_keda = False
+    bench_rows = (BenchRow("dispatcher", summary, NAME),)
 
     def local_platform(
         self,
@@ -51,7 +53,10 @@ class Dispatcher:
         *,
         broker: EmbeddedKafka | None = None,
         state_file: Path | None = None,
+        manifest: Path | None = None,
     ) -> LocalSystem:
+        """`manifest` is ignored: the dispatcher has no ScaledJob (the bench derives one for
+        every row alike)."""
         from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
 
         return LocalDispatcherPlatform(kafka, run_dir, broker=broker, state_file=state_file)

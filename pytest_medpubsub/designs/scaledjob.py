@@ -8,13 +8,13 @@ cluster KEDA itself does. The latency bounds were set for this design, so it add
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from pytest_medpubsub.bench.rows import BenchRow, Manifest
 from pytest_medpubsub.designs.base import Design
 
 if TYPE_CHECKING:
     from medpubsub.settings import KafkaSettings
-    from pytest_medpubsub.k8s.objects import Manifest
     from pytest_medpubsub.kafka.embedded import EmbeddedKafka
     from pytest_medpubsub.platforms.cluster_designs import ClusterDesign
     from pytest_medpubsub.platforms.local_system import LocalSystem
@@ -22,11 +22,54 @@ if TYPE_CHECKING:
 NAME = "scaledjob"
 
 
+def _set_env(container: dict[str, Any], values: dict[str, str]) -> None:
+    kept = [entry for entry in container.get("env", []) if entry["name"] not in values]
+    container["env"] = kept + [{"name": name, "value": value} for name, value in values.items()]
+
+
+def one_at_a_time(document: Manifest) -> Manifest:
+    """The ScaledJob and makers as they were before capacity-aware makers: no warm floor, a
+    maker makes one order at a time, and KEDA over-provisions by a constant (`custom`: lag + 8
+    makers) against partition head-of-line waits."""
+    spec = document["spec"]
+    spec["minReplicaCount"] = 0
+    spec["scalingStrategy"] = {
+        "strategy": "custom",
+        "customScalingQueueLengthDeduction": -8,
+        "customScalingRunningJobPercentage": "1",
+    }
+    for trigger in spec["triggers"]:
+        trigger["metadata"]["lagThreshold"] = "1"
+    for container in spec["jobTargetRef"]["template"]["spec"]["containers"]:
+        _set_env(
+            container,
+            {
+                "MEDICINE_MAX_ORDERS_IN_FLIGHT": "1",
+                "MEDICINE_MAX_WORKERS": "30",
+                "MEDICINE_MAX_ORDERS": "100",
+            },
+        )
+    return document
+
+
 class ScaledJob:
     name = NAME
     summary = "KEDA's ScaledJob starts makers on the orders' lag, warm makers wait at rest"
     latency_allowance_s = 0.0
     needs_keda = True
+    bench_rows = (
+        BenchRow(
+            "capacity",
+            "warm makers, several orders in flight each (keda/medicine-scaledjob.yaml)",
+            NAME,
+        ),
+        BenchRow(
+            "one-at-a-time",
+            "the previous makers: one order at a time, no warm floor, lag + 8 makers",
+            NAME,
+            one_at_a_time,
+        ),
+    )
 
     def local_platform(
         self,
@@ -35,10 +78,13 @@ class ScaledJob:
         *,
         broker: EmbeddedKafka | None = None,
         state_file: Path | None = None,
+        manifest: Path | None = None,
     ) -> LocalSystem:
         from pytest_medpubsub.platforms.local import LocalPlatform
 
-        return LocalPlatform(kafka, run_dir, broker=broker, state_file=state_file)
+        return LocalPlatform(
+            kafka, run_dir, broker=broker, state_file=state_file, scaledjob_manifest=manifest
+        )
 
     def cluster_overlay(self, platform_overlay: str) -> str:
         return platform_overlay  # k8s/overlays are this design's
