@@ -11,7 +11,6 @@ import yaml
 
 from medpubsub.dispatcher.launchers import COMPONENT, COMPONENT_LABEL
 from pytest_medpubsub import designs
-from pytest_medpubsub.k8s.designs import DISPATCHER_OVERLAYS_DIR
 from pytest_medpubsub.k8s.designs import render_overlay as render_design
 from pytest_medpubsub.k8s.dispatcher import dispatched_job_templates
 from pytest_medpubsub.k8s.objects import Manifest, load_documents, of_kind
@@ -45,8 +44,9 @@ def test_the_scaledjob_design_applies_the_platform_overlay_itself(tmp_path: Path
 def test_every_platform_overlay_has_a_dispatcher_overlay(tmp_path: Path) -> None:
     for overlay in sorted(backend_overlays(tmp_path)):
         design_overlay = designs.design("dispatcher").cluster_overlay(overlay)
-        assert design_overlay.startswith("dispatcher-")
-        source = PROJECT / DISPATCHER_OVERLAYS_DIR / design_overlay.removeprefix("dispatcher-")
+        prefix = designs.dispatcher.OVERLAY_PREFIX
+        assert design_overlay.startswith(prefix)
+        source = PROJECT / designs.dispatcher.OVERLAYS_DIR / design_overlay.removeprefix(prefix)
         assert (source / "kustomization.yaml").exists(), (overlay, source)
 
 

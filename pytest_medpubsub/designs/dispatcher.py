@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from pytest_medpubsub.platforms.local_system import LocalSystem
 
 NAME = "dispatcher"
+OVERLAYS_DIR = Path("k8s/dispatcher-overlays")
+"""This design's overlays: k8s/overlays' counterparts with the dispatcher in place of the
+ScaledJob (rendered and checked by `k8s/designs.py`)."""
+OVERLAY_PREFIX = "dispatcher-"
+"""A render of `OVERLAYS_DIR/<name>` is build/manifests/dispatcher-<name>.yaml."""
 # Which dispatcher overlay (k8s/dispatcher-overlays) serves each platform overlay. The Strimzi
 # ones with loaded images (kind, minikube, an existing cluster with --medpubsub-containerd)
 # render alike apart from the advertised host, which the harness sets at run time.
@@ -65,11 +70,11 @@ class Dispatcher:
         from pytest_medpubsub.platforms.base import PlatformError
 
         try:
-            return f"dispatcher-{CLUSTER_OVERLAYS[platform_overlay]}"
+            return f"{OVERLAY_PREFIX}{CLUSTER_OVERLAYS[platform_overlay]}"
         except KeyError:
             raise PlatformError(
                 f"the dispatcher design has no overlay for {platform_overlay!r} "
-                f"(k8s/dispatcher-overlays serves {', '.join(sorted(CLUSTER_OVERLAYS))})"
+                f"({OVERLAYS_DIR} serves {', '.join(sorted(CLUSTER_OVERLAYS))})"
             ) from None
 
     def on_cluster(self, objects: list[Manifest]) -> ClusterDesign:
