@@ -40,6 +40,11 @@ class Design(Protocol):
         """Whether KEDA starts its makers on a cluster (else KEDA is not installed)."""
 
     @property
+    def chaos_actions(self) -> tuple[str, ...]:
+        """The Chaos Toolkit action modules of this design's own parts (beyond the actions every
+        design shares), which the extension exports and its experiments call."""
+
+    @property
     def bench_rows(self) -> tuple[BenchRow, ...]:
         """The design's rows in the benchmark's table (it, and any variants of it)."""
 

@@ -49,6 +49,7 @@ class Dispatcher:
     summary = "a permanent consumer that starts one maker process per order (system/dispatcher)"
     latency_allowance_s = 3.0
     needs_keda = False
+    chaos_actions = ("pytest_medpubsub.chaos.dispatcher",)  # kill_dispatcher, wait_for_dispatcher
     bench_rows = (BenchRow("dispatcher", summary, NAME),)
 
     def local_platform(

@@ -57,6 +57,7 @@ class ScaledJob:
     summary = "KEDA's ScaledJob starts makers on the orders' lag, warm makers wait at rest"
     latency_allowance_s = 0.0
     needs_keda = True
+    chaos_actions: tuple[str, ...] = ()  # its makers and broker are every design's
     bench_rows = (
         BenchRow(
             "capacity",
