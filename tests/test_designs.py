@@ -11,6 +11,7 @@ from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import designs
 from pytest_medpubsub.platforms import factory
 from pytest_medpubsub.platforms.base import PlatformUnavailable
+from tests.conftest import PROJECT
 
 KAFKA = KafkaSettings(kafka_bootstrap="localhost:1")
 
@@ -54,3 +55,13 @@ def test_each_design_s_bench_rows_run_on_its_own_platform() -> None:
         assert {row.platform for row in design.bench_rows} == {name}
     rows = [row.name for design in designs.DESIGNS.values() for row in design.bench_rows]
     assert len(rows) == len(set(rows))  # one table: no row name twice
+
+
+def test_every_test_a_design_leaves_out_exists_and_says_why() -> None:
+    """A renamed scenario would silently stop being left out: each node id names a test of the
+    project, and each cause is a measured one (a figure in it)."""
+    for design in designs.DESIGNS.values():
+        for node_id, cause in design.left_out.items():
+            path, _, name = node_id.partition("::")
+            assert f"def {name}(" in (PROJECT / path).read_text(), node_id
+            assert any(character.isdigit() for character in cause), cause

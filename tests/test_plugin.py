@@ -150,6 +150,32 @@ def test_a_test_for_another_design_is_skipped_before_any_platform_starts(
     assert "Starting Apache Kafka" not in result.stdout.str()
 
 
+def test_a_test_a_design_leaves_out_is_skipped_with_its_cause_unless_asked_for(
+    pytester: pytest.Pytester,
+) -> None:
+    """Under the dispatcher design the step ramp is left out (designs/dispatcher.py), by the
+    node id it has in the project; the ScaledJob design runs it."""
+    pytester.makepyfile(
+        **{
+            "scenarios/test_step_ramp": """
+                def test_makers_follow_a_step_from_one_to_five_patients():
+                    pass
+
+                def test_another_scenario():
+                    pass
+                """
+        }
+    )
+    left_out = pytester.runpytest("-rs", "-p", "no:cacheprovider", "--medpubsub-design=dispatcher")
+    left_out.assert_outcomes(passed=1, skipped=1)
+    left_out.stdout.fnmatch_lines(["*the dispatcher design leaves this out: 5 patients is*"])
+    asked = pytester.runpytest(
+        "-p", "no:cacheprovider", "--medpubsub-design=dispatcher", "--medpubsub-run-left-out"
+    )
+    asked.assert_outcomes(passed=2)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
 @pytest.mark.parametrize(
     ("design", "marked", "unmarked"),
     [("scaledjob", (4.0, 6.0), (3.0, 4.0)), ("dispatcher", (7.0, 9.0), (6.0, 7.0))],

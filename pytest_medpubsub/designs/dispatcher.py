@@ -12,7 +12,9 @@ ScaledJob's 2.6 / 3.3 s.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from pytest_medpubsub.bench.rows import BenchRow
@@ -43,6 +45,23 @@ CLUSTER_OVERLAYS = {
     "external-kafka-preloaded": "external-kafka-preloaded",
 }
 
+LEFT_OUT: Mapping[str, str] = MappingProxyType(
+    {
+        "scenarios/test_step_ramp.py::test_makers_follow_a_step_from_one_to_five_patients": (
+            "5 patients is this design's knee on 2 cores, and some runs saturate (p95 "
+            "3.5-11.4 s measured; scenarios/test_step_ramp.py)"
+        ),
+        # The embedded broker keeps Kafka's 9 s session with its controller (a 2 s one fenced a
+        # CPU-starved broker and broke exactly-once, issue 17), so a SIGKILLed broker registers
+        # again only after its old session expires (p95 13.5 s before). The ScaledJob design
+        # measured 20.2 s against 25 s and runs it.
+        "scenarios/test_chaos_local.py::test_a_broker_restart_loses_no_acknowledged_order": (
+            "a restarted broker waits out Kafka's 9 s controller session: alone on a quiet "
+            "machine this design's p95 measured 29.2 s against 28 s"
+        ),
+    }
+)
+
 
 class Dispatcher:
     name = NAME
@@ -50,6 +69,7 @@ class Dispatcher:
     latency_allowance_s = 3.0
     needs_keda = False
     chaos_actions = ("pytest_medpubsub.chaos.dispatcher",)  # kill_dispatcher, wait_for_dispatcher
+    left_out = LEFT_OUT
     bench_rows = (BenchRow("dispatcher", summary, NAME),)
 
     def local_platform(
