@@ -166,14 +166,16 @@ def test_a_test_a_design_leaves_out_is_skipped_with_its_cause_unless_asked_for(
                 """
         }
     )
-    left_out = pytester.runpytest("-rs", "-p", "no:cacheprovider", "--medpubsub-design=dispatcher")
+    # importlib: the outer session has imported the project's own test_step_ramp module.
+    options = ("-p", "no:cacheprovider", "--import-mode=importlib")
+    left_out = pytester.runpytest(*options, "-rs", "--medpubsub-design=dispatcher")
     left_out.assert_outcomes(passed=1, skipped=1)
     left_out.stdout.fnmatch_lines(["*the dispatcher design leaves this out: 5 patients is*"])
     asked = pytester.runpytest(
-        "-p", "no:cacheprovider", "--medpubsub-design=dispatcher", "--medpubsub-run-left-out"
+        *options, "--medpubsub-design=dispatcher", "--medpubsub-run-left-out"
     )
     asked.assert_outcomes(passed=2)
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    pytester.runpytest(*options).assert_outcomes(passed=2)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from pytest_medpubsub.designs import dispatcher, scaledjob
 from pytest_medpubsub.k8s.dispatcher import dispatcher_deployment
 from pytest_medpubsub.k8s.objects import Manifest, dig, dump_documents, mapping, of_kind, sequence
 from pytest_medpubsub.keda.scaledjob import ScaledJobError, ScaledJobSpec, parse_scaled_job
@@ -63,7 +64,7 @@ class ClusterDesign(Protocol):
 @dataclass(frozen=True)
 class ScaledJobDesign:
     spec: ScaledJobSpec
-    name: str = "scaledjob"
+    name: str = scaledjob.NAME
     job_selector: str = f"scaledjob.keda.sh/name={SCALED_JOB}"
     maker_selector: str = "app.kubernetes.io/name=medicine,app.kubernetes.io/component=maker"
 
@@ -111,7 +112,7 @@ class ScaledJobDesign:
 class DispatcherDesign:
     group: str
     topic: str
-    name: str = DISPATCHER
+    name: str = dispatcher.NAME
     # system/dispatcher/launchers.py labels the Jobs it creates, and their pods, so.
     job_selector: str = "app.kubernetes.io/component=dispatched-maker"
     maker_selector: str = (
