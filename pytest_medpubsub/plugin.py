@@ -266,6 +266,18 @@ def medpubsub_system(
 # -- SLOs and reports ----------------------------------------------------------------------------
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A design marker naming no design would skip its test under every design, silently: a
+    usage error before anything starts."""
+    for item in items:
+        for name in ("medpubsub_design", "medpubsub_design_slo"):
+            for marker in item.iter_markers(name):
+                try:
+                    designs.design(str(marker.args[0]) if marker.args else "")
+                except designs.UnknownDesign as error:
+                    raise pytest.UsageError(f"{item.nodeid}: {name}: {error}") from None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip a test marked for another design, or one this design leaves out, before its

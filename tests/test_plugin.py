@@ -150,6 +150,26 @@ def test_a_test_for_another_design_is_skipped_before_any_platform_starts(
     assert "Starting Apache Kafka" not in result.stdout.str()
 
 
+@pytest.mark.parametrize("marker", ['medpubsub_design("dispacher")', "medpubsub_design_slo()"])
+def test_a_design_marker_naming_no_design_is_a_usage_error(
+    pytester: pytest.Pytester, marker: str
+) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.{marker}
+        def test_typo():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*test_typo: medpubsub_design*: unknown design '*'; choose one of*"]
+    )
+
+
 def test_a_test_a_design_leaves_out_is_skipped_with_its_cause_unless_asked_for(
     pytester: pytest.Pytester,
 ) -> None:
