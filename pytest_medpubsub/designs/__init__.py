@@ -3,8 +3,9 @@
 - `scaledjob`: KEDA's ScaledJob on the orders' lag (the default);
 - `dispatcher`: one consumer that starts a maker per order.
 
-Everything that differs between them is asked of the design object (`design(name)`), never
-decided by comparing names elsewhere.
+Everything that differs between them is asked of the design object (`design(name)`) rather
+than decided by comparing names in the platforms, the plugin, the CLI or the bench; only the
+`medpubsub_design` markers compare names, which is what they are for.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 A design is one module of this package with one object satisfying `Design`; the harness asks
 that object rather than comparing design names, so that a third design is a new module here and
 an entry in `designs.DESIGNS`, not a hunt through the platforms, the plugin and the bench.
+
+A third design brings, besides its module here: its local platform (a `LocalSystem` in
+`platforms/`), how a cluster runs it (a `ClusterDesign` in `platforms/cluster_designs.py`) and
+its overlays, and any Chaos Toolkit actions of its own; its module points to each.
 """
 
 from __future__ import annotations
