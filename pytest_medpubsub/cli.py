@@ -20,22 +20,21 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from pytest_medpubsub import processes, progress, state
+from pytest_medpubsub import designs, processes, progress, state
 from pytest_medpubsub.kafka.embedded import HOST as EMBEDDED_HOST
 from pytest_medpubsub.kafka.embedded import WILDCARDS
 from pytest_medpubsub.kafka.jars import KAFKA_VERSION, KafkaUnavailable, libs_dir
 from pytest_medpubsub.kafka.security import as_identity
 from pytest_medpubsub.live import status_table
 from pytest_medpubsub.observer import Mark, Observer, PlatformSample, Summary
-from pytest_medpubsub.platforms import factory
 from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.local import LocalPlatform
 from pytest_medpubsub.platforms.local_system import LocalSystem
 from pytest_medpubsub.project import ProjectNotFound
-from pytest_medpubsub.system import wait_scaled_in
 
 # Makers idle out after MEDICINE_IDLE_TIMEOUT_SECONDS (15 s in the ScaledJob): a minute is ample.
 DEMO_SCALE_IN_S = 60.0
+DEMO_DRAIN_S = 180.0
 
 _console = Console()
 # Errors are one line each, whatever the terminal width (they are read by people and by tests).
@@ -140,10 +139,9 @@ def _system_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--design",
-        choices=factory.DESIGNS,
-        default=factory.SCALEDJOB,
-        help="how makers are started: scaledjob (KEDA's ScaledJob, default) or dispatcher (one "
-        "consumer that starts a maker per order)",
+        choices=designs.NAMES,
+        default=designs.DEFAULT,
+        help=f"how makers are started: {designs.described()}",
     )
     _data_dir_option(parser)
     _secure_option(parser)
@@ -207,7 +205,7 @@ def _local_system(
     with running_broker(
         external=arguments.kafka, data_dir=arguments.data_dir, secure=arguments.secure
     ) as (kafka, broker):
-        platform = _platform_class(arguments.design)(
+        platform = designs.design(arguments.design).local_platform(
             kafka, run_dir, broker=broker, state_file=state_file
         )
         platform.start()
@@ -222,14 +220,6 @@ def _local_system(
                 observer.stop()
         finally:
             platform.stop()
-
-
-def _platform_class(design: str) -> type[LocalSystem]:
-    if design == factory.DISPATCHER:
-        from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
-
-        return LocalDispatcherPlatform
-    return LocalPlatform
 
 
 def _sample(platform: LocalSystem) -> PlatformSample:
@@ -281,10 +271,10 @@ def run_up(arguments: argparse.Namespace) -> int:
 
 
 def run_demo(arguments: argparse.Namespace) -> int:
-    from pytest_medpubsub.report import write_report
     from pytest_medpubsub.reports.run_page import REPORT_HTML
     from pytest_medpubsub.reports.settings import run_settings
-    from pytest_medpubsub.slo import SloSpec, evaluate
+    from pytest_medpubsub.run_end import end_run
+    from pytest_medpubsub.slo import SloSpec
 
     if arguments.duration <= 0:
         _errors.print(f"medpubsub demo: --duration must be positive, not {arguments.duration}")
@@ -301,35 +291,31 @@ def run_demo(arguments: argparse.Namespace) -> int:
                 platform.bootstrap_servers, observer, since, stop,
                 deadline=time.monotonic() + arguments.duration,
             )  # fmt: skip
-            platform.scale_patients(0)
-            with progress.step("Waiting for the makers to drain every order"):
-                summary = observer.wait_drained(180, since=since)
             spec = SloSpec(min_jobs=1, scale_in_within_s=DEMO_SCALE_IN_S).allowing(
-                factory.DESIGN_LATENCY_ALLOWANCE_S.get(arguments.design, 0.0)
+                designs.design(arguments.design).latency_allowance_s
             )
-            warm = platform.warm_makers()
-            with progress.step(f"Waiting for the makers to scale in to {warm} (the warm floor)"):
-                wait_scaled_in(observer, since, DEMO_SCALE_IN_S, warm)
-            summary = observer.summary(since=since, final=True)
-            result = evaluate(summary, spec, warm)
-            settings = run_settings(
-                name="medpubsub demo", platform="local", design=arguments.design,
-                secure=arguments.secure, external_kafka=arguments.kafka, warm_makers=warm,
-            )  # fmt: skip
-            facts = {"demo": _demo_facts(arguments, platform), "design": arguments.design}
-            if summary.dead_letters:
-                from pytest_medpubsub.reports.dead_letters import (
-                    DEAD_LETTERS_KEY,
-                    read_dead_letters,
-                )
-
-                letters = read_dead_letters(
-                    as_identity(platform.kafka, platform.credentials, "observer"), since.ns
-                )
-                facts[DEAD_LETTERS_KEY] = letters.to_dict()
-            path = write_report(arguments.report, summary, result, facts | {"settings": settings})
-            _print_outcome(summary, result.failure_message(), path.parent / REPORT_HTML)
-            outcome.append(0 if result.passed else 1)
+            ended = end_run(
+                platform,
+                observer,
+                since,
+                arguments.report,
+                drain_timeout_s=DEMO_DRAIN_S,
+                spec=spec,
+                design=arguments.design,
+                settings=run_settings(
+                    name="medpubsub demo",
+                    platform="local",
+                    design=arguments.design,
+                    secure=arguments.secure,
+                    external_kafka=arguments.kafka,
+                    warm_makers=platform.warm_makers(),
+                ),
+                facts=lambda: {"demo": _demo_facts(arguments, platform)},
+            )
+            _print_outcome(
+                ended.summary, ended.slo.failure_message(), ended.report.parent / REPORT_HTML
+            )
+            outcome.append(0 if ended.slo.passed else 1)
 
     status = _failing_cleanly("demo", serve)
     return status if status != 0 else (outcome[0] if outcome else 1)

@@ -5,6 +5,10 @@ Options and ini keys are registered here and nowhere else. A session brings the 
 fresh observer mark, and after the test body the plugin stops the load, waits for the makers to
 drain, checks the SLOs (the `medpubsub_slo` marker over the ini defaults) and writes the test's
 report. A failed SLO fails the test with every check's measured and required value.
+
+Why one module of this size (over 450 lines): pytest reads a plugin's hooks and fixtures from the
+module its entry point names, and every option and ini key is registered here and nowhere else;
+what the hooks do is elsewhere (`run_end`, `designs`, `reports/`).
 """
 
 from __future__ import annotations
@@ -19,19 +23,19 @@ from pathlib import Path
 import pytest
 
 from medpubsub.settings import KafkaSettings
-from pytest_medpubsub import processes, progress, project
+from pytest_medpubsub import designs, processes, progress, project
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.jars import KafkaUnavailable
 from pytest_medpubsub.kafka.security import as_identity
 from pytest_medpubsub.observer import Observer, PlatformSample
 from pytest_medpubsub.platforms import factory
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
-from pytest_medpubsub.report import junit_properties, write_report
-from pytest_medpubsub.reports.dead_letters import DEAD_LETTERS_KEY, read_dead_letters
+from pytest_medpubsub.report import junit_properties
 from pytest_medpubsub.reports.index_page import write_index
 from pytest_medpubsub.reports.run_page import write_run_page
 from pytest_medpubsub.reports.settings import run_settings
-from pytest_medpubsub.slo import SloResult, SloSpec, evaluate
+from pytest_medpubsub.run_end import end_run
+from pytest_medpubsub.slo import SloResult, SloSpec
 from pytest_medpubsub.system import MedpubsubSystem
 
 _SLO_INI = {
@@ -100,11 +104,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "containerd at SOCKET (docker save | ctr import) and never pull them",
     )
     group.addoption(
+        "--medpubsub-run-left-out",
+        action="store_true",
+        help="also run the tests the design leaves out (`left_out` in "
+        "pytest_medpubsub/designs/<design>.py, each with its measured cause)",
+    )
+    group.addoption(
         "--medpubsub-design",
-        choices=factory.DESIGNS,
-        default=factory.SCALEDJOB,
-        help="how makers are started: scaledjob (KEDA's ScaledJob on the lag, default) or "
-        "dispatcher (one consumer that starts a maker per order)",
+        choices=designs.NAMES,
+        default=designs.DEFAULT,
+        help=f"how makers are started: {designs.described()}",
     )
     for ini_name, help_text, default in (*_SLO_INI.values(), _DRAIN_INI):
         parser.addini(ini_name, help_text, default=default)
@@ -257,16 +266,33 @@ def medpubsub_system(
 # -- SLOs and reports ----------------------------------------------------------------------------
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A design marker naming no design would skip its test under every design, silently: a
+    usage error before anything starts."""
+    for item in items:
+        for name in ("medpubsub_design", "medpubsub_design_slo"):
+            for marker in item.iter_markers(name):
+                try:
+                    designs.design(str(marker.args[0]) if marker.args else "")
+                except designs.UnknownDesign as error:
+                    raise pytest.UsageError(f"{item.nodeid}: {name}: {error}") from None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Skip a test marked for another design before its fixtures bring a platform up."""
-    marker = item.get_closest_marker("medpubsub_design")
-    if marker is None:
-        return
-    wanted = str(marker.args[0]) if marker.args else ""
+    """Skip a test marked for another design, or one this design leaves out, before its
+    fixtures bring a platform up."""
     design = str(item.config.getoption("--medpubsub-design"))
-    if wanted != design:
-        pytest.skip(f"runs under --medpubsub-design={wanted} (this run: {design})")
+    marker = item.get_closest_marker("medpubsub_design")
+    if marker is not None:
+        wanted = str(marker.args[0]) if marker.args else ""
+        if wanted != design:
+            pytest.skip(f"runs under --medpubsub-design={wanted} (this run: {design})")
+    cause = designs.design(design).left_out.get(item.nodeid)
+    if cause is not None and not item.config.getoption("--medpubsub-run-left-out"):
+        pytest.skip(
+            f"the {design} design leaves this out: {cause} (--medpubsub-run-left-out runs it)"
+        )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -285,18 +311,22 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 
 
 def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
-    drain_timeout_s = float(str(item.config.getini(_DRAIN_INI[0])))
     spec = _slo_spec(item)
-    summary = system.finish(drain_timeout_s, spec.scale_in_within_s)
-    result = evaluate(summary, spec, system.warm_makers)
     design = str(item.config.getoption("--medpubsub-design"))
     settings = _run_settings(item, design, system.warm_makers)
-    extra = system.attachments | {"design": design, "settings": settings, "faults": system.faults}
-    if summary.dead_letters:  # their reasons and records, read back for the report
-        kafka = as_identity(system.platform.kafka, system.platform.credentials, "observer")
-        extra[DEAD_LETTERS_KEY] = read_dead_letters(kafka, system.started.ns).to_dict()
-    path = write_report(system.report_dir, summary, result, extra=extra)
-    for name, value in junit_properties(summary, result, settings):
+    ended = end_run(
+        system.platform,
+        system.observer,
+        system.started,
+        system.report_dir,
+        drain_timeout_s=float(str(item.config.getini(_DRAIN_INI[0]))),
+        spec=spec,
+        design=design,
+        settings=settings,
+        facts=lambda: system.attachments | {"faults": system.faults},
+    )
+    result, path = ended.slo, ended.report
+    for name, value in junit_properties(ended.summary, result, settings):
         item.user_properties.append((name, value))
     item.config.stash[_RESULTS].append((item.nodeid, path, result))
     item.stash[_REPORT_OF_ITEM] = path
@@ -351,14 +381,12 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
 
 def _slo_spec(item: pytest.Item) -> SloSpec:
     """The ini defaults, then the test's marker, then the design's latency allowance on top
-    (factory.DESIGN_LATENCY_ALLOWANCE_S: what the design costs every order by nature)."""
+    (the design's `latency_allowance_s`: what it costs every order by nature)."""
     config = item.config
     defaults = SloSpec.model_validate(
         {field: str(config.getini(ini_name)) for field, (ini_name, _, _) in _SLO_INI.items()}
     )
-    allowance = factory.DESIGN_LATENCY_ALLOWANCE_S.get(
-        str(config.getoption("--medpubsub-design")), 0.0
-    )
+    allowance = designs.design(str(config.getoption("--medpubsub-design"))).latency_allowance_s
     marker = item.get_closest_marker("medpubsub_slo")
     try:
         spec = (

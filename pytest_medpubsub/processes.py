@@ -180,6 +180,27 @@ def all_pids() -> Iterator[int]:
     return iter(psutil.pids())
 
 
+def all_command_lines() -> dict[int, list[str]]:
+    """pid -> arguments of every process on the machine now, in one pass over /proc.
+
+    A kernel thread's list is empty, as is one that cannot be read; a process that ends during
+    the pass is left out.
+    """
+    return {
+        process.info["pid"]: list(process.info["cmdline"] or ())
+        for process in psutil.process_iter(["pid", "cmdline"])
+    }
+
+
+def all_parents() -> dict[int, int]:
+    """pid -> parent pid of every process on the machine now (one pass, as above)."""
+    return {
+        process.info["pid"]: process.info["ppid"]
+        for process in psutil.process_iter(["pid", "ppid"])
+        if process.info["ppid"] is not None
+    }
+
+
 def _signal(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)

@@ -2,12 +2,11 @@
 
 `medpubsub_system` hands this to a test. Scenarios drive it (`scale_patients`, `kill_medicine`),
 wait on it (`wait_for_jobs`, `observer.wait_drained`) and read figures from it; the plugin then
-drains it, evaluates the SLOs and writes the report.
+ends the run (`run_end.end_run`: drain, scale-in, SLOs, report).
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from pytest_medpubsub import progress
 from pytest_medpubsub.observer import Mark, Observer, Summary
 from pytest_medpubsub.platforms.base import Platform
 from pytest_medpubsub.reports.faults import MAKER_KILL, fault_record
-from pytest_medpubsub.waiting import WaitTimeout, stays, wait_until
+from pytest_medpubsub.waiting import stays, wait_until
 
 
 class MedpubsubSystem:
@@ -87,40 +86,6 @@ class MedpubsubSystem:
         """The figures of every order placed since this test started."""
         return self.observer.summary(since=self.started, final=final)
 
-    def finish(self, drain_timeout_s: float, scale_in_timeout_s: float | None = None) -> Summary:
-        """Stop the load, wait for every order to be made (and, when asked, for the timeline to
-        show no maker left), return the final summary."""
-        if self.platform.patients():
-            self.scale_patients(0)
-        with progress.step("Waiting for the makers to drain the orders"):
-            self.observer.wait_drained(drain_timeout_s, since=self.started)
-        if scale_in_timeout_s is not None:
-            warm = self.warm_makers
-            with progress.step(f"Waiting for the makers to scale in to {warm} (the warm floor)"):
-                wait_scaled_in(self.observer, self.started, scale_in_timeout_s, warm)
-        return self.summary(final=True)
-
     def attach(self, name: str, data: Any) -> None:
         """Add `data` (JSON-able) to this test's report under `name` (locust, chaos, ...)."""
         self.attachments[name] = data
-
-
-def wait_scaled_in(observer: Observer, since: Mark, timeout_s: float, warm_makers: int = 0) -> None:
-    """Wait until the observer's latest sample shows no more than the warm makers; the scale-in
-    SLO reads samples.
-
-    Does not raise: a system that does not scale in fails the scale-in check with the figures.
-    """
-
-    def latest_jobs() -> int | None:
-        timeline = observer.summary(since=since).timeline
-        return timeline[-1].jobs if timeline else None
-
-    with contextlib.suppress(WaitTimeout):
-        wait_until(
-            latest_jobs,
-            lambda jobs: jobs is not None and jobs <= warm_makers,
-            timeout_s,
-            f"at most {warm_makers} makers in the timeline",
-            0.5,
-        )

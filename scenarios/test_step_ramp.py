@@ -22,7 +22,8 @@ STEP_PATIENTS = 15
 )
 # The dispatcher design starts a maker process per order, about 0.3 CPU-seconds each: at 15
 # orders a second that is more than this 2-core machine has (its knee is about 5 patients, README,
-# `make bench`). `make test-designs` leaves it out for that reason; the bounds are an overload's.
+# `make bench`). The design leaves it out for that reason (pytest_medpubsub/designs/dispatcher.py);
+# the bounds are an overload's, for a run by hand.
 @pytest.mark.medpubsub_design_slo("dispatcher", p95_s=12.0, p99_s=15.0)
 def test_makers_follow_a_step_from_one_to_fifteen_patients(
     medpubsub_system: MedpubsubSystem,

@@ -43,6 +43,7 @@ KAFKA_FIXTURES = frozenset(
         "secure_broker",
         "broker_on_the_host_address",
         "own_address",
+        "own_broker",
     }
 )
 """Fixtures that start an embedded broker (or stand on one); a test that starts one in its body

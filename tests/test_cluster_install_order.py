@@ -1,14 +1,21 @@
-"""What the harness applies on a cluster, in which order, and what it leaves alone: pure
-functions over manifests (the cluster run itself is `make e2e-here`'s Strimzi stage)."""
+"""What the harness applies on a cluster, in which order, what it leaves alone and what its
+teardown deletes in which order: pure functions over manifests, and kubectl recorded rather than
+run (the cluster run itself is `make e2e-here`'s Strimzi stage)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from pytest_medpubsub.platforms import operators
-from pytest_medpubsub.platforms.cluster import split_makers_starters
+from pytest_medpubsub import designs
+from pytest_medpubsub.k8s.objects import load_documents
+from pytest_medpubsub.platforms import cluster_teardown, operators
+from pytest_medpubsub.platforms.cluster_deploy import split_makers_starters
+from pytest_medpubsub.platforms.cluster_operators import Installed
+from pytest_medpubsub.platforms.kubectl import DEFAULT_TIMEOUT_S, Kubectl
+from pytest_medpubsub.project import SCALEDJOB_MANIFEST, project_dir
 
 
 def obj(kind: str, name: str) -> dict[str, Any]:
@@ -82,3 +89,56 @@ def test_the_crds_applied_carry_our_label_and_nothing_else_does() -> None:
 def test_uninstalling_never_deletes_a_crd() -> None:
     kept = operators.without_crds(MANIFEST)
     assert [o["kind"] for o in kept] == ["Deployment", "ClusterRole"]
+
+
+@dataclass(frozen=True)
+class RecordingKubectl(Kubectl):
+    """kubectl that records what it would run (verb and first argument) and runs nothing."""
+
+    calls: list[str] = field(default_factory=list)
+
+    def run(
+        self,
+        *args: str,
+        namespace: str | None = None,
+        stdin: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> str:
+        self.calls.append(" ".join(args[:2]))
+        return ""
+
+
+def operator_manifest(name: str) -> str:
+    return f"kind: Deployment\napiVersion: apps/v1\nmetadata:\n  name: {name}\n"
+
+
+def test_the_teardown_removes_makers_starter_then_topics_then_namespace_then_operators() -> None:
+    """The ScaledJob and the KafkaTopics go while KEDA and Strimzi still run to release their
+    finalizers; the operators this run installed go last, newest first, and only once."""
+    kubectl = RecordingKubectl()
+    scaled_job = load_documents((project_dir() / SCALEDJOB_MANIFEST).read_text())
+    installed: Installed = [
+        (operators.STRIMZI, operator_manifest("strimzi-cluster-operator")),
+        (operators.KEDA, operator_manifest("keda-operator")),
+    ]
+
+    cluster_teardown.remove_system(
+        kubectl, "a cluster", designs.scaledjob.DESIGN.on_cluster(scaled_job), with_strimzi=True
+    )
+    cluster_teardown.uninstall_operators(kubectl, installed)
+    cluster_teardown.uninstall_operators(kubectl, installed)
+
+    assert kubectl.calls == [
+        "delete scaledjob",
+        "delete kafkatopics",
+        "delete namespace",
+        "delete --filename",  # KEDA, installed last
+        "delete --filename",  # Strimzi
+    ]
+    assert installed == []
+
+
+def test_without_strimzi_or_a_known_design_only_the_namespace_goes() -> None:
+    kubectl = RecordingKubectl()
+    cluster_teardown.remove_system(kubectl, "a cluster", None, with_strimzi=False)
+    assert kubectl.calls == ["delete namespace"]

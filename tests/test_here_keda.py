@@ -94,7 +94,10 @@ def test_the_images_built_here_are_the_ones_the_manifest_runs() -> None:
     assert set(keda.IMAGES.values()) == {image.tag for image in versions.keda_images()}
 
 
+@pytest.fixture(scope="module")
 def rendered_release() -> list[dict[str, Any]]:
+    """KEDA's release, rendered once for the module: kustomize over its Go module takes seconds,
+    which is also why the tests that read it are `slow` (left out of `make check`)."""
     try:
         rendered = keda.render(versions.KEDA)
     except HereError as error:
@@ -102,19 +105,25 @@ def rendered_release() -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(rendered) if d]
 
 
-def test_keda_s_release_renders_with_the_three_local_images() -> None:
-    documents = rendered_release()
+@pytest.mark.slow
+def test_keda_s_release_renders_with_the_three_local_images(
+    rendered_release: list[dict[str, Any]],
+) -> None:
+    documents = rendered_release
     assert ("CustomResourceDefinition", "scaledjobs.keda.sh") in kinds(documents)
     assert ("APIService", "v1beta1.external.metrics.k8s.io") in kinds(documents)
     assert {name: c["image"] for name, c in containers(documents).items()} == keda.IMAGES
 
 
-def test_the_harness_waits_for_exactly_the_release_s_deployments() -> None:
+@pytest.mark.slow
+def test_the_harness_waits_for_exactly_the_release_s_deployments(
+    rendered_release: list[dict[str, Any]],
+) -> None:
     """The Deployments the harness waits for (and takes as "installed already") are those of
     KEDA's release manifest, config/default of its module; the Helm chart's names differ."""
     from pytest_medpubsub.platforms import operators
 
-    documents = rendered_release()
+    documents = rendered_release
     released = tuple(d["metadata"]["name"] for d in documents if d["kind"] == "Deployment")
     assert sorted(operators.KEDA.deployments) == sorted(released)
     assert sorted(keda.DEPLOYMENTS) == sorted(released)

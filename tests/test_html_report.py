@@ -337,6 +337,7 @@ def test_render_again_refuses_what_it_cannot_draw_in_one_sentence(
         render_again(tmp_path)
 
 
+@pytest.mark.slow  # two interpreters start and import matplotlib: seconds
 def test_medpubsub_report_prints_the_page_or_one_line_and_exit_2(tmp_path: Path) -> None:
     directory = a_failed_run(tmp_path)
     (directory / "report.html").unlink()

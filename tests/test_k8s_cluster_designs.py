@@ -10,19 +10,13 @@ import pytest
 import yaml
 
 from medpubsub.dispatcher.launchers import COMPONENT, COMPONENT_LABEL
-from pytest_medpubsub.k8s.designs import DISPATCHER_OVERLAYS_DIR
+from pytest_medpubsub import designs
 from pytest_medpubsub.k8s.designs import render_overlay as render_design
 from pytest_medpubsub.k8s.dispatcher import dispatched_job_templates
 from pytest_medpubsub.k8s.objects import Manifest, load_documents, of_kind
 from pytest_medpubsub.k8s.render import OVERLAYS_DIR, render
 from pytest_medpubsub.platforms.base import PlatformError
-from pytest_medpubsub.platforms.cluster_designs import (
-    DispatcherDesign,
-    ScaledJobDesign,
-    design_for,
-    needs_keda,
-    overlay_for,
-)
+from pytest_medpubsub.platforms.cluster_designs import DispatcherDesign, ScaledJobDesign
 from pytest_medpubsub.platforms.existing import ExistingBackend
 from pytest_medpubsub.platforms.images import service_images
 from pytest_medpubsub.platforms.kind import KindBackend
@@ -44,14 +38,15 @@ def backend_overlays(tmp_path: Path) -> set[str]:
 
 def test_the_scaledjob_design_applies_the_platform_overlay_itself(tmp_path: Path) -> None:
     for overlay in backend_overlays(tmp_path):
-        assert overlay_for("scaledjob", overlay) == overlay
+        assert designs.design("scaledjob").cluster_overlay(overlay) == overlay
 
 
 def test_every_platform_overlay_has_a_dispatcher_overlay(tmp_path: Path) -> None:
     for overlay in sorted(backend_overlays(tmp_path)):
-        design_overlay = overlay_for("dispatcher", overlay)
-        assert design_overlay.startswith("dispatcher-")
-        source = PROJECT / DISPATCHER_OVERLAYS_DIR / design_overlay.removeprefix("dispatcher-")
+        design_overlay = designs.design("dispatcher").cluster_overlay(overlay)
+        prefix = designs.dispatcher.OVERLAY_PREFIX
+        assert design_overlay.startswith(prefix)
+        source = PROJECT / designs.dispatcher.OVERLAYS_DIR / design_overlay.removeprefix(prefix)
         assert (source / "kustomization.yaml").exists(), (overlay, source)
 
 
@@ -67,12 +62,12 @@ def test_every_platform_overlay_has_a_dispatcher_overlay(tmp_path: Path) -> None
     ],
 )
 def test_dispatcher_overlay_by_platform_overlay(overlay: str, expected: str) -> None:
-    assert overlay_for("dispatcher", overlay) == expected
+    assert designs.design("dispatcher").cluster_overlay(overlay) == expected
 
 
 def test_an_overlay_without_a_dispatcher_variant_is_refused_in_one_sentence() -> None:
     with pytest.raises(PlatformError, match="no overlay for 'homegrown'") as refused:
-        overlay_for("dispatcher", "homegrown")
+        designs.design("dispatcher").cluster_overlay("homegrown")
     assert str(refused.value).count(". ") == 0
 
 
@@ -89,7 +84,7 @@ def design_renders() -> dict[str, list[Manifest]]:
 def test_the_dispatcher_design_reads_its_group_and_labels_from_the_render(
     design_renders: dict[str, list[Manifest]],
 ) -> None:
-    design = design_for("dispatcher", design_renders["dispatcher"])
+    design = designs.design("dispatcher").on_cluster(design_renders["dispatcher"])
     assert isinstance(design, DispatcherDesign)
     assert (design.group, design.topic) == ("dispatcher", "tabs.orders")
     assert design.warm_makers() == 0
@@ -104,7 +99,7 @@ def test_the_dispatcher_design_reads_its_group_and_labels_from_the_render(
 
 
 def test_the_scaledjob_design_reads_the_trigger(design_renders: dict[str, list[Manifest]]) -> None:
-    design = design_for("scaledjob", design_renders["scaledjob"])
+    design = designs.design("scaledjob").on_cluster(design_renders["scaledjob"])
     assert isinstance(design, ScaledJobDesign)
     assert (design.group, design.topic) == ("medicine", "tabs.orders")
     assert design.warm_makers() == design.spec.scaling.min_rc >= 1
@@ -114,9 +109,9 @@ def test_a_design_missing_from_its_render_is_a_platform_error(
     design_renders: dict[str, list[Manifest]],
 ) -> None:
     with pytest.raises(PlatformError, match="no dispatcher Deployment"):
-        design_for("dispatcher", design_renders["scaledjob"])
+        designs.design("dispatcher").on_cluster(design_renders["scaledjob"])
     with pytest.raises(PlatformError):
-        design_for("scaledjob", design_renders["dispatcher"])
+        designs.design("scaledjob").on_cluster(design_renders["dispatcher"])
 
 
 def test_the_dispatchers_job_template_gets_the_runs_image_names(
@@ -145,4 +140,4 @@ def test_the_dispatchers_job_template_gets_the_runs_image_names(
 
 @pytest.mark.parametrize(("design", "keda"), [("scaledjob", True), ("dispatcher", False)])
 def test_only_the_scaledjob_design_installs_keda(design: str, keda: bool) -> None:
-    assert needs_keda(design) is keda
+    assert designs.design(design).needs_keda is keda

@@ -18,12 +18,8 @@ from medpubsub.settings import KafkaSettings
 from pytest_medpubsub.k8s.objects import Manifest, kafka_listener
 from pytest_medpubsub.platforms import diagnostics, operators
 from pytest_medpubsub.platforms.base import Platform, PlatformError, PlatformUnavailable
-from pytest_medpubsub.platforms.cluster import (
-    KINDS,
-    ClusterOptions,
-    check_prerequisites,
-    create_cluster_platform,
-)
+from pytest_medpubsub.platforms.cluster import check_prerequisites, create_cluster_platform
+from pytest_medpubsub.platforms.cluster_backends import KINDS, ClusterOptions
 from pytest_medpubsub.platforms.images import service_images
 from pytest_medpubsub.platforms.kafka_lag import group_lag
 from pytest_medpubsub.platforms.kubectl import Kubectl

@@ -27,7 +27,8 @@ from pytest_medpubsub.kafka.broker import system_topics
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.platforms import containerd, external_kafka, operators
 from pytest_medpubsub.platforms.base import PlatformError, PlatformUnavailable
-from pytest_medpubsub.platforms.cluster import ClusterOptions, check_prerequisites
+from pytest_medpubsub.platforms.cluster import check_prerequisites
+from pytest_medpubsub.platforms.cluster_backends import ClusterOptions
 from pytest_medpubsub.platforms.commands import probe
 from pytest_medpubsub.platforms.existing import ExistingBackend
 from pytest_medpubsub.platforms.manifests import KafkaEndpoint, for_cluster

@@ -218,6 +218,7 @@ def test_a_reused_cluster_is_checked_and_never_deleted(
     assert any("runs the node image kindest/node:v1.37.0" in line for line in said)
 
 
+@pytest.mark.slow  # waits out a timeout of seconds by design
 def test_a_hung_create_is_stopped_reports_the_nodes_and_is_cleaned_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -265,6 +266,7 @@ def gone(pid: int) -> bool:
     return not processes.is_alive(pid)
 
 
+@pytest.mark.slow  # waits out a timeout of seconds by design
 def test_a_hung_command_is_stopped_with_its_children_and_says_what_was_seen(
     tmp_path: Path,
 ) -> None:
@@ -289,6 +291,7 @@ def test_a_hung_command_is_stopped_with_its_children_and_says_what_was_seen(
         wait_for(partial(gone, int(pid_file.read_text())), 10, f"{pid_file.name} to end")
 
 
+@pytest.mark.slow  # waits out a timeout of seconds by design
 def test_what_was_seen_cannot_hide_the_timeout(tmp_path: Path) -> None:
     tool = hanging_tool(tmp_path)
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from medpubsub.settings import KafkaSettings
-from pytest_medpubsub import leftovers, processes
+from pytest_medpubsub import designs, leftovers, processes
 from pytest_medpubsub.platforms import local, local_dispatcher
 from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.local import LocalPlatform
@@ -87,7 +87,7 @@ def test_a_dispatcher_that_is_not_ready_in_time_leaves_nothing_behind(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
-    if request.config.getoption("--medpubsub-design") == local_dispatcher.DESIGN:
+    if request.config.getoption("--medpubsub-design") == designs.dispatcher.NAME:
         pytest.skip("the session's own platform uses the dispatcher's group")
     monkeypatch.setattr(local_dispatcher, "DISPATCHER_READY_TIMEOUT_S", 0.2)
     platform = LocalDispatcherPlatform(

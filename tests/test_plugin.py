@@ -150,6 +150,54 @@ def test_a_test_for_another_design_is_skipped_before_any_platform_starts(
     assert "Starting Apache Kafka" not in result.stdout.str()
 
 
+@pytest.mark.parametrize("marker", ['medpubsub_design("dispacher")', "medpubsub_design_slo()"])
+def test_a_design_marker_naming_no_design_is_a_usage_error(
+    pytester: pytest.Pytester, marker: str
+) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.{marker}
+        def test_typo():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*test_typo: medpubsub_design*: unknown design '*'; choose one of*"]
+    )
+
+
+def test_a_test_a_design_leaves_out_is_skipped_with_its_cause_unless_asked_for(
+    pytester: pytest.Pytester,
+) -> None:
+    """Under the dispatcher design the step ramp is left out (designs/dispatcher.py), by the
+    node id it has in the project; the ScaledJob design runs it."""
+    pytester.makepyfile(
+        **{
+            "scenarios/test_step_ramp": """
+                def test_makers_follow_a_step_from_one_to_fifteen_patients():
+                    pass
+
+                def test_another_scenario():
+                    pass
+                """
+        }
+    )
+    # importlib: the outer session has imported the project's own test_step_ramp module.
+    options = ("-p", "no:cacheprovider", "--import-mode=importlib")
+    left_out = pytester.runpytest(*options, "-rs", "--medpubsub-design=dispatcher")
+    left_out.assert_outcomes(passed=1, skipped=1)
+    left_out.stdout.fnmatch_lines(["*the dispatcher design leaves this out: its 15 patients are*"])
+    asked = pytester.runpytest(
+        *options, "--medpubsub-design=dispatcher", "--medpubsub-run-left-out"
+    )
+    asked.assert_outcomes(passed=2)
+    pytester.runpytest(*options).assert_outcomes(passed=2)
+
+
 @pytest.mark.parametrize(
     ("design", "marked", "unmarked"),
     [("scaledjob", (4.0, 6.0), (3.0, 4.0)), ("dispatcher", (7.0, 9.0), (6.0, 7.0))],

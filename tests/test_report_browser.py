@@ -25,6 +25,9 @@ from pytest_medpubsub.reports.browser import (
 from tests.test_html_report import a_failed_run
 from tests.test_report import png_size
 
+# Chromium starts for each check: seconds, so `make check` leaves these to `make test`.
+pytestmark = pytest.mark.slow
+
 ONE_PIXEL_PNG = base64.b64encode(
     bytes.fromhex(
         "89504e470d0a1a0a0000000d4948445200000001000000010806000000"

@@ -1,4 +1,4 @@
-"""CPU seconds of processes that come and go: sampled from /proc while they live.
+"""CPU seconds of processes that come and go: sampled (`processes.cpu_seconds`) while they live.
 
 A maker's CPU time is read every half second and the last reading is kept when it exits, so
 what a maker spends in its last half second is missed; makers are idle then (they leave after
@@ -7,21 +7,10 @@ an idle timeout), so the error is small and stated in the report.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU of `pid` so far, or None when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+from pytest_medpubsub.processes import cpu_seconds
 
 
 class CpuSampler:

@@ -10,21 +10,22 @@ transient to its SLOs); `p95_with_warm_up_s` keeps the p95 of every order for co
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from medpubsub.settings import KafkaSettings
-from pytest_medpubsub import progress
-from pytest_medpubsub.bench.cpu import CpuSampler, cpu_seconds
-from pytest_medpubsub.bench.designs import Design
+from pytest_medpubsub import designs, progress
+from pytest_medpubsub.bench.cpu import CpuSampler
+from pytest_medpubsub.bench.rows import BenchRow
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.observer import Observer, PlatformSample
-from pytest_medpubsub.platforms.local import LocalPlatform
 from pytest_medpubsub.platforms.local_system import LocalSystem
-from pytest_medpubsub.report import write_report
+from pytest_medpubsub.processes import cpu_seconds
 from pytest_medpubsub.reports.settings import run_settings
+from pytest_medpubsub.run_end import end_run
 
 FLOOR_S = 2.0  # a tab takes 2 s, and an order's tabs are made together
 WARM_UP_S = 10.0
@@ -64,7 +65,7 @@ class RunFigures:
 
 
 def run_once(
-    design: Design,
+    design: BenchRow,
     manifest: Path,
     *,
     patients: int,
@@ -80,18 +81,33 @@ def run_once(
     try:
         observer = Observer(kafka, sampler=lambda: _sample(platform)).start()
         try:
-            with CpuSampler(lambda: _cpu_pids(platform)) as cpu:
+            with contextlib.ExitStack() as sampling:
+                cpu = sampling.enter_context(CpuSampler(lambda: _cpu_pids(platform)))
                 step = observer.mark()
                 platform.scale_patients(patients)
                 time.sleep(WARM_UP_S)
                 since = observer.mark()
                 time.sleep(max(0.0, duration_s - WARM_UP_S))
-                platform.scale_patients(0)
-                drain_started = time.monotonic()
-                with progress.step(f"{design.name} at {patients} patients: draining"):
-                    summary = observer.wait_drained(DRAIN_TIMEOUT_S, since=since)
-                drain_s = time.monotonic() - drain_started
-            summary = observer.summary(since=since, final=True)
+                progress.say(f"{design.name} at {patients} patients: the load ends")
+                # The run's own report (report.json and plots), to look into a row of the table;
+                # no SLOs: the table, not a verdict, is what the bench gives.
+                ended = end_run(
+                    platform,
+                    observer,
+                    since,
+                    run_dir / "report",
+                    drain_timeout_s=DRAIN_TIMEOUT_S,
+                    spec=None,
+                    design=design.platform,
+                    settings=run_settings(
+                        name=f"bench: {design.name} at {patients} patients",
+                        platform="local",
+                        design=design.platform,
+                        secure=False,
+                    ),
+                    facts=lambda: {"bench": {"design": design.name}},
+                    drained=sampling.close,  # the makers' CPU is what the drain ended with
+                )
             whole_run = observer.summary(since=step, final=True)
             with_warm_up = whole_run.latency_s
         finally:
@@ -100,22 +116,7 @@ def run_once(
     finally:
         platform.stop()
     broker_after = _broker_cpu(broker)
-    # The run's own report (report.json and plots), to look into a row of the table.
-    write_report(
-        run_dir / "report",
-        summary,
-        None,
-        extra={
-            "bench": {"design": design.name},
-            "design": design.platform,
-            "settings": run_settings(
-                name=f"bench: {design.name} at {patients} patients",
-                platform="local",
-                design=design.platform,
-                secure=False,
-            ),
-        },
-    )
+    summary = ended.summary
     latency = summary.latency_s
     return RunFigures(
         design=design.name,
@@ -141,23 +142,21 @@ def run_once(
             if broker_before is not None and broker_after is not None
             else None
         ),
-        drain_s=round(drain_s, 2),
+        drain_s=round(ended.drain_s, 2),
     )
 
 
 def _platform(
-    design: Design,
+    design: BenchRow,
     manifest: Path,
     *,
     kafka: KafkaSettings,
     broker: EmbeddedKafka | None,
     run_dir: Path,
 ) -> LocalSystem:
-    if design.platform == "dispatcher":
-        from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
-
-        return LocalDispatcherPlatform(kafka, run_dir, broker=broker)
-    return LocalPlatform(kafka, run_dir, broker=broker, scaledjob_manifest=manifest)
+    return designs.design(design.platform).local_platform(
+        kafka, run_dir, broker=broker, manifest=manifest
+    )
 
 
 def _cpu_pids(platform: LocalSystem) -> list[int]:

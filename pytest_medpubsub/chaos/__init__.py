@@ -2,7 +2,8 @@
 
 Experiments in `chaos/*-local.json` call these as `python` providers:
 `pytest_medpubsub.chaos.actions` (kill_makers, kill_broker, wait_for_broker, start_load, stop_load)
-and `pytest_medpubsub.chaos.dispatcher` (kill_dispatcher, wait_for_dispatcher: dispatcher design)
+and the designs' own (`chaos_actions` of `pytest_medpubsub.designs`: the dispatcher's
+`pytest_medpubsub.chaos.dispatcher`, kill_dispatcher and wait_for_dispatcher)
 and `pytest_medpubsub.chaos.probes` (orders_delivered_within, no_lost_orders, no_duplicate_tabs,
 makers_scaled_in). The Kubernetes experiments use chaostoolkit-kubernetes for the faults and
 the same probes, given the cluster's Kafka `bootstrap`.
@@ -16,9 +17,14 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from pytest_medpubsub import designs
+
 __all__ = ["__version__", "discover", "load_exported_activities"]
 
-ACTION_MODULES = ("pytest_medpubsub.chaos.actions", "pytest_medpubsub.chaos.dispatcher")
+ACTION_MODULES = (
+    "pytest_medpubsub.chaos.actions",
+    *(module for design in designs.DESIGNS.values() for module in design.chaos_actions),
+)
 PROBE_MODULES = ("pytest_medpubsub.chaos.probes",)
 
 try:

@@ -26,7 +26,7 @@ from pytest_medpubsub.here import evidence, kube, runs, storage, strimzi
 from pytest_medpubsub.here.commands import HereError
 from pytest_medpubsub.here.layout import Layout
 from pytest_medpubsub.here.state import ClusterState
-from pytest_medpubsub.platforms.cluster import CREDENTIALS_FILE
+from pytest_medpubsub.platforms.cluster_deploy import CREDENTIALS_FILE
 
 NAMESPACE = runs.NAMESPACE
 SCENARIOS = (

@@ -2,6 +2,8 @@
 
 The decisions (what is ours, what is left) are in `residue`; this module only gathers the texts
 and runs the commands, so that `down` and `check-clean` see the same host the same way.
+Processes are read through `pytest_medpubsub.processes` (psutil), like everywhere in the harness;
+mounts stay the text of /proc/mounts, which `residue` parses (escapes included) and tests as such.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from pytest_medpubsub import processes as running
 from pytest_medpubsub.here import residue
 from pytest_medpubsub.here.commands import HereError, run
 from pytest_medpubsub.here.hostnet import Rule
@@ -21,32 +24,12 @@ FAMILIES = ("iptables", "ip6tables")
 
 def processes() -> list[tuple[int, list[str]]]:
     """(pid, argv) of every process on the host (kernel threads have no argv and are skipped)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        argv = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-        if argv:
-            found.append((int(entry.name), argv))
-    return found
+    return [(pid, argv) for pid, argv in running.all_command_lines().items() if argv]
 
 
 def parents() -> dict[int, int]:
     """pid -> parent pid, for every process (to find a shim's containers)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        found[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
-    return found
+    return running.all_parents()
 
 
 def descendants(pid: int, parent_of: dict[int, int]) -> list[int]:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from pytest_medpubsub.designs.dispatcher import OVERLAY_PREFIX, OVERLAYS_DIR
 from pytest_medpubsub.k8s.check import check_objects, crd_schemas_or_note, harness_topics
 from pytest_medpubsub.k8s.dispatcher import dispatcher_findings
 from pytest_medpubsub.k8s.findings import Finding
@@ -22,17 +23,14 @@ from pytest_medpubsub.k8s.objects import Manifest, load_documents
 from pytest_medpubsub.k8s.render import RenderError, render
 from pytest_medpubsub.k8s.schemas import CrdSchemas
 
-DISPATCHER_OVERLAYS_DIR = Path("k8s/dispatcher-overlays")
-PREFIX = "dispatcher-"
-
 
 def dispatcher_overlays(project_dir: Path) -> list[str]:
-    root = project_dir / DISPATCHER_OVERLAYS_DIR
+    root = project_dir / OVERLAYS_DIR
     return sorted(path.parent.name for path in root.glob("*/kustomization.yaml"))
 
 
 def render_overlay(project_dir: Path, overlay: str) -> list[Manifest]:
-    return load_documents(render(project_dir / DISPATCHER_OVERLAYS_DIR / overlay))
+    return load_documents(render(project_dir / OVERLAYS_DIR / overlay))
 
 
 def dispatcher_render_findings(
@@ -55,7 +53,7 @@ def check_designs(project_dir: Path, crds: CrdSchemas | None) -> list[Finding]:
         objects = render_overlay(project_dir, overlay)
         for finding in dispatcher_render_findings(objects, crds, topics):
             findings.append(
-                Finding(finding.object, finding.rule, finding.message, f"{PREFIX}{overlay}")
+                Finding(finding.object, finding.rule, finding.message, f"{OVERLAY_PREFIX}{overlay}")
             )
     return findings
 
@@ -65,9 +63,9 @@ def render_designs(project_dir: Path, out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = {}
     for overlay in dispatcher_overlays(project_dir):
-        target = out / f"{PREFIX}{overlay}.yaml"
-        target.write_text(render(project_dir / DISPATCHER_OVERLAYS_DIR / overlay))
-        written[f"{PREFIX}{overlay}"] = target
+        target = out / f"{OVERLAY_PREFIX}{overlay}.yaml"
+        target.write_text(render(project_dir / OVERLAYS_DIR / overlay))
+        written[f"{OVERLAY_PREFIX}{overlay}"] = target
     return written
 
 

@@ -7,8 +7,7 @@ harness watches, counts, kills and pauses them.
   and is the only member of its group; no maker is warm; scaling it to zero pauses dispatching
   (a new pod reads the orders it had not committed again, as after a crash).
 
-A design renders from its own overlays: `dispatcher-<overlay>` of k8s/dispatcher-overlays for
-the dispatcher (`overlay_for`).
+Which of these a run gets, and from which overlay, the design says (`pytest_medpubsub.designs`).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from pytest_medpubsub.designs import dispatcher, scaledjob
 from pytest_medpubsub.k8s.dispatcher import dispatcher_deployment
 from pytest_medpubsub.k8s.objects import Manifest, dig, dump_documents, mapping, of_kind, sequence
 from pytest_medpubsub.keda.scaledjob import ScaledJobError, ScaledJobSpec, parse_scaled_job
@@ -27,17 +27,6 @@ from pytest_medpubsub.platforms.waits import wait_step
 SCALED_JOB = "medicine"
 DISPATCHER = "dispatcher"
 READY_TIMEOUT_S = 180.0
-# Which dispatcher overlay serves each platform overlay. The Strimzi ones with loaded images
-# (kind, minikube, an existing cluster with --medpubsub-containerd) render alike apart from the
-# advertised host, which the harness sets at run time.
-_DISPATCHER_OVERLAYS = {
-    "kind": "kind",
-    "minikube": "kind",
-    "existing-preloaded": "kind",
-    "existing": "existing",
-    "external-kafka": "external-kafka",
-    "external-kafka-preloaded": "external-kafka-preloaded",
-}
 
 
 class ClusterDesign(Protocol):
@@ -72,36 +61,10 @@ class ClusterDesign(Protocol):
         """What must go before the namespace, while the operators still run."""
 
 
-def design_for(name: str, objects: list[Manifest]) -> ClusterDesign:
-    """The design `name` of a render (`objects`), read from the objects themselves."""
-    if name == DISPATCHER:
-        return DispatcherDesign.of(objects)
-    return ScaledJobDesign.of(objects)
-
-
-def needs_keda(design: str) -> bool:
-    """Only the ScaledJob design has KEDA start its makers (the dispatcher creates its Jobs)."""
-    return design != DISPATCHER
-
-
-def overlay_for(design: str, platform_overlay: str) -> str:
-    """The render (build/manifests/<name>.yaml) `design` applies where the ScaledJob design
-    applies `platform_overlay`."""
-    if design != DISPATCHER:
-        return platform_overlay
-    try:
-        return f"dispatcher-{_DISPATCHER_OVERLAYS[platform_overlay]}"
-    except KeyError:
-        raise PlatformError(
-            f"the dispatcher design has no overlay for {platform_overlay!r} "
-            f"(k8s/dispatcher-overlays serves {', '.join(sorted(_DISPATCHER_OVERLAYS))})"
-        ) from None
-
-
 @dataclass(frozen=True)
 class ScaledJobDesign:
     spec: ScaledJobSpec
-    name: str = "scaledjob"
+    name: str = scaledjob.NAME
     job_selector: str = f"scaledjob.keda.sh/name={SCALED_JOB}"
     maker_selector: str = "app.kubernetes.io/name=medicine,app.kubernetes.io/component=maker"
 
@@ -149,7 +112,7 @@ class ScaledJobDesign:
 class DispatcherDesign:
     group: str
     topic: str
-    name: str = DISPATCHER
+    name: str = dispatcher.NAME
     # system/dispatcher/launchers.py labels the Jobs it creates, and their pods, so.
     job_selector: str = "app.kubernetes.io/component=dispatched-maker"
     maker_selector: str = (

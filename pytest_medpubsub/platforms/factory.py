@@ -7,27 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medpubsub.settings import KafkaSettings
+from pytest_medpubsub import designs
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.platforms.base import Platform, PlatformUnavailable
 
 if TYPE_CHECKING:  # the cluster stack (kubernetes, pytest-kind) loads only when asked for
-    from pytest_medpubsub.platforms.cluster import ClusterOptions
+    from pytest_medpubsub.platforms.cluster_backends import ClusterOptions
 
 LOCAL = "local"
 CLUSTERS = ("kind", "minikube", "existing")
 PLATFORMS = (LOCAL, *CLUSTERS)
-# How makers are started: KEDA's ScaledJob on the lag, or a dispatcher that starts one per order.
-SCALEDJOB = "scaledjob"
-DISPATCHER = "dispatcher"
-DESIGNS = (SCALEDJOB, DISPATCHER)
-# What a design adds to every latency bound (the plugin's defaults and the scenarios' markers
-# alike; README, "The dispatcher design"). Every dispatched order pays for a maker of its own
-# before its 2 s, where a warm ScaledJob maker pays nothing: an interpreter and its imports
-# (0.3 s of CPU), a transactional producer's registration and the marker's read. Measured on
-# this 2-core machine: p50 2.5-3.3 s against 2.1 s from one to five patients, and at five
-# patients (five process starts a second) the step ramp's p95 4.3 s, p99 4.9 s against the
-# ScaledJob's 2.6 / 3.3 s.
-DESIGN_LATENCY_ALLOWANCE_S: dict[str, float] = {DISPATCHER: 3.0}
 
 
 @dataclass(frozen=True)
@@ -42,17 +31,14 @@ class PlatformOptions:
     state_file: Path | None = None
     kafka: str | None = None
     containerd: str | None = None
-    design: str = SCALEDJOB
+    design: str = designs.DEFAULT
 
 
 def check_available(options: PlatformOptions, project_dir: Path) -> None:
     """Raise `PlatformUnavailable` (one sentence) when the platform cannot run here."""
+    _design(options)
     if options.cluster == LOCAL:
         return
-    if options.design not in DESIGNS:
-        raise PlatformUnavailable(
-            f"unknown design {options.design!r}; choose one of {', '.join(DESIGNS)}"
-        )
     from pytest_medpubsub.platforms import cluster
 
     cluster.check_prerequisites(options.cluster, _cluster_options(options, project_dir))
@@ -61,19 +47,16 @@ def check_available(options: PlatformOptions, project_dir: Path) -> None:
 def create_local(
     options: PlatformOptions, kafka: KafkaSettings, broker: EmbeddedKafka | None
 ) -> Platform:
-    from pytest_medpubsub.platforms.local import LocalPlatform
+    return _design(options).local_platform(
+        kafka, options.run_dir, broker=broker, state_file=options.state_file
+    )
 
-    if options.design == DISPATCHER:
-        from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
 
-        return LocalDispatcherPlatform(
-            kafka, options.run_dir, broker=broker, state_file=options.state_file
-        )
-    if options.design != SCALEDJOB:
-        raise PlatformUnavailable(
-            f"unknown design {options.design!r}; choose one of {', '.join(DESIGNS)}"
-        )
-    return LocalPlatform(kafka, options.run_dir, broker=broker, state_file=options.state_file)
+def _design(options: PlatformOptions) -> designs.Design:
+    try:
+        return designs.design(options.design)
+    except designs.UnknownDesign as error:
+        raise PlatformUnavailable(str(error)) from None
 
 
 def create_cluster(options: PlatformOptions, project_dir: Path) -> Platform:
@@ -87,7 +70,7 @@ def create_cluster(options: PlatformOptions, project_dir: Path) -> Platform:
 
 
 def _cluster_options(options: PlatformOptions, project_dir: Path) -> ClusterOptions:
-    from pytest_medpubsub.platforms.cluster import ClusterOptions
+    from pytest_medpubsub.platforms.cluster_backends import ClusterOptions
 
     return ClusterOptions(
         project_dir=project_dir,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes, progress, project, state
+from pytest_medpubsub.designs import scaledjob as this_design
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.group import group_assignment
 from pytest_medpubsub.kafka.offsets import OffsetReader
@@ -32,7 +33,7 @@ WARM_MAKERS_TIMEOUT_S = 60.0
 class LocalPlatform(LocalSystem):
     """The local platform of the ScaledJob design (module docstring)."""
 
-    design = "scaledjob"
+    design = this_design.NAME
 
     def __init__(
         self,

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_medpubsub import processes, progress, state
+from pytest_medpubsub.designs import dispatcher as this_design
 from pytest_medpubsub.kafka.group import group_assignment
 from pytest_medpubsub.kafka.offsets import OffsetReader, start_new_group_at_end
 from pytest_medpubsub.platforms.local_system import LocalSystem
 from pytest_medpubsub.waiting import WaitTimeout, wait_until
 
-DESIGN = "dispatcher"
 GROUP = "dispatcher"
 DISPATCHER_READY_TIMEOUT_S = 60.0
 # A dispatcher that stops lets its makers finish (6 s) before it stops them.
@@ -39,7 +39,7 @@ MAKER_MARKER = "make-order"
 class LocalDispatcherPlatform(LocalSystem):
     """The local platform of the dispatcher design (module docstring)."""
 
-    design = DESIGN
+    design = this_design.NAME
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from pytest_medpubsub.k8s.designs import PREFIX as DESIGN_PREFIX
+from pytest_medpubsub.designs import dispatcher as dispatcher_design
 from pytest_medpubsub.k8s.designs import render_designs
 from pytest_medpubsub.k8s.dispatcher import dispatched_job_templates
 from pytest_medpubsub.k8s.external_kafka import BOOTSTRAP_SERVICE, SERVICE_NAME_LABEL
@@ -32,7 +32,7 @@ from pytest_medpubsub.k8s.objects import (
     of_kind,
     pod_shapes,
 )
-from pytest_medpubsub.k8s.render import RenderError, is_stale, render_all
+from pytest_medpubsub.k8s.render import OVERLAYS_DIR, RenderError, is_stale, render_all
 from pytest_medpubsub.platforms.base import PlatformError
 
 RENDER_DIR = Path("build/manifests")
@@ -41,11 +41,12 @@ PATIENT_DEPLOYMENT = "patient"
 
 def rendered_objects(project_dir: Path, overlay: str) -> list[Manifest]:
     """The objects of `build/manifests/<overlay>.yaml`, rendering it first when it is stale
-    (`dispatcher-<name>` is k8s/dispatcher-overlays/<name>)."""
+    (`dispatcher-<name>` is the dispatcher design's k8s/dispatcher-overlays/<name>)."""
+    prefix = dispatcher_design.OVERLAY_PREFIX
     path = project_dir / RENDER_DIR / f"{overlay}.yaml"
     try:
         if is_stale(project_dir, path):
-            if overlay.startswith(DESIGN_PREFIX):
+            if overlay.startswith(prefix):
                 render_designs(project_dir, path.parent)
             else:
                 render_all(project_dir, path.parent)
@@ -53,9 +54,9 @@ def rendered_objects(project_dir: Path, overlay: str) -> list[Manifest]:
         raise PlatformError(str(error)) from None
     if not path.exists():
         source = (
-            f"k8s/dispatcher-overlays/{overlay.removeprefix(DESIGN_PREFIX)}"
-            if overlay.startswith(DESIGN_PREFIX)
-            else f"k8s/overlays/{overlay}"
+            f"{dispatcher_design.OVERLAYS_DIR}/{overlay.removeprefix(prefix)}"
+            if overlay.startswith(prefix)
+            else f"{OVERLAYS_DIR}/{overlay}"
         )
         raise PlatformError(f"there is no overlay {overlay!r} ({source})")
     return load_documents(path.read_text(encoding="utf-8"))

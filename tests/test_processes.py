@@ -1,0 +1,78 @@
+"""What the harness reads of a process through psutil: the host's command lines and parents (the
+cluster here's teardown), and CPU seconds (the bench), including after the process has gone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_medpubsub import processes
+from pytest_medpubsub.bench.cpu import CpuSampler
+from pytest_medpubsub.here import host
+from pytest_medpubsub.waiting import wait_until
+from tests.conftest import Spawn, wait_for_exec
+
+BUSY = [sys.executable, "-c", "while True: pass", "medpubsub-test-busy"]
+
+
+@pytest.fixture
+def busy() -> Iterator[subprocess.Popen[bytes]]:
+    """A process that spends one whole CPU until stopped."""
+    process = processes.spawn(BUSY)
+    try:
+        wait_for_exec(process, BUSY)
+        yield process
+    finally:
+        processes.kill(process)
+
+
+def test_the_host_s_processes_include_a_child_with_its_arguments_and_parent(
+    spawned: Spawn,
+) -> None:
+    child = spawned("medpubsub-test-host")
+
+    argv = dict(host.processes())[child.pid]
+    assert argv[-1] == "medpubsub-test-host"
+    assert host.parents()[child.pid] == os.getpid()
+    assert all(argv for _, argv in host.processes())  # kernel threads are left out
+
+
+def test_cpu_seconds_count_what_a_busy_process_spent_and_none_once_it_is_gone(
+    busy: subprocess.Popen[bytes],
+) -> None:
+    started = time.monotonic()
+    spent = wait_until(
+        lambda: processes.cpu_seconds(busy.pid),
+        lambda seconds: seconds is not None and seconds >= 0.3,
+        30,
+        f"pid {busy.pid} to spend 0.3 CPU seconds",
+        interval_s=0.05,
+    )
+    # One thread cannot spend more CPU than the time that has passed (a wrong clock-tick unit
+    # would); the process started before `started`, hence the margin.
+    assert spent is not None
+    assert spent <= time.monotonic() - started + 1.0
+    processes.kill(busy)
+    assert processes.cpu_seconds(busy.pid) is None
+
+
+def test_the_sampler_keeps_a_process_s_last_reading_after_it_has_gone(
+    busy: subprocess.Popen[bytes],
+) -> None:
+    with CpuSampler(lambda: [busy.pid], interval_s=0.05) as sampler:
+        wait_until(
+            lambda: sampler.total_s,
+            lambda total: total >= 0.2,
+            30,
+            f"the sampler to see pid {busy.pid} spend 0.2 CPU seconds",
+            interval_s=0.05,
+        )
+        processes.kill(busy)
+        last = sampler.total_s
+    assert sampler.total_s >= last >= 0.2
+    assert sampler.processes == 1
