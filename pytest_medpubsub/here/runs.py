@@ -64,7 +64,7 @@ def pytest_run(
         f"--medpubsub-design={design}",
         # The chaos experiment runs against the ScaledJob design's system afterwards.
         *(["--medpubsub-keep"] if keep else []),
-        # The dispatcher design adds its allowance to these (`latency_allowance_s`, designs/dispatcher.py).
+        # The dispatcher design adds its allowance to these (designs/dispatcher.py).
         *(f"--override-ini={key}={value}" for key, value in CLUSTER_SLO_DEFAULTS.items()),
         *scenarios,
     ]
