@@ -10,7 +10,7 @@ KILLS = 3
 
 
 # Three kills 4 s apart, each followed by KEDA's replacement of the warm maker: every kill's orders
-# in flight are made again from the start after its session expires (1.5 s), and each
+# in flight are made again from the start after its session expires (6 s), and each
 # replacement's join moves partitions again. The bounds date from when a killed maker's
 # transaction also held the deliveries for its 10 s timeout (measured then: p95 3.2 s, p99
 # 13.3 s); scenarios/test_maker_crash.py holds a single crash to tighter ones.

@@ -22,8 +22,7 @@ from pytest_medpubsub.system import MedpubsubSystem
 EXPERIMENT = "kill-dispatcher-local.json"
 
 
-# A killed dispatcher keeps its partitions until its group session expires (1.5 s here; 6 s when
-# measured), and the experiment kills it twice within 7 s: orders placed then wait for the
+# A killed dispatcher keeps its partitions until its group session expires (6 s here), and the experiment kills it twice within 7 s: orders placed then wait for the
 # restart before a maker starts (measured: p95 15.8 s, p99 17.2 s during the fault), then the
 # backlog's makers start together.
 @pytest.mark.medpubsub_design("dispatcher")
