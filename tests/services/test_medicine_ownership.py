@@ -78,10 +78,9 @@ def test_an_order_whose_maker_s_session_expires_mid_order_is_made_once(
     assert committed_offset(topics) == 1
     # Either maker may have it, never both. The first wakes up with its timers run out and
     # commits at once, rejoined at a fresh member epoch, unless the second's registration fenced
-    # it first; when it was first, the second found the offset moved and left the partition.
+    # it first. When the first was first, the second left the partition: it found the offset
+    # moved, or the partition went back to the first, whose registration fenced it.
     assert makers in ({first_name}, {second_name})
-    if makers == {first_name}:
-        assert "was committed up to 1 by another maker" in second.output()
 
 
 @dataclass
