@@ -43,9 +43,9 @@ def producer_config(
     )
     if transactional_id is not None:
         config["transactional.id"] = transactional_id
-        # Each Job has its own transactional id, so nobody fences a killed maker: its open
-        # transaction blocks read_committed readers (and the order's partition) until the broker
-        # aborts it after this timeout. Short, but longer than an order takes to make.
+        # A transaction left open by a killed process blocks read_committed readers of the
+        # partitions it wrote to until the broker aborts it after this timeout, unless the next
+        # holder of the same transactional id registers first (system/medicine/producers.py).
         config["transaction.timeout.ms"] = transaction_timeout_ms
     return config
 

@@ -313,7 +313,7 @@ class Maker:
             now = committed.get(registration.key)
             if now is None or now.error is not None:  # still being committed: next tick
                 continue
-            offset = now.offset if now.offset >= 0 else OFFSET_BEGINNING
+            offset = _start_of(now)
             if offset == registration.start_offset:
                 registration.ready.set()
                 continue
@@ -348,7 +348,7 @@ class Maker:
                 if committed.error is not None:  # UNSTABLE_OFFSET_COMMIT: still being committed
                     last = f"{committed.topic}[{committed.partition}]: {committed.error}"
                     continue
-                offset = committed.offset if committed.offset >= 0 else OFFSET_BEGINNING
+                offset = _start_of(committed)
                 starts[(committed.topic, committed.partition)] = offset
         missing = wanted - set(starts)
         if missing:
@@ -460,3 +460,8 @@ class Maker:
                 if reread_from is not None:
                     self.consumer.seek(TopicPartition(topic, partition, reread_from))
             self.consumer.resume([TopicPartition(topic, partition)])
+
+
+def _start_of(committed: TopicPartition) -> int:
+    """Where a partition starts from its committed offset: there, or its beginning if none."""
+    return committed.offset if committed.offset >= 0 else OFFSET_BEGINNING
