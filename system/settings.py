@@ -7,6 +7,7 @@ into `ConfigError("MEDICINE_TAB_SECONDS='1.5' is invalid: ...")` and the CLI exi
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
@@ -86,6 +87,9 @@ class MedicineSettings(BaseSettings):
     tab_seconds: Annotated[float, Field(ge=MIN_TAB_SECONDS, allow_inf_nan=False)] = MIN_TAB_SECONDS
     max_workers: Annotated[int, Field(ge=1, le=MAX_MAKER_WORKERS)] = MAX_TABS
     max_orders_in_flight: Annotated[int, Field(ge=0, le=MAX_MAKER_WORKERS)] = 0
+    # Present while every partition the maker owns commits without waiting (readiness.py): the
+    # pod's readiness probe, and the local harness's wait for warm makers. None: not kept.
+    ready_file: Path | None = None
 
 
 Settings = TypeVar("Settings", bound=BaseSettings)

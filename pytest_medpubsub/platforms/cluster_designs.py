@@ -12,6 +12,7 @@ Which of these a run gets, and from which overlay, the design says (`pytest_medp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,7 +22,13 @@ from pytest_medpubsub.k8s.objects import Manifest, dig, dump_documents, mapping,
 from pytest_medpubsub.keda.scaledjob import ScaledJobError, ScaledJobSpec, parse_scaled_job
 from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.kubectl import Kubectl
-from pytest_medpubsub.platforms.status import deployment_state, ready_state
+from pytest_medpubsub.platforms.status import (
+    Resource,
+    deployment_state,
+    pods_summary,
+    ready_pods,
+    ready_state,
+)
 from pytest_medpubsub.platforms.waits import wait_step
 
 SCALED_JOB = "medicine"
@@ -62,6 +69,21 @@ class ClusterDesign(Protocol):
 
 
 @dataclass(frozen=True)
+class WarmPods:
+    """How many makers' pods are Ready, and what every maker pod is doing (for a timeout)."""
+
+    ready: int
+    summary: str
+
+    @classmethod
+    def of(cls, pods: Sequence[Resource]) -> WarmPods:
+        return cls(len(ready_pods(pods)), pods_summary(pods))
+
+    def __str__(self) -> str:
+        return f"{self.ready} Ready: {self.summary}"
+
+
+@dataclass(frozen=True)
 class ScaledJobDesign:
     spec: ScaledJobSpec
     name: str = scaledjob.NAME
@@ -85,10 +107,21 @@ class ScaledJobDesign:
         return self.spec.trigger.topic
 
     def wait_ready(self, kubectl: Kubectl) -> None:
+        """The ScaledJob Ready, then its warm makers Ready: each registered on every partition
+        it owns (the maker's startup probe), so that the first order does not wait for that."""
         wait_step(
             f"ScaledJob {self.spec.name} to be Ready",
             lambda: ready_state(kubectl.get("scaledjob", self.spec.name)),
             lambda state: state == "Ready",
+            READY_TIMEOUT_S,
+        )
+        warm = self.warm_makers()
+        if warm < 1:
+            return
+        wait_step(
+            f"{warm} warm maker(s) to own and register their partitions",
+            lambda: WarmPods.of(kubectl.items("pods", selector=self.maker_selector)),
+            lambda seen: seen.ready >= warm,
             READY_TIMEOUT_S,
         )
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from medpubsub.medicine.readiness import read_ready_partitions
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes, progress, project, state
 from pytest_medpubsub.designs import scaledjob as this_design
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
-from pytest_medpubsub.kafka.group import group_assignment
+from pytest_medpubsub.kafka.group import GroupAssignment, group_assignment
 from pytest_medpubsub.kafka.offsets import OffsetReader
 from pytest_medpubsub.kafka.security import Credentials
 from pytest_medpubsub.keda.scaledjob import ScaledJobSpec, load_scaled_job
@@ -26,8 +28,29 @@ from pytest_medpubsub.platforms.local_scaledjob import LocalScaledJob
 from pytest_medpubsub.platforms.local_system import LocalSystem
 from pytest_medpubsub.waiting import wait_until
 
-# Warm makers start as processes and join the group: seconds, unless the machine is very busy.
+# Warm makers start as processes, join the group and register a producer per partition:
+# seconds, unless the machine is very busy.
 WARM_MAKERS_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class WarmMakers:
+    """What the wait for warm makers sees: the group, and the partitions ready makers list."""
+
+    assignment: GroupAssignment
+    ready_partitions: int
+
+    def serving(self, warm: int) -> bool:
+        """`warm` makers own every partition, and each one can commit there at once."""
+        assignment = self.assignment
+        return (
+            assignment.fully_assigned
+            and assignment.members_with_partitions >= warm
+            and self.ready_partitions >= assignment.partitions
+        )
+
+    def __str__(self) -> str:
+        return f"{self.assignment}, {self.ready_partitions} of them registered"
 
 
 class LocalPlatform(LocalSystem):
@@ -93,8 +116,9 @@ class LocalPlatform(LocalSystem):
         self._scaledjob.start()
 
     def _wait_until_serving(self) -> None:
-        """The ScaledJob's `minReplicaCount` makers in the group, owning every partition, so that
-        the first order is served like the others (not by a maker still starting)."""
+        """The ScaledJob's `minReplicaCount` makers in the group, owning every partition and
+        registered on each, so that the first order is served like the others (not by a maker
+        still starting, nor one still registering its partitions' producers)."""
         spec = self.spec
         warm = spec.scaling.min_rc
         if warm < 1:
@@ -104,12 +128,29 @@ class LocalPlatform(LocalSystem):
             f"waiting for {warm} warm maker(s) to own the partitions of {trigger.topic}"
         ):
             wait_until(
-                lambda: group_assignment(self._as("keda"), trigger.consumer_group, trigger.topic),
-                lambda seen: seen.fully_assigned and seen.members_with_partitions >= warm,
+                lambda: WarmMakers(
+                    group_assignment(self._as("keda"), trigger.consumer_group, trigger.topic),
+                    len(self._ready_partitions(trigger.topic)),
+                ),
+                lambda seen: seen.serving(warm),
                 WARM_MAKERS_TIMEOUT_S,
-                f"{warm} warm maker(s) owning every partition of {trigger.topic}",
+                f"{warm} warm maker(s) owning and registered on every partition of {trigger.topic}",
                 interval_s=0.25,
             )
+
+    def _ready_partitions(self, topic: str) -> set[int]:
+        """The partitions of `topic` that running makers' readiness files list."""
+        found: set[int] = set()
+        for job in self._require_scaledjob().running_jobs():
+            found |= {
+                partition
+                for listed, partition in read_ready_partitions(self._ready_file(job.name))
+                if listed == topic
+            }
+        return found
+
+    def _ready_file(self, maker: str) -> Path:
+        return self.run_dir / "ready" / maker
 
     def _describe(self) -> str:
         spec = self.spec
@@ -145,9 +186,13 @@ class LocalPlatform(LocalSystem):
 
     def _start_maker(self, name: str) -> subprocess.Popen[bytes]:
         manifest_env = self._require_scaledjob().spec.literal_env
+        ready_file = self._ready_file(name)
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
         return processes.spawn(
             [sys.executable, "-m", "medpubsub", "medicine"],
-            env=self._environment(manifest_env, "medicine"),
+            env=self._environment(
+                {**manifest_env, "MEDICINE_READY_FILE": str(ready_file)}, "medicine"
+            ),
             log_path=self.run_dir / "logs" / "makers" / f"{name}.log",
         )
 

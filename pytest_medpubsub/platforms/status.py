@@ -68,6 +68,19 @@ def running_pods(pods: Iterable[Resource]) -> list[str]:
     return [str(pod["metadata"]["name"]) for pod in running]
 
 
+def ready_pods(pods: Iterable[Resource]) -> list[str]:
+    """Names of running pods whose Ready condition is true (their probes passed)."""
+    running = {pod["metadata"]["name"]: pod for pod in pods}
+    return [
+        name
+        for name in running_pods(running.values())
+        if any(
+            condition.get("type") == READY and condition.get("status") == "True"
+            for condition in running[name].get("status", {}).get("conditions", []) or []
+        )
+    ]
+
+
 def pods_summary(pods: Iterable[Resource]) -> str:
     """`name Phase (waiting reason)` for each pod: why a workload is not ready yet."""
     parts = []

@@ -172,6 +172,18 @@ class PartitionProducers:
             owned = list(self._owned.values())
         return [each for each in owned if each.registered.is_set() and not each.ready.is_set()]
 
+    def ready_keys(self) -> list[PartitionKey]:
+        """Every partition owned, when each can commit at once (registered, checked); else none.
+
+        All or nothing: a maker is ready to serve (the readiness file, readiness.py) only when
+        no order of its would wait for a registration.
+        """
+        with self._lock:
+            owned = list(self._owned.values())
+        if all(each.ready.is_set() and each.problem is None for each in owned):
+            return sorted(each.key for each in owned)
+        return []
+
     def drop(self, keys: Iterable[PartitionKey]) -> None:
         """The partitions went to another maker: their producers are not used again.
 

@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, KafkaError
 from medpubsub.kafka_clients import consumer_config
 from medpubsub.medicine.maker import Destinations, Maker, MakerFailed
 from medpubsub.medicine.producers import PartitionProducers, transactional_factory
+from medpubsub.medicine.readiness import ReadinessFile
 from medpubsub.settings import KafkaSettings, MedicineSettings, load
 from medpubsub.shutdown import StopRequest
 
@@ -92,9 +93,11 @@ def run() -> int:
         f" at {kafka.kafka_bootstrap}",
         flush=True,
     )
+    readiness = ReadinessFile(settings.ready_file)
     try:
-        reason, status = _serve(consumer, maker, settings, stop)
+        reason, status = _serve(consumer, maker, settings, stop, readiness)
     finally:
+        readiness.clear()
         maker.settle_all()
         maker.close()  # leaves the group at once, so the partitions move on without waiting
     print(
@@ -106,15 +109,21 @@ def run() -> int:
 
 
 def _serve(
-    consumer: Consumer, maker: Maker, settings: MedicineSettings, stop: StopRequest
+    consumer: Consumer,
+    maker: Maker,
+    settings: MedicineSettings,
+    stop: StopRequest,
+    readiness: ReadinessFile,
 ) -> tuple[str, int]:
     """Hand records to the maker until done, idle, stopped or failed: (why, exit status)."""
     last_activity = time.monotonic()
+    readiness.clear()  # a file left by an earlier process in the same place says nothing of us
     while True:
         try:
             maker.tick()
         except MakerFailed as failure:
             maker.failure = maker.failure or str(failure)
+        readiness.update(maker.ready_partitions())
         if maker.failure is not None:
             log.error("%s: %s", maker.name, maker.failure)
             return "failed", 1
