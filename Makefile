@@ -60,7 +60,7 @@ check: $(INSTALLED) kustomize ## the fast tier: lint, and every test that needs 
 
 .PHONY: fast-tests
 fast-tests: $(INSTALLED)
-	$(BIN)/pytest -q -m "not kafka and not slow" -p no:cacheprovider
+	$(BIN)/pytest -q -n auto -m "not kafka and not slow" -p no:cacheprovider
 
 test: install kustomize ## everything that runs here without root, default design (unit, real Kafka, scenarios, offline k8s)
 	@# The leftover check runs whether or not a test failed (a failure is when leaks happen).

@@ -2,43 +2,31 @@
 
 Registered into the `medpubsub` command by `medpubsub.cli` when the harness is installed. Each
 command that starts processes stops them by pid on Ctrl-C / SIGTERM, in the order patients,
-makers, broker, so that no order is left half-made and nothing keeps running.
+makers, broker, so that no order is left half-made and nothing keeps running (with the local
+system, the status view and the one-line failures they share: foreground.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from rich.console import Console
-from rich.live import Live
-
-from pytest_medpubsub import designs, processes, progress, state
+from pytest_medpubsub import designs, foreground, processes, progress, state
 from pytest_medpubsub.kafka.embedded import HOST as EMBEDDED_HOST
 from pytest_medpubsub.kafka.embedded import WILDCARDS
-from pytest_medpubsub.kafka.jars import KAFKA_VERSION, KafkaUnavailable, libs_dir
-from pytest_medpubsub.kafka.security import as_identity
+from pytest_medpubsub.kafka.jars import KAFKA_VERSION, libs_dir
 from pytest_medpubsub.live import status_table
-from pytest_medpubsub.observer import Mark, Observer, PlatformSample, Summary
-from pytest_medpubsub.platforms.base import PlatformError
+from pytest_medpubsub.observer import Summary
 from pytest_medpubsub.platforms.local import LocalPlatform
 from pytest_medpubsub.platforms.local_system import LocalSystem
-from pytest_medpubsub.project import ProjectNotFound
 
-# Makers idle out after MEDICINE_IDLE_TIMEOUT_SECONDS (15 s in the ScaledJob): a minute is ample.
+# Makers idle out after MEDICINE_IDLE_TIMEOUT_SECONDS (10 s in the ScaledJob): a minute is ample.
 DEMO_SCALE_IN_S = 60.0
 DEMO_DRAIN_S = 180.0
 
-_console = Console()
-# Errors are one line each, whatever the terminal width (they are read by people and by tests).
-_errors = Console(stderr=True, soft_wrap=True, highlight=False)
+_console, _errors = foreground.console, foreground.errors
 
 
 def register(commands: Any) -> None:
@@ -163,7 +151,7 @@ def run_kafka(arguments: argparse.Namespace) -> int:
     from pytest_medpubsub.kafka.broker import running_broker
 
     if arguments.resolve_only:
-        return _failing_cleanly("kafka", lambda: print(f"kafka jars: {libs_dir()}"))
+        return foreground.failing_cleanly("kafka", lambda: print(f"kafka jars: {libs_dir()}"))
     if arguments.host in WILDCARDS and not arguments.advertise:
         _errors.print(
             f"medpubsub kafka: --host {arguments.host} binds every address, so --advertise must "
@@ -171,7 +159,7 @@ def run_kafka(arguments: argparse.Namespace) -> int:
             markup=False,
         )
         return 2
-    stop = _stop_on_signals()
+    stop = foreground.stop_on_signals()
 
     def serve() -> None:
         with running_broker(
@@ -186,46 +174,10 @@ def run_kafka(arguments: argparse.Namespace) -> int:
                 print(f"credentials={broker.credentials_file}", flush=True)
             stop.wait()
 
-    return _failing_cleanly("kafka", serve)
+    return foreground.failing_cleanly("kafka", serve)
 
 
 # -- up / demo ------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _local_system(
-    arguments: argparse.Namespace, state_file: Path | None
-) -> Iterator[tuple[LocalSystem, Observer]]:
-    """Kafka, the local platform with N patients, and an observer; all stopped on exit."""
-    from pytest_medpubsub.kafka.broker import running_broker
-
-    if arguments.patients < 0:
-        raise PlatformError(f"--patients must be 0 or more, not {arguments.patients}")
-    run_dir = Path(".medpubsub") / "run"
-    with running_broker(
-        external=arguments.kafka, data_dir=arguments.data_dir, secure=arguments.secure
-    ) as (kafka, broker):
-        platform = designs.design(arguments.design).local_platform(
-            kafka, run_dir, broker=broker, state_file=state_file
-        )
-        platform.start()
-        try:
-            observer_kafka = as_identity(kafka, platform.credentials, "observer")
-            observer = Observer(observer_kafka, sampler=lambda: _sample(platform)).start()
-            try:
-                platform.scale_patients(arguments.patients)
-                yield platform, observer
-            finally:
-                platform.scale_patients(0)
-                observer.stop()
-        finally:
-            platform.stop()
-
-
-def _sample(platform: LocalSystem) -> PlatformSample:
-    return PlatformSample(
-        patients=platform.patients(), jobs=platform.medicine_jobs(), lag=platform.lag()
-    )
 
 
 def _secure_needs_embedded(command: str, arguments: argparse.Namespace) -> bool:
@@ -253,10 +205,10 @@ def run_up(arguments: argparse.Namespace) -> int:
             f"{running.bootstrap}); stop it with `medpubsub down`."
         )
         return 1
-    stop = _stop_on_signals()
+    stop = foreground.stop_on_signals()
 
     def serve() -> None:
-        with _local_system(arguments, state.default_path()) as (platform, observer):
+        with foreground.local_system(arguments, state.default_path()) as (platform, observer):
             since = observer.mark()
             _console.print(
                 f"medpubsub is up: Kafka at {platform.bootstrap_servers}; state in "
@@ -265,9 +217,9 @@ def run_up(arguments: argparse.Namespace) -> int:
             credentials = platform.broker.credentials_file if platform.broker else None
             if credentials is not None:
                 _console.print(f"credentials={credentials}", markup=False)
-            _watch(platform.bootstrap_servers, observer, since, stop, deadline=None)
+            foreground.watch(platform.bootstrap_servers, observer, since, stop, deadline=None)
 
-    return _failing_cleanly("up", serve)
+    return foreground.failing_cleanly("up", serve)
 
 
 def run_demo(arguments: argparse.Namespace) -> int:
@@ -281,13 +233,13 @@ def run_demo(arguments: argparse.Namespace) -> int:
         return 2
     if _secure_needs_embedded("demo", arguments):
         return 2
-    stop = _stop_on_signals()
+    stop = foreground.stop_on_signals()
     outcome: list[int] = []
 
     def serve() -> None:
-        with _local_system(arguments, state.default_path()) as (platform, observer):
+        with foreground.local_system(arguments, state.default_path()) as (platform, observer):
             since = observer.mark()
-            _watch(
+            foreground.watch(
                 platform.bootstrap_servers, observer, since, stop,
                 deadline=time.monotonic() + arguments.duration,
             )  # fmt: skip
@@ -317,7 +269,7 @@ def run_demo(arguments: argparse.Namespace) -> int:
             )
             outcome.append(0 if ended.slo.passed else 1)
 
-    status = _failing_cleanly("demo", serve)
+    status = foreground.failing_cleanly("demo", serve)
     return status if status != 0 else (outcome[0] if outcome else 1)
 
 
@@ -343,34 +295,6 @@ def _print_outcome(summary: Summary, slo_table: str, report: Path) -> None:
     _console.print(slo_table, markup=False)
     # One line whatever the terminal's width: scripts and people copy the path from it.
     _console.print(f"report: {report}", soft_wrap=True, markup=False, highlight=False)
-
-
-def _watch(
-    bootstrap: str,
-    observer: Observer,
-    since: Mark,
-    stop: threading.Event,
-    deadline: float | None,
-) -> None:
-    """Refresh the status view every second until `stop` is set or the deadline passes."""
-
-    def remaining() -> float:
-        return 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
-
-    if not _console.is_terminal:
-        while not stop.is_set() and remaining() > 0:
-            stop.wait(remaining())
-            summary = observer.summary(since=since)
-            last = summary.timeline[-1] if summary.timeline else None
-            progress.say(
-                f"orders {summary.orders} complete {summary.complete_orders} tabs {summary.tabs}"
-                f" makers {last.jobs if last else '-'} lag {last.lag if last else '-'}"
-            )
-        return
-    with Live(console=_console, refresh_per_second=2) as live:
-        while not stop.is_set() and remaining() > 0:
-            live.update(status_table(observer.summary(since=since), bootstrap, "medpubsub"))
-            stop.wait(remaining())
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -425,31 +349,3 @@ def run_down(_: argparse.Namespace) -> int:
 
 def _names(items: list[state.ProcessInfo]) -> str:
     return ", ".join(f"{item.name} ({item.pid})" for item in items) or "-"
-
-
-# -- shared ---------------------------------------------------------------------------------------
-
-
-def _failing_cleanly(command: str, work: Callable[[], None]) -> int:
-    """Run `work`; a missing prerequisite or a platform problem is one line and exit 2 / 1."""
-    try:
-        work()
-    except (KafkaUnavailable, ProjectNotFound) as error:
-        _errors.print(f"medpubsub {command}: {error}", markup=False)
-        return 2
-    except PlatformError as error:
-        _errors.print(f"medpubsub {command}: {error}", markup=False)
-        return 1
-    return 0
-
-
-def _stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT, so a foreground command stops cleanly."""
-    stop = threading.Event()
-
-    def handler(signum: int, _: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return stop

@@ -11,6 +11,7 @@ from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import designs
 from pytest_medpubsub.platforms import factory
 from pytest_medpubsub.platforms.base import PlatformUnavailable
+from pytest_medpubsub.platforms.local_system import LocalRun
 from tests.conftest import PROJECT
 
 KAFKA = KafkaSettings(kafka_bootstrap="localhost:1")
@@ -20,7 +21,7 @@ KAFKA = KafkaSettings(kafka_bootstrap="localhost:1")
 def test_a_design_builds_a_local_platform_of_its_own_design(name: str, tmp_path: Path) -> None:
     design = designs.design(name)
     assert design.name == name
-    platform = design.local_platform(KAFKA, tmp_path)  # not started: nothing runs
+    platform = design.local_platform(LocalRun(KAFKA, tmp_path))  # not started: nothing runs
     assert platform.design == name
 
 

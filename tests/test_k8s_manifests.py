@@ -20,8 +20,9 @@ from pytest_medpubsub.k8s.check import (
 )
 from pytest_medpubsub.k8s.objects import Manifest, kafka_listener, load_documents, node_ports
 from pytest_medpubsub.k8s.render import render_all
+from pytest_medpubsub.k8s.scaledjob_wiring import orders_per_maker
 from pytest_medpubsub.k8s.schemas import CrdSchemas, schema_findings
-from pytest_medpubsub.k8s.wiring import external_listener_findings, orders_per_maker
+from pytest_medpubsub.k8s.wiring import external_listener_findings
 from tests.conftest import PROJECT, find, require_kustomize, rule_hit
 
 OVERLAYS = ("existing", "existing-preloaded", "external-kafka", "external-kafka-preloaded",

@@ -20,7 +20,13 @@ from pytest_medpubsub.keda.scaledjob import (
     load_scaled_job,
     parse_scaled_job,
 )
-from pytest_medpubsub.keda.scaler import KafkaTriggerMetadata, ScalingSpec, ScalingStrategy
+from pytest_medpubsub.keda.scaler import (
+    ScalingSpec,
+    ScalingStrategy,
+)
+from pytest_medpubsub.keda.trigger import (
+    KafkaTriggerMetadata,
+)
 
 FULL = """\
 apiVersion: keda.sh/v1alpha1

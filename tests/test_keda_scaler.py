@@ -17,12 +17,10 @@ from hypothesis import strategies as st
 
 from pytest_medpubsub.keda.scaler import (
     FinishedJob,
-    KafkaTriggerMetadata,
     LagReading,
     MultipleScalersCalculation,
     PartitionLag,
     PartitionOffsets,
-    ScaledJobError,
     ScalerState,
     ScalingSpec,
     ScalingStrategy,
@@ -33,11 +31,15 @@ from pytest_medpubsub.keda.scaler import (
     is_active,
     jobs_to_create,
     next_state,
-    parse_go_float,
     partition_lag,
     poll,
     queue_length_and_activity,
     read_lag,
+)
+from pytest_medpubsub.keda.trigger import (
+    KafkaTriggerMetadata,
+    ScaledJobError,
+    parse_go_float,
 )
 
 TOPIC = "tabs.orders"

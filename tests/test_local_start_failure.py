@@ -22,6 +22,7 @@ from pytest_medpubsub.platforms import local, local_dispatcher
 from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.local import LocalPlatform
 from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
+from pytest_medpubsub.platforms.local_system import LocalRun
 from pytest_medpubsub.waiting import wait_until
 from tests.conftest import PROJECT
 
@@ -70,9 +71,11 @@ def test_warm_makers_that_time_out_leave_nothing_behind(
 ) -> None:
     monkeypatch.setattr(local, "WARM_MAKERS_TIMEOUT_S", 0.2)
     platform = LocalPlatform(
-        KafkaSettings(kafka_bootstrap=medpubsub_kafka),
-        tmp_path / "run",
-        state_file=tmp_path / "local.json",
+        LocalRun(
+            KafkaSettings(kafka_bootstrap=medpubsub_kafka),
+            tmp_path / "run",
+            state_file=tmp_path / "local.json",
+        ),
         scaledjob_manifest=own_group_manifest(tmp_path),
     )
     with pytest.raises(PlatformError, match=r"waited 0.2 s for 2 warm maker\(s\).*last saw"):
@@ -91,7 +94,7 @@ def test_a_dispatcher_that_is_not_ready_in_time_leaves_nothing_behind(
         pytest.skip("the session's own platform uses the dispatcher's group")
     monkeypatch.setattr(local_dispatcher, "DISPATCHER_READY_TIMEOUT_S", 0.2)
     platform = LocalDispatcherPlatform(
-        KafkaSettings(kafka_bootstrap=medpubsub_kafka), tmp_path / "run"
+        LocalRun(KafkaSettings(kafka_bootstrap=medpubsub_kafka), tmp_path / "run")
     )
     with pytest.raises(PlatformError, match="the dispatcher owning every partition"):
         platform.start()

@@ -22,7 +22,7 @@ from pytest_medpubsub.bench.cpu import CpuSampler
 from pytest_medpubsub.bench.rows import BenchRow
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.observer import Observer, PlatformSample
-from pytest_medpubsub.platforms.local_system import LocalSystem
+from pytest_medpubsub.platforms.local_system import LocalRun, LocalSystem
 from pytest_medpubsub.processes import cpu_seconds
 from pytest_medpubsub.reports.settings import run_settings
 from pytest_medpubsub.run_end import end_run
@@ -155,7 +155,7 @@ def _platform(
     run_dir: Path,
 ) -> LocalSystem:
     return designs.design(design.platform).local_platform(
-        kafka, run_dir, broker=broker, manifest=manifest
+        LocalRun(kafka, run_dir, broker=broker), manifest=manifest
     )
 
 

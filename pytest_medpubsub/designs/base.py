@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # what the designs build is imported when built (the cluster stack is optional)
-    from medpubsub.settings import KafkaSettings
     from pytest_medpubsub.bench.rows import BenchRow
     from pytest_medpubsub.k8s.objects import Manifest
-    from pytest_medpubsub.kafka.embedded import EmbeddedKafka
     from pytest_medpubsub.platforms.cluster_designs import ClusterDesign
-    from pytest_medpubsub.platforms.local_system import LocalSystem
+    from pytest_medpubsub.platforms.local_system import LocalRun, LocalSystem
 
 
 class Design(Protocol):
@@ -59,15 +57,7 @@ class Design(Protocol):
     def bench_rows(self) -> tuple[BenchRow, ...]:
         """The design's rows in the benchmark's table (it, and any variants of it)."""
 
-    def local_platform(
-        self,
-        kafka: KafkaSettings,
-        run_dir: Path,
-        *,
-        broker: EmbeddedKafka | None = None,
-        state_file: Path | None = None,
-        manifest: Path | None = None,
-    ) -> LocalSystem:
+    def local_platform(self, run: LocalRun, manifest: Path | None = None) -> LocalSystem:
         """The design on this machine, not started yet; `manifest` replaces the project's
         ScaledJob manifest (the bench's variants), for a design that has one."""
 

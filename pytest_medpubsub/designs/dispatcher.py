@@ -21,11 +21,9 @@ from pytest_medpubsub.bench.rows import BenchRow
 from pytest_medpubsub.designs.base import Design
 
 if TYPE_CHECKING:
-    from medpubsub.settings import KafkaSettings
     from pytest_medpubsub.k8s.objects import Manifest
-    from pytest_medpubsub.kafka.embedded import EmbeddedKafka
     from pytest_medpubsub.platforms.cluster_designs import ClusterDesign
-    from pytest_medpubsub.platforms.local_system import LocalSystem
+    from pytest_medpubsub.platforms.local_system import LocalRun, LocalSystem
 
 NAME = "dispatcher"
 OVERLAYS_DIR = Path("k8s/dispatcher-overlays")
@@ -72,20 +70,12 @@ class Dispatcher:
     left_out = LEFT_OUT
     bench_rows = (BenchRow("dispatcher", summary, NAME),)
 
-    def local_platform(
-        self,
-        kafka: KafkaSettings,
-        run_dir: Path,
-        *,
-        broker: EmbeddedKafka | None = None,
-        state_file: Path | None = None,
-        manifest: Path | None = None,
-    ) -> LocalSystem:
+    def local_platform(self, run: LocalRun, manifest: Path | None = None) -> LocalSystem:
         """`manifest` is ignored: the dispatcher has no ScaledJob (the bench derives one for
         every row alike)."""
         from pytest_medpubsub.platforms.local_dispatcher import LocalDispatcherPlatform
 
-        return LocalDispatcherPlatform(kafka, run_dir, broker=broker, state_file=state_file)
+        return LocalDispatcherPlatform(run)
 
     def cluster_overlay(self, platform_overlay: str) -> str:
         from pytest_medpubsub.platforms.base import PlatformError

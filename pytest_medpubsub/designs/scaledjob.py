@@ -16,10 +16,8 @@ from pytest_medpubsub.bench.rows import BenchRow, Manifest
 from pytest_medpubsub.designs.base import Design
 
 if TYPE_CHECKING:
-    from medpubsub.settings import KafkaSettings
-    from pytest_medpubsub.kafka.embedded import EmbeddedKafka
     from pytest_medpubsub.platforms.cluster_designs import ClusterDesign
-    from pytest_medpubsub.platforms.local_system import LocalSystem
+    from pytest_medpubsub.platforms.local_system import LocalRun, LocalSystem
 
 NAME = "scaledjob"
 
@@ -75,20 +73,10 @@ class ScaledJob:
         ),
     )
 
-    def local_platform(
-        self,
-        kafka: KafkaSettings,
-        run_dir: Path,
-        *,
-        broker: EmbeddedKafka | None = None,
-        state_file: Path | None = None,
-        manifest: Path | None = None,
-    ) -> LocalSystem:
+    def local_platform(self, run: LocalRun, manifest: Path | None = None) -> LocalSystem:
         from pytest_medpubsub.platforms.local import LocalPlatform
 
-        return LocalPlatform(
-            kafka, run_dir, broker=broker, state_file=state_file, scaledjob_manifest=manifest
-        )
+        return LocalPlatform(run, scaledjob_manifest=manifest)
 
     def cluster_overlay(self, platform_overlay: str) -> str:
         return platform_overlay  # k8s/overlays are this design's

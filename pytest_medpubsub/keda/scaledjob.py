@@ -18,12 +18,14 @@ import yaml
 from pytest_medpubsub.keda.scaler import (
     DEFAULT_JOBS_HISTORY_LIMIT,
     DEFAULT_POLLING_INTERVAL,
-    KafkaTriggerMetadata,
     MultipleScalersCalculation,
-    ScaledJobError,
     ScalingSpec,
     ScalingStrategy,
     Strategy,
+)
+from pytest_medpubsub.keda.trigger import (
+    KafkaTriggerMetadata,
+    ScaledJobError,
 )
 
 __all__ = ["EnvVar", "ScaledJobError", "ScaledJobSpec", "load_scaled_job", "parse_scaled_job"]
@@ -94,6 +96,16 @@ def parse_scaled_job(
         which = f"{KIND} named {name!r}" if name else f"{API_VERSION} {KIND}"
         raise ScaledJobError(f"{source}: expected exactly one {which}, found {len(found)}.")
     return _scaled_job(found[0], source)
+
+
+def scaled_job_of(document: Mapping[str, object], *, source: str) -> ScaledJobSpec:
+    """The ScaledJob of one manifest object already read (a render's), without a YAML pass."""
+    if document.get("apiVersion") != API_VERSION or document.get("kind") != KIND:
+        raise ScaledJobError(
+            f"{source}: expected a {API_VERSION} {KIND}, got {document.get('apiVersion')}"
+            f" {document.get('kind')}."
+        )
+    return _scaled_job(document, source)
 
 
 def _scaled_job(doc: Mapping[str, object], source: str) -> ScaledJobSpec:

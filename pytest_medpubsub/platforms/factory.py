@@ -10,6 +10,7 @@ from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import designs
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.platforms.base import Platform, PlatformUnavailable
+from pytest_medpubsub.platforms.local_system import LocalRun
 
 if TYPE_CHECKING:  # the cluster stack (kubernetes, pytest-kind) loads only when asked for
     from pytest_medpubsub.platforms.cluster_backends import ClusterOptions
@@ -48,7 +49,7 @@ def create_local(
     options: PlatformOptions, kafka: KafkaSettings, broker: EmbeddedKafka | None
 ) -> Platform:
     return _design(options).local_platform(
-        kafka, options.run_dir, broker=broker, state_file=options.state_file
+        LocalRun(kafka, options.run_dir, broker=broker, state_file=options.state_file)
     )
 
 

@@ -15,17 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medpubsub.medicine.readiness import read_ready_partitions
-from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes, progress, project, state
 from pytest_medpubsub.designs import scaledjob as this_design
-from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.group import GroupAssignment, group_assignment
 from pytest_medpubsub.kafka.offsets import OffsetReader
-from pytest_medpubsub.kafka.security import Credentials
 from pytest_medpubsub.keda.scaledjob import ScaledJobSpec, load_scaled_job
 from pytest_medpubsub.platforms.base import PlatformError
 from pytest_medpubsub.platforms.local_scaledjob import LocalScaledJob
-from pytest_medpubsub.platforms.local_system import LocalSystem
+from pytest_medpubsub.platforms.local_system import LocalRun, LocalSystem
 from pytest_medpubsub.waiting import wait_until
 
 # Warm makers start as processes, join the group and register a producer per partition:
@@ -58,17 +55,8 @@ class LocalPlatform(LocalSystem):
 
     design = this_design.NAME
 
-    def __init__(
-        self,
-        kafka: KafkaSettings,
-        run_dir: Path,
-        broker: EmbeddedKafka | None = None,
-        state_file: Path | None = None,
-        scaledjob_manifest: Path | None = None,
-        *,
-        credentials: Credentials | None = None,
-    ):
-        super().__init__(kafka, run_dir, broker, state_file, credentials=credentials)
+    def __init__(self, run: LocalRun, scaledjob_manifest: Path | None = None) -> None:
+        super().__init__(run)
         self._manifest = scaledjob_manifest
         self._scaledjob: LocalScaledJob | None = None
 

@@ -26,7 +26,7 @@ from pytest_medpubsub import processes, progress, state
 from pytest_medpubsub.designs import dispatcher as this_design
 from pytest_medpubsub.kafka.group import group_assignment
 from pytest_medpubsub.kafka.offsets import OffsetReader, start_new_group_at_end
-from pytest_medpubsub.platforms.local_system import LocalSystem
+from pytest_medpubsub.platforms.local_system import LocalRun, LocalSystem
 from pytest_medpubsub.waiting import WaitTimeout, wait_until
 
 GROUP = "dispatcher"
@@ -41,8 +41,8 @@ class LocalDispatcherPlatform(LocalSystem):
 
     design = this_design.NAME
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, run: LocalRun) -> None:
+        super().__init__(run)
         self._dispatcher: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._keeper = threading.Thread(target=self._keep_dispatcher, name="local-dispatcher")

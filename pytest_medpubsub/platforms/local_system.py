@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from medpubsub.settings import KafkaSettings
@@ -29,27 +30,30 @@ from pytest_medpubsub.waiting import WaitTimeout
 _OWNED_PREFIXES = ("MEDPUBSUB_", "MEDICINE_", "DISPATCHER_")
 
 
+@dataclass(frozen=True)
+class LocalRun:
+    """Where a local platform runs: the broker (kept running by its owner, restarted here when it
+    dies), the platform's own directory, and the state file `chaos run` finds it by."""
+
+    kafka: KafkaSettings
+    run_dir: Path
+    broker: EmbeddedKafka | None = None
+    state_file: Path | None = None
+
+
 class LocalSystem(Platform):
     """The system on this machine; `start()` runs the design's makers, `stop()` stops it all but
     the broker (its owner stops it)."""
 
     name = "local"
 
-    def __init__(
-        self,
-        kafka: KafkaSettings,
-        run_dir: Path,
-        broker: EmbeddedKafka | None = None,
-        state_file: Path | None = None,
-        *,
-        credentials: Credentials | None = None,
-    ):
-        self._kafka = kafka
-        # A secure broker: each process gets its own identity (the broker's, unless given).
-        self._credentials = credentials or (broker.credentials if broker is not None else None)
-        self.run_dir = run_dir
-        self.broker = broker
-        self.state_file = state_file
+    def __init__(self, run: LocalRun) -> None:
+        self._kafka = run.kafka
+        # A secure broker: each process gets its own identity.
+        self._credentials = run.broker.credentials if run.broker is not None else None
+        self.run_dir = run.run_dir
+        self.broker = run.broker
+        self.state_file = run.state_file
         self._patients: list[tuple[str, subprocess.Popen[bytes], int]] = []
         self._patient_numbers = itertools.count(1)
         self._offsets: OffsetReader | None = None

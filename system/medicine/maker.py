@@ -34,14 +34,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
-    KafkaError,
     KafkaException,
     Message,
     TopicPartition,
 )
 
+from medpubsub.medicine.committed import committed_starts, stable_starts
 from medpubsub.medicine.lines import InFlight, PartitionKey, PartitionLines
 from medpubsub.medicine.producers import PartitionProducers
 from medpubsub.medicine.transaction import (
@@ -66,17 +65,11 @@ MAX_ATTEMPTS = 3
 SETTLE_TIMEOUT_S = 90.0
 # How long the watchdog's last words wait for the main thread to leave the group.
 LEAVE_TIMEOUT_S = 2.5
-# One look-up of the committed offsets of partitions just assigned.
-COMMITTED_TIMEOUT_S = 5.0
 # How long an order waits for its partition's producer: registering retries for up to
 # producers.INIT_TIMEOUT_S, and the offset check after it is the main thread's next tick.
 REGISTRATION_TIMEOUT_S = 75.0
 # How often a revocation waiting for orders in flight checks the registrations they wait for.
 REGISTRATION_CHECK_S = 0.05
-# How long an assigned partition may wait for its committed offset to become stable: the
-# transaction committing it ends within the makers' transaction timeout (10 s or more), or the
-# broker aborts it then.
-STABLE_OFFSET_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -228,7 +221,9 @@ class Maker:
         """
         if not partitions:
             return
-        starts = self._stable_committed(partitions)
+        starts, unreadable = stable_starts(self.consumer, partitions)
+        # Partitions left out are not read by this maker, which fails so that they move on.
+        self.failure = self.failure or unreadable
         if starts:
             # Registering fences the partitions' previous holders; it runs while the first
             # orders are made, and no order commits before its partition's offset has been read
@@ -306,18 +301,15 @@ class Maker:
         unchecked = self._producers.registered_unchecked()
         if not unchecked:
             return
-        asked = [TopicPartition(*registration.key) for registration in unchecked]
         try:
-            found = self.consumer.committed(asked, timeout=COMMITTED_TIMEOUT_S)
+            now = committed_starts(self.consumer, [each.key for each in unchecked])
         except KafkaException as exception:
             log.info("%s: registered partitions not checked yet: %s", self.name, exception)
             return
-        committed = {(tp.topic, tp.partition): tp for tp in found}
         for registration in unchecked:
-            now = committed.get(registration.key)
-            if now is None or now.error is not None:  # still being committed: next tick
+            offset = now.get(registration.key)
+            if offset is None:  # still being committed: next tick
                 continue
-            offset = _start_of(now)
             if offset == registration.start_offset:
                 registration.ready.set()
                 continue
@@ -327,40 +319,6 @@ class Maker:
                 f" one started it at {registration.start_offset}; leaving it to the next owner"
             )
             self.failure = self.failure or registration.problem
-
-    def _stable_committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        """Where each partition starts: its stable committed offset, or its beginning if none.
-
-        Partitions whose commit stays unreadable past STABLE_OFFSET_TIMEOUT_S are left out (not
-        read by this maker) and the maker fails, so that its partitions move to another.
-        """
-        deadline = time.monotonic() + STABLE_OFFSET_TIMEOUT_S
-        wanted = {(p.topic, p.partition) for p in partitions}
-        starts: dict[PartitionKey, int] = {}
-        last: str = "nothing yet"
-        while wanted - set(starts) and time.monotonic() < deadline:
-            asked = [TopicPartition(t, p) for t, p in sorted(wanted - set(starts))]
-            try:
-                found = self.consumer.committed(asked, timeout=COMMITTED_TIMEOUT_S)
-            except KafkaException as exception:
-                error = exception.args[0] if exception.args else None
-                if isinstance(error, KafkaError) and error.fatal():
-                    break
-                last = str(exception)
-                continue
-            for committed in found:
-                if committed.error is not None:  # UNSTABLE_OFFSET_COMMIT: still being committed
-                    last = f"{committed.topic}[{committed.partition}]: {committed.error}"
-                    continue
-                offset = _start_of(committed)
-                starts[(committed.topic, committed.partition)] = offset
-        missing = wanted - set(starts)
-        if missing:
-            self.failure = self.failure or (
-                f"the committed offsets of {sorted(missing)} stayed unreadable for"
-                f" {STABLE_OFFSET_TIMEOUT_S:.0f} s ({last})"
-            )
-        return [TopicPartition(t, p, offset) for (t, p), offset in sorted(starts.items())]
 
     def _fits(self, record: Message) -> bool:
         if self._in_flight == 0:
@@ -464,8 +422,3 @@ class Maker:
                 if reread_from is not None:
                     self.consumer.seek(TopicPartition(topic, partition, reread_from))
             self.consumer.resume([TopicPartition(topic, partition)])
-
-
-def _start_of(committed: TopicPartition) -> int:
-    """Where a partition starts from its committed offset: there, or its beginning if none."""
-    return committed.offset if committed.offset >= 0 else OFFSET_BEGINNING

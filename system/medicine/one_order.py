@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -61,7 +60,7 @@ from medpubsub.medicine.transaction import (
 from medpubsub.medicine.watchdog import Watchdog
 from medpubsub.messages import Order, parse_order
 from medpubsub.settings import ConfigError, KafkaSettings, MedicineSettings, load
-from medpubsub.shutdown import StopRequest
+from medpubsub.shutdown import start_service
 
 log = logging.getLogger("medpubsub.medicine")
 
@@ -125,11 +124,7 @@ def run() -> int:
     settings = load(MedicineSettings)
     dispatched = dispatched_order(os.environ)
     order = dispatched.order()
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s"
-    )
-    stop = StopRequest()
-    stop.install()
+    stop = start_service()
     name = maker_name(os.environ)
     # Never subscribes: it only reads and commits the marker group's offset, as a "simple"
     # consumer (generation -1) does, which the classic protocol is made for.

@@ -21,7 +21,6 @@ import logging
 import os
 import secrets
 import socket
-import sys
 import time
 from collections.abc import Mapping
 
@@ -32,7 +31,7 @@ from medpubsub.medicine.maker import Destinations, Maker, MakerFailed
 from medpubsub.medicine.producers import PartitionProducers, transactional_factory
 from medpubsub.medicine.readiness import ReadinessFile
 from medpubsub.settings import KafkaSettings, MedicineSettings, load
-from medpubsub.shutdown import StopRequest
+from medpubsub.shutdown import StopRequest, start_service
 
 # How long one poll may block when nothing is in flight; bounds the reaction time to SIGTERM
 # and to the idle timeout.
@@ -59,11 +58,7 @@ def run() -> int:
     """Run one medicine job (see the module's docstring for the exit status)."""
     kafka = load(KafkaSettings)
     settings = load(MedicineSettings)
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s"
-    )
-    stop = StopRequest()
-    stop.install()
+    stop = start_service()
     name = maker_name(os.environ)
     producers = PartitionProducers(
         transactional_factory(kafka, name), settings.group_id, stop.is_set

@@ -35,6 +35,14 @@ def topics(medpubsub_kafka: str, request: pytest.FixtureRequest) -> Iterator[Tes
 
 
 @pytest.fixture
+def four_partitions(medpubsub_kafka: str) -> Iterator[TestTopics]:
+    """Like `topics`, with four orders partitions (for makers that share them)."""
+    created = create_topics(medpubsub_kafka, partitions=4)
+    yield created
+    delete_topics(created)
+
+
+@pytest.fixture
 def reader() -> Iterator[ReaderFactory]:
     """`reader(topics, topic, committed_only=True)`: a whole-topic reader, closed afterwards."""
     readers: list[TopicReader] = []

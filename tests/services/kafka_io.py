@@ -13,7 +13,9 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from medpubsub.kafka_clients import common_config, reader_config
+from medpubsub.messages import Order
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes
 from pytest_medpubsub.waiting import wait_until
@@ -41,6 +44,31 @@ QUIET = {"log_level": 4}
 # Variables a developer's shell may export that would leak into the services under test.
 _SERVICE_PREFIXES = ("MEDPUBSUB_", "ORBITAL_", "MEDICINE_")
 _LEAKY = ("KUBERNETES_SERVICE_HOST", "HOSTNAME")
+
+# What a maker prints once it has joined its group (its name is the tabs' `maker`).
+STARTED = r"medicine (?P<name>\S+): taking orders"
+
+
+def an_order(tabs_count: int, patient_id: str = "patient-a") -> Order:
+    """A new order (fresh id) placed now."""
+    return Order(
+        order_id=str(uuid.uuid4()),
+        patient_id=patient_id,
+        tabs_count=tabs_count,
+        ordered_at_ns=time.time_ns(),
+    )
+
+
+def tab_counts(records: list[dict[str, object]]) -> Counter[str]:
+    """How often each tab id was delivered."""
+    return Counter(str(record["tab_id"]) for record in records)
+
+
+def expected_tabs(*orders: Order) -> Counter[str]:
+    """Each tab of `orders`, once."""
+    return Counter(
+        f"{order.order_id}:{index}" for order in orders for index in range(order.tabs_count)
+    )
 
 
 def service_environment(settings: Mapping[str, str]) -> dict[str, str]:
@@ -309,3 +337,22 @@ class Service:
 
 ReaderFactory = Callable[..., TopicReader]
 ServiceFactory = Callable[..., Service]
+
+
+def maker_mid_order(
+    topics: TestTopics, service: ServiceFactory, order: Order, **settings: str | float
+) -> Service:
+    """Place `order`, start a maker on `topics` with `settings`; return it once it says it is
+    making the order (its tabs are being made, none committed)."""
+    produce(topics.bootstrap, topics.orders, [order.to_bytes()])
+    maker = service("medicine", topics.environment(**settings))
+    maker.wait_for_output(rf"making order {order.order_id}", timeout_s=20)
+    return maker
+
+
+def makers_of_tabs_made_once(reader: ReaderFactory, topics: TestTopics, order: Order) -> set[str]:
+    """Who made `order`'s committed tabs, once each of them is found there exactly once."""
+    committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(30)]
+    counts = tab_counts(committed)
+    assert counts == expected_tabs(order), f"committed tabs of {order.order_id}: {counts}"
+    return {str(record["maker"]) for record in committed}

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -25,18 +23,9 @@ from medpubsub.messages import Order
 from pytest_medpubsub import processes
 from pytest_medpubsub.waiting import wait_until
 
-from .kafka_io import QUIET, ReaderFactory, ServiceFactory, TestTopics, produce
+from .kafka_io import QUIET, ReaderFactory, ServiceFactory, TestTopics, an_order, produce
 
 MAKING = r"medicine (?P<name>\S+): making order"
-
-
-def an_order(tabs_count: int) -> Order:
-    return Order(
-        order_id=str(uuid.uuid4()),
-        patient_id="patient-d",
-        tabs_count=tabs_count,
-        ordered_at_ns=time.time_ns(),
-    )
 
 
 def dispatched(topics: TestTopics, order: Order) -> DispatchedOrder:

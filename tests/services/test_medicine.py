@@ -17,21 +17,20 @@ from collections.abc import Callable
 
 import pytest
 
-from medpubsub.messages import Order, SeedOrder, Tab
+from medpubsub.messages import SeedOrder, Tab
 
-from .kafka_io import ReaderFactory, ServiceFactory, TestTopics, committed_offset, produce
+from .kafka_io import (
+    STARTED,
+    ReaderFactory,
+    ServiceFactory,
+    TestTopics,
+    an_order,
+    committed_offset,
+    maker_mid_order,
+    produce,
+)
 
 TAB_SECONDS = 2.0
-STARTED = r"medicine (?P<name>\S+): taking orders"
-
-
-def an_order(tabs_count: int, patient_id: str = "patient-a") -> Order:
-    return Order(
-        order_id=str(uuid.uuid4()),
-        patient_id=patient_id,
-        tabs_count=tabs_count,
-        ordered_at_ns=time.time_ns(),
-    )
 
 
 def tabs_of(documents: list[dict[str, object]]) -> list[Tab]:
@@ -218,10 +217,8 @@ def test_a_maker_killed_mid_order_leaves_nothing_and_the_next_makes_each_tab_onc
     # 15 workers for 16 tabs: two waves of 2 s, so the maker is surely mid-order when it is
     # killed right after it says it is making the order.
     order = an_order(tabs_count=16)
-    produce(topics.bootstrap, topics.orders, [order.to_bytes()])
     settings = {"MEDICINE_MAX_WORKERS": 15, "MEDICINE_IDLE_TIMEOUT_SECONDS": 30}
-    first = service("medicine", topics.environment(**settings))
-    first.wait_for_output(rf"making order {order.order_id}", timeout_s=20)
+    first = maker_mid_order(topics, service, order, **settings)
 
     assert first.signal_and_wait(signal.SIGKILL, timeout_s=5) == -signal.SIGKILL
     second = service("medicine", topics.environment(**settings))
@@ -244,11 +241,10 @@ def test_sigterm_mid_order_exits_0_writes_nothing_and_the_next_maker_makes_the_o
     topics: TestTopics, service: ServiceFactory, reader: ReaderFactory
 ) -> None:
     order = an_order(tabs_count=2)
-    produce(topics.bootstrap, topics.orders, [order.to_bytes()])
     # One worker: tab 0 is made at 2 s and tab 1 at 4 s, so the order is mid-way for a while.
-    settings = {"MEDICINE_MAX_WORKERS": 1, "MEDICINE_IDLE_TIMEOUT_SECONDS": 30}
-    first = service("medicine", topics.environment(**settings))
-    first.wait_for_output(rf"making order {order.order_id}", timeout_s=20)
+    first = maker_mid_order(
+        topics, service, order, MEDICINE_MAX_WORKERS=1, MEDICINE_IDLE_TIMEOUT_SECONDS=30
+    )
 
     assert first.signal_and_wait(signal.SIGTERM, timeout_s=5) == 0, first.output()
     assert "stopped by SIGTERM after 0 orders" in first.output()

@@ -9,10 +9,6 @@ timestamps, not on the test's wall clock.
 from __future__ import annotations
 
 import signal
-import time
-import uuid
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,44 +19,20 @@ from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.topics import ensure_topics
 
 from .kafka_io import (
+    STARTED,
     ReaderFactory,
     ServiceFactory,
     TestTopics,
+    an_order,
     committed_offset,
     create_topics,
-    delete_topics,
+    expected_tabs,
     produce,
+    tab_counts,
 )
 
 TAB_SECONDS = 2.0
-STARTED = r"medicine (?P<name>\S+): taking orders"
 NS = 1_000_000_000
-
-
-def an_order(tabs_count: int) -> Order:
-    return Order(
-        order_id=str(uuid.uuid4()),
-        patient_id="patient-f",
-        tabs_count=tabs_count,
-        ordered_at_ns=time.time_ns(),
-    )
-
-
-def tab_counts(records: list[dict[str, object]]) -> Counter[str]:
-    return Counter(str(record["tab_id"]) for record in records)
-
-
-def expected_tabs(*orders: Order) -> Counter[str]:
-    return Counter(
-        f"{order.order_id}:{index}" for order in orders for index in range(order.tabs_count)
-    )
-
-
-@pytest.fixture
-def four_partitions(medpubsub_kafka: str) -> Iterator[TestTopics]:
-    created = create_topics(medpubsub_kafka, partitions=4)
-    yield created
-    delete_topics(created)
 
 
 def make_to_the_end(

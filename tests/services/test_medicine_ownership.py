@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -29,21 +28,19 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from medpubsub.kafka_clients import consumer_config
 from medpubsub.medicine.maker import Destinations, Maker
 from medpubsub.medicine.producers import PartitionProducers, transactional_factory
-from medpubsub.messages import Order
 from pytest_medpubsub.waiting import wait_until
 
-from .kafka_io import ReaderFactory, ServiceFactory, TestTopics, committed_offset, produce
-
-STARTED = r"medicine (?P<name>\S+): taking orders"
-
-
-def an_order(tabs_count: int) -> Order:
-    return Order(
-        order_id=str(uuid.uuid4()),
-        patient_id="patient-s",
-        tabs_count=tabs_count,
-        ordered_at_ns=time.time_ns(),
-    )
+from .kafka_io import (
+    STARTED,
+    ReaderFactory,
+    ServiceFactory,
+    TestTopics,
+    an_order,
+    committed_offset,
+    maker_mid_order,
+    makers_of_tabs_made_once,
+    produce,
+)
 
 
 def test_an_order_whose_maker_s_session_expires_mid_order_is_made_once(
@@ -52,11 +49,9 @@ def test_an_order_whose_maker_s_session_expires_mid_order_is_made_once(
     # One worker: the order's 6 tabs are made one after the other (12 s), so the first maker is
     # still making it long after it wakes up and has rejoined the group.
     order = an_order(tabs_count=6)
-    produce(topics.bootstrap, topics.orders, [order.to_bytes()])
     settings = {"MEDICINE_MAX_ORDERS": 0, "MEDICINE_IDLE_TIMEOUT_SECONDS": 20}
-    first = service("medicine", topics.environment(MEDICINE_MAX_WORKERS=1, **settings))
-    first_name = first.wait_for_output(STARTED, timeout_s=15)["name"]
-    first.wait_for_output(rf"making order {order.order_id}", timeout_s=20)
+    first = maker_mid_order(topics, service, order, MEDICINE_MAX_WORKERS=1, **settings)
+    first_name = first.wait_for_output(STARTED, timeout_s=1)["name"]
     # The second maker owns nothing (one partition) until the first one's session expires.
     second = service("medicine", topics.environment(MEDICINE_MAX_WORKERS=1, **settings))
     second_name = second.wait_for_output(STARTED, timeout_s=15)["name"]
@@ -163,10 +158,7 @@ def test_two_makers_that_both_believe_they_own_a_partition_make_its_order_once(
         for each in (zombie, owner):
             each.maker.close()
 
-    committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(30)]
-    tabs = Counter(str(record["tab_id"]) for record in committed)
-    assert tabs == Counter(f"{order.order_id}:{index}" for index in range(order.tabs_count))
-    assert {str(record["maker"]) for record in committed} == {owner.name}
+    assert makers_of_tabs_made_once(reader, topics, order) == {owner.name}
     assert owner.maker.tally.made == 1
     assert zombie.maker.tally.made == 0
     assert "fenced" in str(zombie.maker.failure)
@@ -211,10 +203,7 @@ def test_a_maker_whose_partition_was_committed_while_it_registered_leaves_it(
         for each in (zombie, owner):
             each.maker.close()
 
-    committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(30)]
-    tabs = Counter(str(record["tab_id"]) for record in committed)
-    assert tabs == Counter(f"{order.order_id}:{index}" for index in range(order.tabs_count))
-    assert {str(record["maker"]) for record in committed} == {zombie.name}
+    assert makers_of_tabs_made_once(reader, topics, order) == {zombie.name}
     assert owner.maker.tally.made == 0
     assert "was committed up to 1 by another maker" in str(owner.maker.failure)
     assert committed_offset(topics) == 1

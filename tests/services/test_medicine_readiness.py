@@ -9,25 +9,14 @@ a run's first orders wait for registrations.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from medpubsub.medicine.readiness import read_ready_partitions
 from pytest_medpubsub.waiting import wait_until
 
-from .kafka_io import ServiceFactory, TestTopics, create_topics, delete_topics
+from .kafka_io import STARTED, ServiceFactory, TestTopics
 
 PARTITIONS = 4
-STARTED = r"medicine (?P<name>\S+): taking orders"
-
-
-@pytest.fixture
-def four_partitions(medpubsub_kafka: str) -> Iterator[TestTopics]:
-    created = create_topics(medpubsub_kafka, partitions=PARTITIONS)
-    yield created
-    delete_topics(created)
 
 
 def test_the_readiness_files_cover_every_partition_as_they_move_and_go_at_exit(

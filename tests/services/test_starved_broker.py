@@ -27,7 +27,6 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from medpubsub.kafka_clients import reader_config
-from medpubsub.messages import Order
 from pytest_medpubsub.kafka.broker import system_topics, warm_up_coordinators
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.topics import ensure_topics
@@ -37,6 +36,7 @@ from .kafka_io import (
     ReaderFactory,
     ServiceFactory,
     TestTopics,
+    an_order,
     committed_offset,
     create_topics,
     produce,
@@ -47,15 +47,6 @@ PARTITIONS = 4
 # among 40 busy makers on two cores got at the worst of the overload.
 STARVED_FOR_S = 10.0
 RUNS_MS, STOPPED_MS = 20, 980
-
-
-def an_order(tabs_count: int) -> Order:
-    return Order(
-        order_id=str(uuid.uuid4()),
-        patient_id="patient-b",
-        tabs_count=tabs_count,
-        ordered_at_ns=time.time_ns(),
-    )
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ themselves, waiting for it to be stable (maker.py).
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from medpubsub.kafka_clients import common_config, consumer_config
-from medpubsub.messages import Order
 from pytest_medpubsub.kafka.group import group_assignment
 from pytest_medpubsub.waiting import wait_until
 
@@ -32,6 +30,7 @@ from .kafka_io import (
     ReaderFactory,
     ServiceFactory,
     TestTopics,
+    an_order,
     committed_offset,
     create_topics,
     delete_topics,
@@ -48,15 +47,6 @@ def two_partitions(medpubsub_kafka: str) -> Iterator[TestTopics]:
     created = create_topics(medpubsub_kafka, partitions=2)
     yield created
     delete_topics(created)
-
-
-def an_order(tabs_count: int) -> Order:
-    return Order(
-        order_id=str(uuid.uuid4()),
-        patient_id="patient-u",
-        tabs_count=tabs_count,
-        ordered_at_ns=time.time_ns(),
-    )
 
 
 def leave_a_pending_offset_commit(topics: TestTopics, offset: int) -> Producer:
