@@ -14,7 +14,7 @@ from pytest_medpubsub.k8s.objects import load_documents
 from pytest_medpubsub.platforms import cluster_teardown, operators
 from pytest_medpubsub.platforms.cluster_deploy import split_makers_starters
 from pytest_medpubsub.platforms.cluster_operators import Installed
-from pytest_medpubsub.platforms.kubectl import DEFAULT_TIMEOUT_S, Kubectl
+from pytest_medpubsub.platforms.kubectl import Kubectl
 from pytest_medpubsub.project import SCALEDJOB_MANIFEST, project_dir
 
 
@@ -97,13 +97,7 @@ class RecordingKubectl(Kubectl):
 
     calls: list[str] = field(default_factory=list)
 
-    def run(
-        self,
-        *args: str,
-        namespace: str | None = None,
-        stdin: str | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-    ) -> str:
+    def run(self, *args: str, **_: Any) -> str:  # namespace, stdin and timeout do not matter
         self.calls.append(" ".join(args[:2]))
         return ""
 

@@ -3,6 +3,9 @@
 One `medpubsub kafka --secure` serves the whole module (started as a user would start it, so its
 `bootstrap=` / `credentials=` lines are tested too). Each allowed path runs the real client
 configuration the service uses; each denial is Kafka's own refusal, read from the client.
+
+Why one module of this size (over 450 lines): every test here shares that one secured broker
+(a JVM start with SCRAM provisioning, seconds on two cores); split, each part would start its own.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from medpubsub.messages import MAX_TABS, MIN_TABS
 from medpubsub.settings import KafkaSettings, MedicineSettings
@@ -46,18 +47,14 @@ def scaled_job_findings(
             f"trigger bootstrapServers is {','.join(trigger.bootstrap_servers)!r}, "
             f"expected {bootstrap}",
         )
-    group = maker_env.get(
-        "MEDICINE_GROUP_ID", str(MedicineSettings.model_fields["group_id"].default)
-    )
+    group = _as_read(maker_env, MedicineSettings, "group_id")
     if trigger.consumer_group != group:
         broken(
             "wiring.group",
             f"trigger consumerGroup is {trigger.consumer_group!r} but the makers' "
             f"MEDICINE_GROUP_ID is {group!r}: KEDA would measure a group nobody consumes in",
         )
-    orders = maker_env.get(
-        "MEDPUBSUB_ORDERS_TOPIC", str(KafkaSettings.model_fields["orders_topic"].default)
-    )
+    orders = _as_read(maker_env, KafkaSettings, "orders_topic")
     if trigger.topic != orders:
         broken(
             "wiring.trigger",
@@ -114,6 +111,12 @@ def scaled_job_findings(
     else:
         broken("wiring.topics", f"trigger topic {trigger.topic!r} is not a KafkaTopic")
     return findings
+
+
+def _as_read(env: Mapping[str, str], settings: type[BaseSettings], field: str) -> str:
+    """A setting as the maker reads it: its variable's literal value, else the default."""
+    variable = f"{settings.model_config.get('env_prefix', '')}{field}".upper()
+    return env.get(variable, str(settings.model_fields[field].default))
 
 
 # Orders are 1-30 tabs at random: 15.5 on average. A maker is sized for its mean load to use
