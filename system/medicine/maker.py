@@ -166,7 +166,9 @@ class Maker:
 
     def subscribe(self, topic: str) -> None:
         """Join the group for `topic`, with this maker's rebalance callbacks."""
-        self.consumer.subscribe([topic], on_assign=self.on_assign, on_revoke=self.on_revoke)
+        self.consumer.subscribe(
+            [topic], on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_lost
+        )
 
     def offer(self, record: Message) -> None:
         """A polled, error-free record: start it, or keep it until workers are free."""
@@ -221,6 +223,7 @@ class Maker:
         """
         if not partitions:
             return
+        log.info("%s: assigned %s", self.name, _listed(partitions))
         starts, unreadable = stable_starts(self.consumer, partitions)
         # Partitions left out are not read by this maker, which fails so that they move on.
         self.failure = self.failure or unreadable
@@ -234,6 +237,8 @@ class Maker:
     def on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
         """Rebalance callback: let the orders of these partitions settle before they go."""
         keys = {(p.topic, p.partition) for p in partitions}
+        if partitions:
+            log.info("%s: revoked %s", self.name, _listed(partitions))
         self._group_metadata = self.consumer.consumer_group_metadata()
         paused = keys & set(self._waiting.records)
         for key in paused:
@@ -260,6 +265,18 @@ class Maker:
         self._take_settled()
         self._lines.forget(keys)  # the next owner reads them from their committed offsets
         self._producers.drop(keys)
+
+    def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Rebalance callback: the group took these partitions without a revocation (this
+        maker's session expired, or its member epoch was fenced). Their next owners fence this
+        maker's producers when they register, so its orders there cannot commit; said in the log,
+        then handled as a revocation."""
+        log.warning(
+            "%s: lost %s (the group no longer counts this maker as their owner)",
+            self.name,
+            _listed(partitions),
+        )
+        self.on_revoke(consumer, partitions)
 
     def leave_group(self) -> None:
         """The watchdog's last words: hand this maker's partitions over now, not at session expiry.
@@ -422,3 +439,13 @@ class Maker:
                 if reread_from is not None:
                     self.consumer.seek(TopicPartition(topic, partition, reread_from))
             self.consumer.resume([TopicPartition(topic, partition)])
+
+
+def _listed(partitions: list[TopicPartition]) -> str:
+    """`tabs.orders[0,3,7]`: partitions for a log line, by topic."""
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return " ".join(
+        f"{topic}[{','.join(map(str, sorted(numbers)))}]" for topic, numbers in by_topic.items()
+    )

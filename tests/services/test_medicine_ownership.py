@@ -207,3 +207,50 @@ def test_a_maker_whose_partition_was_committed_while_it_registered_leaves_it(
     assert owner.maker.tally.made == 0
     assert "was committed up to 1 by another maker" in str(owner.maker.failure)
     assert committed_offset(topics) == 1
+
+
+def test_a_registration_still_under_way_at_hand_over_never_fences_the_next_owner(
+    topics: TestTopics,
+) -> None:
+    """A maker given a partition and asked for it back before its registration is done.
+
+    This is how every platform starts: the first warm maker is given every partition, and half
+    of them go to the second a moment later. Had the first maker's registration reached the
+    coordinator after the second's, it would have fenced the rightful owner's first commit (the
+    owner then fails and is replaced). The hand-over must cancel it and wait for it to end.
+    """
+    key = (topics.orders, 0)
+    release = threading.Event()
+    make_old = transactional_factory(topics.kafka, f"old-{uuid.uuid4().hex[:6]}")
+
+    def registering_slowly(transactional_id: str) -> Producer:
+        release.wait(30)  # the registration is under way, its request not sent yet
+        return make_old(transactional_id)
+
+    old = PartitionProducers(registering_slowly, topics.group, stopping=lambda: False)
+    old.begin([(key, 0)])
+    old_registration = old.get(key)
+    assert old_registration is not None
+    handover = threading.Thread(target=old.drop, args=([key],), name="hand-over")
+    handover.start()  # returns once the old registration has ended
+    new = PartitionProducers(
+        transactional_factory(topics.kafka, f"new-{uuid.uuid4().hex[:6]}"),
+        topics.group,
+        stopping=lambda: False,
+    )
+    new.begin([(key, 0)])
+    registration = new.get(key)
+    assert registration is not None
+    assert registration.registered.wait(30), registration.problem
+    release.set()  # from here on, a registration of the old owner would fence the new one
+    handover.join(30)
+    assert not handover.is_alive()
+    assert old_registration.ended.is_set()
+    assert old_registration.producer is None  # cancelled before it reached the coordinator
+
+    producer = registration.producer
+    assert producer is not None
+    producer.begin_transaction()
+    producer.produce(topics.deliveries, b"committed by the partition's owner")
+    producer.commit_transaction(10)  # raises (fenced) had the old owner registered after
+    new.drop_all()
