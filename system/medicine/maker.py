@@ -267,10 +267,8 @@ class Maker:
         self._producers.drop(keys)
 
     def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Rebalance callback: the group took these partitions without a revocation (this
-        maker's session expired, or its member epoch was fenced). Their next owners fence this
-        maker's producers when they register, so its orders there cannot commit; said in the log,
-        then handled as a revocation."""
+        """Rebalance callback: partitions taken without a revocation (session expired, epoch
+        fenced); their next owners' registrations fence this maker there. Logged, then revoked."""
         log.warning(
             "%s: lost %s (the group no longer counts this maker as their owner)",
             self.name,
