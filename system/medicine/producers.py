@@ -176,6 +176,11 @@ class PartitionProducers:
         with self._lock:
             return self._owned.get(key)
 
+    def registering(self) -> bool:
+        """Some partition owned cannot commit yet (not registered, or not checked)."""
+        with self._lock:
+            return any(not each.ready.is_set() for each in self._owned.values())
+
     def registered_unchecked(self) -> list[Registration]:
         """Registered partitions whose committed offset has not been read again yet."""
         with self._lock:

@@ -3,7 +3,8 @@
 A job joins the group (KIP-848, so its arrival does not stop the other makers) and polls without
 pause; every record is made on an order thread in a transaction of its own while the maker has
 free workers (maker.py). It leaves after MEDICINE_MAX_ORDERS orders, or once no order came for
-MEDICINE_IDLE_TIMEOUT_SECONDS, so KEDA's Jobs scale in when the orders stop.
+MEDICINE_IDLE_TIMEOUT_SECONDS since its partitions were registered, so KEDA's Jobs scale in when
+the orders stop.
 
 Exit status: 0 when done (MEDICINE_MAX_ORDERS orders made), idle (no record for
 MEDICINE_IDLE_TIMEOUT_SECONDS) or stopped (SIGTERM / SIGINT; orders being made are left
@@ -90,7 +91,9 @@ def run() -> int:
     )
     readiness = ReadinessFile(settings.ready_file)
     try:
-        reason, status = _serve(consumer, maker, settings, stop, readiness)
+        reason, status = _serve(
+            consumer, maker, settings, stop, producers=producers, readiness=readiness
+        )
     finally:
         readiness.clear()
         maker.settle_all()
@@ -108,6 +111,8 @@ def _serve(
     maker: Maker,
     settings: MedicineSettings,
     stop: StopRequest,
+    *,
+    producers: PartitionProducers,
     readiness: ReadinessFile,
 ) -> tuple[str, int]:
     """Hand records to the maker until done, idle, stopped or failed: (why, exit status)."""
@@ -124,7 +129,9 @@ def _serve(
             return "failed", 1
         if stop.is_set():
             return f"stopped by {stop.reason}", 0
-        if maker.busy:
+        # Not idle while registering its partitions either: on a small CPU share that takes
+        # seconds, and a warm maker that left right after would hand its partitions on again.
+        if maker.busy or producers.registering():
             last_activity = time.monotonic()
         elif not maker.taking_orders:
             return "done", 0
