@@ -160,10 +160,6 @@ class Maker:
         """False once the maker has started all the orders it may make (MEDICINE_MAX_ORDERS)."""
         return not self.max_orders or self.tally.made + self._orders_in_flight < self.max_orders
 
-    def ready_partitions(self) -> list[PartitionKey]:
-        """The partitions owned, when an order on any of them would commit without waiting."""
-        return self._producers.ready_keys()
-
     def subscribe(self, topic: str) -> None:
         """Join the group for `topic`, with this maker's rebalance callbacks."""
         self.consumer.subscribe(

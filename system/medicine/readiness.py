@@ -2,7 +2,7 @@
 
 A maker owns partitions before it can commit on them: each is registered under its
 transactional id first (producers.py), a round trip per partition that takes seconds for a maker
-on a small CPU share. Whoever waits for warm makers (the pod's readiness probe, the local
+on a small CPU share. Whoever waits for warm makers (the pod's startup probe, the local
 harness) must wait for that too, or the first orders carry the registrations in their latency.
 
 The file lists the partitions, one `<topic> <partition>` per line, so that a harness can check

@@ -123,7 +123,7 @@ def _serve(
             maker.tick()
         except MakerFailed as failure:
             maker.failure = maker.failure or str(failure)
-        readiness.update(maker.ready_partitions())
+        readiness.update(producers.ready_keys())
         if maker.failure is not None:
             log.error("%s: %s", maker.name, maker.failure)
             return "failed", 1
