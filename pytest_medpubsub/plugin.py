@@ -13,6 +13,7 @@ what the hooks do is elsewhere (`run_end`, `designs`, `reports/`).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -430,7 +431,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 def _platform_options(config: pytest.Config) -> factory.PlatformOptions:
-    run_dir = Path(tempfile.gettempdir()) / f"medpubsub-run-{id(config):x}"
+    # The pid as well: pytest-xdist's workers are processes whose configs may share an address.
+    run_dir = Path(tempfile.gettempdir()) / f"medpubsub-run-{os.getpid()}-{id(config):x}"
     return factory.PlatformOptions(
         cluster=str(config.getoption("--medpubsub-cluster")),
         run_dir=run_dir,

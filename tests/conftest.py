@@ -5,6 +5,10 @@ The marker is set here, from the fixtures a test asks for, rather than by hand i
 a test that needs the embedded broker (directly or through the running system) is `kafka`, and
 `make check` (`-m "not kafka"`) leaves exactly those out. A marker written by hand would be
 forgotten on the next such test and make the fast tier slow again.
+
+`latency` is set the same way on a test that runs the whole system (`medpubsub_system`): its SLOs
+bound latency, so `make test` runs these one at a time, after the others ran side by side. A
+sub-session whose inner run must meet the default SLOs is marked by hand.
 """
 
 from __future__ import annotations
@@ -52,8 +56,11 @@ is marked `kafka` by hand."""
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if KAFKA_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if KAFKA_FIXTURES & fixtures:
             item.add_marker(pytest.mark.kafka)
+        if "medpubsub_system" in fixtures:
+            item.add_marker(pytest.mark.latency)
 
 
 def require_kustomize() -> None:

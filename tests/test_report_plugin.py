@@ -184,6 +184,8 @@ def test_a_bad_order_among_good_ones(medpubsub_system):
 """
 
 
+# Its sub-session's run must pass the default latency SLOs, so it runs alone (see `latency`).
+@pytest.mark.latency
 def test_a_runs_dead_letters_are_on_its_page_with_reason_maker_and_record(
     pytester: pytest.Pytester, medpubsub_kafka: str
 ) -> None:
