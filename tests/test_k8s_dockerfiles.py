@@ -1,6 +1,6 @@
-"""Offline proof of the service images: pinned base, non-root numeric user, only the services'
-runtime packages, only `system/`, and every module the service imports present in the image.
-Each rule is shown to fail on a Dockerfile broken on purpose."""
+"""Offline proof of the service images, each a stage of `system/Dockerfile`: pinned base, non-root
+numeric user, only the services' runtime packages, only `system/`, and every module the service
+imports present in the image. Each rule is shown to fail on a Dockerfile broken on purpose."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from pytest_medpubsub.k8s.dockerfiles import (
     SERVICES,
     default_base_image,
     dockerfile_findings,
+    image_subject,
     parse,
+    target_instructions,
 )
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -24,9 +26,47 @@ def test_the_service_dockerfiles_pass(service: str) -> None:
     assert [str(f) for f in dockerfile_findings(PROJECT, service)] == []
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_the_official_base_is_the_default_of_the_base_argument(service: str) -> None:
-    assert default_base_image(PROJECT, service) == "python:3.11.13-slim-bookworm"
+def test_the_official_base_is_the_default_of_the_base_argument() -> None:
+    assert default_base_image(PROJECT) == "python:3.11.13-slim-bookworm"
+
+
+STAGES = """ARG BASE_IMAGE=python:3.11
+FROM ${BASE_IMAGE} AS runtime
+RUN shared
+FROM runtime AS patient
+USER 1
+FROM runtime AS medicine
+USER 2
+FROM medicine AS dispatcher
+USER 3
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "keywords"),
+    [
+        ("runtime", ["ARG", "FROM", "RUN"]),
+        ("patient", ["ARG", "FROM", "RUN", "FROM", "USER 1"]),
+        ("medicine", ["ARG", "FROM", "RUN", "FROM", "USER 2"]),
+        ("dispatcher", ["ARG", "FROM", "RUN", "FROM", "USER 2", "FROM", "USER 3"]),
+        ("nurse", None),
+    ],
+)
+def test_an_image_is_the_global_arguments_and_its_chain_of_stages(
+    target: str, keywords: list[str] | None
+) -> None:
+    chain = target_instructions(parse(STAGES), target)
+    seen = (
+        None
+        if chain is None
+        else [i.keyword if i.keyword != "USER" else f"USER {i.arguments}" for i in chain]
+    )
+    assert seen == keywords
+
+
+def test_stages_that_name_each_other_are_no_chain() -> None:
+    looping = "FROM b AS a\nUSER 1\nFROM a AS b\nUSER 2\n"
+    assert target_instructions(parse(looping), "a") is None
 
 
 def test_continuation_lines_and_comments_are_one_instruction() -> None:
@@ -40,7 +80,7 @@ def test_continuation_lines_and_comments_are_one_instruction() -> None:
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
-    """A copy of the build context (system/) whose patient Dockerfile a test may break."""
+    """A copy of the build context (system/) whose Dockerfile a test may break."""
     shutil.copytree(
         PROJECT / "system", tmp_path / "system", ignore=shutil.ignore_patterns("__pycache__")
     )
@@ -48,11 +88,12 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def break_patient(checkout: Path, old: str, new: str) -> str:
-    dockerfile = checkout / "system/patient/Dockerfile"
+    """Replace the first `old` (the shared stage's, else the patient's: it comes first)."""
+    dockerfile = checkout / "system/Dockerfile"
     text = dockerfile.read_text()
-    assert old in text, f"the patient Dockerfile no longer contains {old!r}"
-    dockerfile.write_text(text.replace(old, new))
-    return "system/patient/Dockerfile"
+    assert old in text, f"the Dockerfile no longer contains {old!r}"
+    dockerfile.write_text(text.replace(old, new, 1))
+    return image_subject("patient")
 
 
 BROKEN = [
@@ -66,11 +107,14 @@ BROKEN = [
      "dockerfile.from"),
     ("undeclared-argument", "ARG BASE_IMAGE=python:3.11.13-slim-bookworm", "",
      "dockerfile.from"),
-    ("argument-after-from", "ARG BASE_IMAGE=python:3.11.13-slim-bookworm\nFROM ${BASE_IMAGE}",
+    ("argument-after-from", "ARG BASE_IMAGE=python:3.11.13-slim-bookworm\n\nFROM ${BASE_IMAGE}",
      "FROM ${BASE_IMAGE}\nARG BASE_IMAGE=python:3.11.13-slim-bookworm", "dockerfile.from"),
     ("fixed-base", "FROM ${BASE_IMAGE}", "FROM python:3.11.13-slim-bookworm", "dockerfile.base"),
-    ("another-argument", "ARG BASE_IMAGE=python:3.11.13-slim-bookworm\nFROM ${BASE_IMAGE}",
+    ("another-argument", "ARG BASE_IMAGE=python:3.11.13-slim-bookworm\n\nFROM ${BASE_IMAGE}",
      "ARG PYTHON=python:3.11.13-slim-bookworm\nFROM ${PYTHON}", "dockerfile.base"),
+    ("no-stage", "FROM runtime AS patient", "FROM runtime AS patients", "dockerfile.stage"),
+    # A stage on a name that is no stage is on an image of that name, not on the base.
+    ("stage-on-a-typo", "FROM runtime AS patient", "FROM runtim AS patient", "dockerfile.base"),
     ("root", "USER 10001:10001", "USER root", "dockerfile.user"),
     ("uid-0", "USER 10001:10001", "USER 0", "dockerfile.user"),
     ("named-user", "USER 10001:10001", "USER app", "dockerfile.user"),
@@ -112,7 +156,7 @@ def test_an_import_the_image_lacks_is_named(checkout: Path) -> None:
     service.write_text("import requests\n" + service.read_text())
     findings = [str(f) for f in dockerfile_findings(checkout, "patient")]
     assert findings == [
-        "system/patient/Dockerfile: dockerfile.imports: system/patient/service.py imports "
+        "system/Dockerfile --target patient: dockerfile.imports: system/patient/service.py imports "
         "requests, which the image does not have"
     ]
 

@@ -19,7 +19,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from medpubsub.kafka_clients import reader_config
 from medpubsub.settings import KafkaSettings
+from pytest_medpubsub.k8s.dockerfiles import SERVICES, dockerfile_path, parse, target_instructions
+from pytest_medpubsub.k8s.objects import load_documents
 from pytest_medpubsub.kafka.topics import TopicSpec, ensure_topics
+from pytest_medpubsub.platforms import images
 from pytest_medpubsub.platforms.commands import probe
 from pytest_medpubsub.platforms.images import official_base
 from pytest_medpubsub.waiting import wait_until
@@ -102,6 +105,34 @@ def read(bootstrap: str, topic: str) -> list[dict[str, object]]:
 
 def test_the_images_build_on_a_named_base() -> None:
     assert official_base(PROJECT) == "python:3.11.13-slim-bookworm"
+
+
+def test_each_image_the_manifests_run_is_a_stage_of_the_one_dockerfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command line `make images` and the cluster platforms run, without Docker: every
+    image the manifests name is built as its service's stage, and that stage exists."""
+    commands: list[list[str]] = []
+
+    def record(command: list[str], **_: object) -> str:
+        commands.append(command)
+        return ""
+
+    monkeypatch.setattr(images, "run", record)
+    named = images.service_images(
+        obj
+        for manifest in images.IMAGE_MANIFESTS
+        for obj in load_documents((PROJECT / manifest).read_text(encoding="utf-8"))
+    )
+    assert sorted(named) == sorted(SERVICES)
+    for service, image in sorted(named.items()):
+        images.build(PROJECT, service, image, tmp_path, base="medpubsub/base:bookworm-1")
+        assert target_instructions(parse(dockerfile_path(PROJECT).read_text()), service)
+    assert commands == [
+        ["docker", "build", "--file", str(PROJECT / "system/Dockerfile"), "--target", service,
+         "--build-arg", "BASE_IMAGE=medpubsub/base:bookworm-1", "--tag", image, str(PROJECT)]
+        for service, image in sorted(named.items())
+    ]  # fmt: skip
 
 
 def test_both_images_run_as_a_pod_runs_them_and_make_every_tab_once(

@@ -68,7 +68,7 @@ def test_make_manifests_writes_one_file_per_overlay(tmp_path: Path) -> None:
 
 
 def test_the_project_passes_every_offline_check(crds: CrdSchemas) -> None:
-    """Security, wiring, kind ports and Dockerfiles always; CRD schemas when they are at hand."""
+    """Security, wiring, kind ports and the Dockerfile always; CRD schemas when they are at hand."""
     require_kustomize()
     assert [str(f) for f in check_project(PROJECT, crds)] == []
 

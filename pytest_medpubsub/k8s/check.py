@@ -3,8 +3,8 @@
 `check_project` renders every overlay and returns the findings of every rule: schemas (built-in
 kinds and, when the pinned CRDs can be fetched, Strimzi / KEDA kinds), the security policy, the
 wiring between Strimzi (or the bootstrap Service of a Kafka outside the cluster), KEDA and the
-services, the host's way into Kafka, and the Dockerfiles. An empty list is the proof `make test`
-gives without a cluster.
+services, the host's way into Kafka, and the images of the Dockerfile. An empty list is the proof
+`make test` gives without a cluster.
 
     python -m pytest_medpubsub.k8s.check      # prints the findings, exit status 1 if any
 """
@@ -109,7 +109,7 @@ def check_project(project_dir: Path, crds: CrdSchemas | None = None) -> list[Fin
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_medpubsub.k8s.check",
-        description="Check the rendered manifests and the Dockerfiles without a cluster.",
+        description="Check the rendered manifests and the Dockerfile without a cluster.",
     )
     parser.add_argument("--project", type=Path, default=Path.cwd(), help="the checkout")
     arguments = parser.parse_args(argv)

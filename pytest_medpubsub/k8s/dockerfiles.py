@@ -1,6 +1,13 @@
-"""Offline checks of the service images' Dockerfiles: what can be proved without building them.
+"""Offline checks of the service images' Dockerfile: what can be proved without building them.
+
+One Dockerfile, `system/Dockerfile`, builds every service's image as a stage named after the
+service (`docker build --target <service>`), on a shared stage. Each service's image is checked
+as Docker builds it: the global `ARG`s, then the chain of stages from the base to the target.
 
 Rules (identifiers in brackets):
+
+- [dockerfile.stage] there is a stage named after the service, and its chain of stages ends at
+  the base (no stage names a stage that does not exist);
 
 - [dockerfile.from] every base image has a version tag (not `latest`) or a digest; a base named
   by a build argument (`FROM ${BASE_IMAGE}`) is judged by the argument's default, which must exist
@@ -31,6 +38,7 @@ import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 
 from pytest_medpubsub.k8s.findings import Finding
@@ -65,8 +73,16 @@ class Instruction:
     line: int
 
 
-def dockerfile_path(project_dir: Path, service: str) -> Path:
-    return project_dir / SYSTEM_DIR / service / "Dockerfile"
+DOCKERFILE = f"{SYSTEM_DIR}/Dockerfile"
+
+
+def dockerfile_path(project_dir: Path) -> Path:
+    return project_dir / DOCKERFILE
+
+
+def image_subject(service: str) -> str:
+    """How a finding names one service's image: the build that makes it."""
+    return f"{DOCKERFILE} --target {service}"
 
 
 def parse(text: str) -> list[Instruction]:
@@ -91,13 +107,44 @@ def parse(text: str) -> list[Instruction]:
     return instructions
 
 
+def target_instructions(instructions: list[Instruction], target: str) -> list[Instruction] | None:
+    """What builds the image of stage `target`, in order: the global `ARG`s, then every stage
+    from the one on the base to `target`. None when there is no such chain."""
+    preamble = list(takewhile(lambda instruction: instruction.keyword != "FROM", instructions))
+    stages: dict[str, list[Instruction]] = {}
+    for number, instruction in enumerate(instructions[len(preamble) :]):
+        if instruction.keyword == "FROM":
+            words = instruction.arguments.split()
+            named = len(words) >= 3 and words[-2].upper() == "AS"
+            current = stages[words[-1].lower() if named else f"#{number}"] = []
+        current.append(instruction)
+    chain: list[Instruction] = []
+    name = target.lower()
+    for _ in stages:  # a chain longer than the stages would be a loop
+        if name not in stages:
+            return None
+        chain = stages[name] + chain
+        name = _from_image(stages[name][0]).lower()
+        if name not in stages:
+            return preamble + chain
+    return None
+
+
 def dockerfile_findings(project_dir: Path, service: str) -> list[Finding]:
-    """Every broken rule of `system/<service>/Dockerfile`."""
-    path = dockerfile_path(project_dir, service)
-    subject = str(path.relative_to(project_dir))
+    """Every broken rule of the service's image (`system/Dockerfile --target <service>`)."""
+    path = dockerfile_path(project_dir)
+    subject = image_subject(service)
     if not path.exists():
-        return [Finding(subject, "dockerfile.missing", "no Dockerfile")]
-    instructions = parse(path.read_text(encoding="utf-8"))
+        return [Finding(subject, "dockerfile.missing", f"no {DOCKERFILE}")]
+    instructions = target_instructions(parse(path.read_text(encoding="utf-8")), service)
+    if instructions is None:
+        return [
+            Finding(
+                subject,
+                "dockerfile.stage",
+                f"no stage {service!r} built from the base (FROM <base or stage> AS {service})",
+            )
+        ]
     findings: list[Finding] = []
 
     def broken(rule: str, message: str) -> None:
@@ -184,9 +231,9 @@ def build_arguments(instructions: Iterable[Instruction]) -> dict[str, str | None
     return arguments
 
 
-def default_base_image(project_dir: Path, service: str) -> str | None:
-    """The default of the service's `ARG BASE_IMAGE`: the official base (None without one)."""
-    path = dockerfile_path(project_dir, service)
+def default_base_image(project_dir: Path) -> str | None:
+    """The default of the Dockerfile's `ARG BASE_IMAGE`: the official base (None without one)."""
+    path = dockerfile_path(project_dir)
     return build_arguments(parse(path.read_text(encoding="utf-8"))).get(BASE_ARG)
 
 

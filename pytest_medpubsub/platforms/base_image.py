@@ -1,9 +1,9 @@
 """The base the service images build on: the official Python image when it can be had quickly,
 else a Debian bookworm base of our own, built here.
 
-The Dockerfiles take the base as `ARG BASE_IMAGE` (default: the official image), so the choice
-never edits them. The stand-in is Debian bookworm from `debootstrap --variant=minbase` with
-Debian's python3 (3.11) and pip, `python` pointing at python3 (the Dockerfiles run `python`),
+The Dockerfile takes the base as `ARG BASE_IMAGE` (default: the official image), so the choice
+never edits it. The stand-in is Debian bookworm from `debootstrap --variant=minbase` with
+Debian's python3 (3.11) and pip, `python` pointing at python3 (the Dockerfile runs `python`),
 this machine's CA bundle (pip inside `docker build` verifies PyPI with it, whatever proxy or
 private CA this network uses) and without PEP 668's EXTERNALLY-MANAGED marker (the image is ours
 to install into; there is no system Python to protect). It is imported into Docker under our own
@@ -115,7 +115,7 @@ def build_local_base(log_dir: Path) -> None:
 
 
 def _finish(rootfs: Path) -> str:
-    """Make the root file system ready for the Dockerfiles' pip; its Debian and Python versions."""
+    """Make the root file system ready for the Dockerfile's pip; its Debian and Python versions."""
     bundle = host_ca_bundle()
     target = rootfs / "etc/ssl/certs/ca-certificates.crt"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ KINDS = ("kind", "minikube", "existing")
 class ClusterOptions:
     """How the harness wants its cluster.
 
-    `project_dir` is the checkout (manifests, Dockerfiles); `report_dir` receives build logs and
+    `project_dir` is the checkout (manifests, Dockerfile); `report_dir` receives build logs and
     diagnostics; `keep` leaves everything running at the end; `image_registry` is where an
     existing cluster pulls the images from, `containerd` the socket of the node's containerd they
     are imported into instead; `strimzi_manifest` / `keda_manifest` replace the release downloads

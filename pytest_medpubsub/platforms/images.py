@@ -1,9 +1,10 @@
 """The service images: which ones the manifests use, and building them from this checkout.
 
 The image names come from the manifests (`medpubsub/<service>:<tag>`), so the tag a pod runs and
-the tag built here cannot drift apart; `system/<service>/Dockerfile` builds each, with the
-repository root as the context (.dockerignore keeps it to `system/`), on the base `base_image.py`
-chooses (the official one, or a local Debian base where it cannot be pulled).
+the tag built here cannot drift apart. `system/Dockerfile` builds each as the stage named after
+its service (`--target <service>`), with the repository root as the context (.dockerignore keeps
+it to `system/`), on the base `base_image.py` chooses (the official one, or a local Debian base
+where it cannot be pulled).
 
 `make images` runs this module: `python -m pytest_medpubsub.platforms.images [--base-image IMAGE]`
 starts the Docker engine if it is installed but not running, builds the three images and prints the
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from pytest_medpubsub import progress, project
 from pytest_medpubsub.k8s.dispatcher import dispatched_job_templates
-from pytest_medpubsub.k8s.dockerfiles import SERVICES, default_base_image
+from pytest_medpubsub.k8s.dockerfiles import DOCKERFILE, default_base_image
 from pytest_medpubsub.k8s.objects import Manifest, load_documents, pod_shapes
 from pytest_medpubsub.platforms import base_image, docker_engine
 from pytest_medpubsub.platforms.base import PlatformError, PlatformUnavailable
@@ -52,17 +53,15 @@ def service_images(objects: Iterable[Manifest]) -> dict[str, str]:
 
 
 def official_base(project_dir: Path) -> str:
-    """The default `BASE_IMAGE` of the Dockerfiles (one for both services)."""
-    defaults = {default_base_image(project_dir, service) for service in SERVICES}
-    if len(defaults) != 1 or None in defaults:
-        raise PlatformError(
-            f"the Dockerfiles' ARG BASE_IMAGE defaults differ or lack: {sorted(map(str, defaults))}"
-        )
-    return str(defaults.pop())
+    """The default `BASE_IMAGE` of the Dockerfile (one for every service)."""
+    default = default_base_image(project_dir)
+    if default is None:
+        raise PlatformError(f"{DOCKERFILE}'s ARG BASE_IMAGE has no default")
+    return default
 
 
 def choose_base(project_dir: Path, log_dir: Path, given: str | None = None) -> base_image.Base:
-    """The base both images build on, said to the user (see `base_image.choose`)."""
+    """The base the images build on, said to the user (see `base_image.choose`)."""
     base = base_image.choose(official_base(project_dir), log_dir, given)
     progress.say(f"base image: {base}")
     return base
@@ -71,15 +70,16 @@ def choose_base(project_dir: Path, log_dir: Path, given: str | None = None) -> b
 def build(
     project_dir: Path, service: str, image: str, log_dir: Path, base: str | None = None
 ) -> None:
-    """`docker build -f system/<service>/Dockerfile [--build-arg BASE_IMAGE=base] -t <image> .`
-    (output in `log_dir`)."""
-    dockerfile = Path("system") / service / "Dockerfile"
+    """`docker build -f system/Dockerfile --target <service> [--build-arg BASE_IMAGE=base]
+    -t <image> .` (output in `log_dir`)."""
     run(
         [
             "docker",
             "build",
             "--file",
-            str(project_dir / dockerfile),
+            str(project_dir / DOCKERFILE),
+            "--target",
+            service,
             *(["--build-arg", f"BASE_IMAGE={base}"] if base else []),
             "--tag",
             image,
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--base-image",
         metavar="IMAGE",
-        help="build on this base (default: the Dockerfiles' official base when Docker has or "
+        help="build on this base (default: the Dockerfile's official base when Docker has or "
         "pulls it, else a local Debian bookworm base built with debootstrap)",
     )
     parser.add_argument("--log-dir", type=Path, default=Path("build/images"), metavar="DIR")
