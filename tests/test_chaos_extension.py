@@ -167,6 +167,24 @@ def test_kill_broker_kills_only_a_kafka_broker(
     assert broker.wait(timeout=10) == -9
 
 
+def test_kill_dispatcher_kills_the_dispatcher_not_a_load_whose_paths_name_it(
+    tmp_path: Path, spawned: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    # Locust in a checkout named medpubsub, writing into the dispatcher design's report folder:
+    # both words are in its command line, inside one path.
+    locust = spawned("--csv", "/home/me/medpubsub/build/report/dispatcher/chaos-load/locust")
+    state_file = write_state(tmp_path / "local.json")
+    # While the killed dispatcher is being started again, no process is the dispatcher.
+    with pytest.raises(NotApplicable, match="runs no dispatcher"):
+        dispatcher.kill_dispatcher(state_file)
+
+    restarted = spawned("medpubsub", "dispatcher")  # looks like `python -m medpubsub dispatcher`
+    killed = dispatcher.kill_dispatcher(state_file)
+    assert killed["pid"] == restarted.pid
+    assert restarted.wait(timeout=10) == -9
+    assert locust.poll() is None
+
+
 def test_without_a_running_system_the_actions_say_so(tmp_path: Path) -> None:
     with pytest.raises(state.NoLocalSystem, match="start one with `medpubsub up`"):
         actions.kill_broker(str(tmp_path / "missing.json"))

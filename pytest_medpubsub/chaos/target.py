@@ -80,11 +80,22 @@ def command_line(pid: int) -> list[str]:
 
 
 def runs(pid: int, *markers: str) -> bool:
-    """Whether `pid` is alive and its command line contains every one of `markers`."""
+    """Whether `pid` is alive and `markers` are arguments of its command line, one after the
+    other (`python -m medpubsub dispatcher` has "medpubsub", "dispatcher").
+
+    Whole arguments, not parts of one: a checkout named medpubsub puts "medpubsub" in every path,
+    and a report directory of the dispatcher design puts "dispatcher" there too, so Locust's
+    command line (`--csv <checkout>/build/report/dispatcher/...`) held both, and a second
+    kill_dispatcher killed Locust while the real dispatcher was restarting.
+    """
     if not processes.is_alive(pid):
         return False
     arguments = command_line(pid)
-    return all(any(marker in argument for argument in arguments) for marker in markers)
+    width = len(markers)
+    return any(
+        tuple(arguments[start : start + width]) == markers
+        for start in range(len(arguments) - width + 1)
+    )
 
 
 # What the processes of the local system look like (see LocalPlatform and EmbeddedKafka).
