@@ -6,9 +6,9 @@ as Docker builds it: the global `ARG`s, then the chain of stages from the base t
 
 Rules (identifiers in brackets):
 
-- [dockerfile.stage] there is a stage named after the service, and its chain of stages ends at
-  the base (no stage names a stage that does not exist);
-
+- [dockerfile.stage] there is a stage named after the service, and its chain of stages does not
+  loop (a stage on a name that is no stage is on an image of that name: [dockerfile.base] judges
+  it);
 - [dockerfile.from] every base image has a version tag (not `latest`) or a digest; a base named
   by a build argument (`FROM ${BASE_IMAGE}`) is judged by the argument's default, which must exist
   (a plain `docker build` uses it);
