@@ -20,7 +20,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from medpubsub.kafka_clients import reader_config
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub.k8s.dockerfiles import SERVICES, dockerfile_path, parse, target_instructions
-from pytest_medpubsub.k8s.objects import load_documents
 from pytest_medpubsub.kafka.topics import TopicSpec, ensure_topics
 from pytest_medpubsub.platforms import images
 from pytest_medpubsub.platforms.commands import probe
@@ -119,15 +118,12 @@ def test_each_image_the_manifests_run_is_a_stage_of_the_one_dockerfile(
         return ""
 
     monkeypatch.setattr(images, "run", record)
-    named = images.service_images(
-        obj
-        for manifest in images.IMAGE_MANIFESTS
-        for obj in load_documents((PROJECT / manifest).read_text(encoding="utf-8"))
-    )
+    named = images.manifest_images(PROJECT)
     assert sorted(named) == sorted(SERVICES)
+    instructions = parse(dockerfile_path(PROJECT).read_text())
     for service, image in sorted(named.items()):
         images.build(PROJECT, service, image, tmp_path, base="medpubsub/base:bookworm-1")
-        assert target_instructions(parse(dockerfile_path(PROJECT).read_text()), service)
+        assert target_instructions(instructions, service)
     assert commands == [
         ["docker", "build", "--file", str(PROJECT / "system/Dockerfile"), "--target", service,
          "--build-arg", "BASE_IMAGE=medpubsub/base:bookworm-1", "--tag", image, str(PROJECT)]

@@ -90,13 +90,18 @@ def build(
     )
 
 
-def build_all(project_dir: Path, log_dir: Path, given_base: str | None = None) -> dict[str, str]:
-    """The service images on the chosen base; `{service: image}`, one summary line each."""
-    images = service_images(
+def manifest_images(project_dir: Path) -> dict[str, str]:
+    """`{service: image}` of the checkout's manifests (`IMAGE_MANIFESTS`, no render needed)."""
+    return service_images(
         obj
         for manifest in IMAGE_MANIFESTS
         for obj in load_documents((project_dir / manifest).read_text(encoding="utf-8"))
     )
+
+
+def build_all(project_dir: Path, log_dir: Path, given_base: str | None = None) -> dict[str, str]:
+    """The service images on the chosen base; `{service: image}`, one summary line each."""
+    images = manifest_images(project_dir)
     base = choose_base(project_dir, log_dir, given_base)
     for service, image in sorted(images.items()):
         started = time.monotonic()
