@@ -25,6 +25,7 @@ import pytest
 
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import designs, processes, progress, project
+from pytest_medpubsub.host_cpu import CLUSTER_QUIET_TIMEOUT_S, QuietWait, settle
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.kafka.jars import KafkaUnavailable
 from pytest_medpubsub.kafka.security import as_identity
@@ -35,6 +36,7 @@ from pytest_medpubsub.report import junit_properties
 from pytest_medpubsub.reports.index_page import write_index
 from pytest_medpubsub.reports.run_page import write_run_page
 from pytest_medpubsub.reports.settings import run_settings
+from pytest_medpubsub.reports.slowest import failure_context
 from pytest_medpubsub.run_end import end_run
 from pytest_medpubsub.slo import SloResult, SloSpec
 from pytest_medpubsub.system import MedpubsubSystem
@@ -46,6 +48,19 @@ _SLO_INI = {
     "max_duplicates": ("medpubsub_slo_max_duplicates", "default duplicate tabs allowed", "0"),
 }
 _DRAIN_INI = ("medpubsub_drain_timeout_s", "how long to wait for makers to drain a test", "120")
+_QUIET_INI = (
+    (
+        "medpubsub_quiet_cpu_percent",
+        "before a test's load starts, wait until the machine is at most this busy (percent)",
+        "75",
+    ),
+    (
+        "medpubsub_quiet_timeout_s",
+        "how long to wait for that (then the test runs anyway, its report says how busy); "
+        f"empty: {CLUSTER_QUIET_TIMEOUT_S:g} on a cluster, 0 locally",
+        "",
+    ),
+)
 _RESULTS = pytest.StashKey[list[tuple[str, Path, SloResult | None]]]()
 _REPORT_OF_ITEM = pytest.StashKey[Path]()  # the test's report.json, for pytest-html's extras
 
@@ -116,7 +131,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=designs.DEFAULT,
         help=f"how makers are started: {designs.described()}",
     )
-    for ini_name, help_text, default in (*_SLO_INI.values(), _DRAIN_INI):
+    for ini_name, help_text, default in (*_SLO_INI.values(), _DRAIN_INI, *_QUIET_INI):
         parser.addini(ini_name, help_text, default=default)
 
 
@@ -249,15 +264,20 @@ def medpubsub_report_dir(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture
 def medpubsub_system(
-    medpubsub_platform: Platform, medpubsub_observer: Observer, medpubsub_report_dir: Path
+    request: pytest.FixtureRequest,
+    medpubsub_platform: Platform,
+    medpubsub_observer: Observer,
+    medpubsub_report_dir: Path,
 ) -> Iterator[MedpubsubSystem]:
     """The running system: scale_patients(n), medicine_jobs(), kill_medicine(n), lag(), observer.
 
-    After the test the load is stopped, the makers drain, the SLOs are checked and the report is
-    written; an SLO failure fails the test.
+    Before the test, the machine is given time to settle (`medpubsub_quiet_*`). After it, the
+    load is stopped, the makers drain, the SLOs are checked and the report is written; an SLO
+    failure fails the test.
     """
     if medpubsub_platform.patients():
         medpubsub_platform.scale_patients(0)
+    _settle(request.config)
     system = MedpubsubSystem(medpubsub_platform, medpubsub_observer, medpubsub_report_dir)
     yield system
     if medpubsub_platform.patients():  # the test failed before the plugin drained it
@@ -311,6 +331,19 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     return result
 
 
+def _settle(config: pytest.Config) -> None:
+    """Wait, within the ini bounds, for the machine to be quiet before a test's load starts."""
+    on_cluster = str(config.getoption("--medpubsub-cluster")) != factory.LOCAL
+    try:
+        (percent, _, _), (timeout, _, _) = _QUIET_INI
+        quiet = QuietWait.parse(
+            str(config.getini(percent)), str(config.getini(timeout)), on_cluster
+        )
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    settle(quiet)
+
+
 def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
     spec = _slo_spec(item)
     design = str(item.config.getoption("--medpubsub-design"))
@@ -324,7 +357,7 @@ def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
         spec=spec,
         design=design,
         settings=settings,
-        facts=lambda: system.attachments | {"faults": system.faults},
+        facts=system.report_facts,
     )
     result, path = ended.slo, ended.report
     for name, value in junit_properties(ended.summary, result, settings):
@@ -335,7 +368,11 @@ def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
         system.platform.dump_diagnostics(system.report_dir / "diagnostics")
         write_run_page(system.report_dir)  # again, now with links to the diagnostics
     if check and not result.passed:
-        pytest.fail(f"SLOs not met (report: {path}):\n{result.failure_message()}", pytrace=False)
+        context = failure_context(ended.summary, result, system.host_cpu)
+        pytest.fail(
+            f"SLOs not met (report: {path}):\n{result.failure_message()}\n{context}".rstrip(),
+            pytrace=False,
+        )
 
 
 def _run_settings(item: pytest.Item, design: str, warm_makers: int) -> dict[str, object]:

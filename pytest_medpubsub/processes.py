@@ -8,8 +8,9 @@ Every child carries the run's id in `MEDPUBSUB_RUN_ID` (and so do their children
 it): `leftovers` finds what a run left behind by that id, whatever its command line, and never
 mistakes another run's broker on the same machine for ours.
 
-/proc is read through psutil here and nowhere else in the harness (the services, which must not
-depend on the harness, keep their own one-line checks).
+A process's /proc is read through psutil here and nowhere else in the harness (the services, which
+must not depend on the harness, keep their own one-line checks); the machine-wide CPU counters
+are host_cpu.py's.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_medpubsub import progress
+from pytest_medpubsub.host_cpu import CpuShare, CpuWindow
 from pytest_medpubsub.observer import Mark, Observer, Summary
 from pytest_medpubsub.platforms.base import Platform
 from pytest_medpubsub.reports.faults import MAKER_KILL, fault_record
@@ -27,6 +28,8 @@ class MedpubsubSystem:
         self.observer = observer
         self.report_dir = report_dir
         self.started: Mark = observer.mark()
+        self.cpu = CpuWindow()  # how busy the machine is from here to the report
+        self.host_cpu: CpuShare | None = None
         self.attachments: dict[str, Any] = {}
         # Faults this test injected through the harness, for the report's timeline.
         self.faults: list[dict[str, Any]] = []
@@ -85,6 +88,13 @@ class MedpubsubSystem:
     def summary(self, final: bool = False) -> Summary:
         """The figures of every order placed since this test started."""
         return self.observer.summary(since=self.started, final=final)
+
+    def report_facts(self) -> dict[str, Any]:
+        """This test's own report sections, read once the run is over: the attachments, the
+        faults it injected, and how busy the machine was meanwhile (kept for the failure message).
+        """
+        self.host_cpu = self.cpu.share()
+        return self.attachments | {"faults": self.faults, "host_cpu": self.host_cpu.to_dict()}
 
     def attach(self, name: str, data: Any) -> None:
         """Add `data` (JSON-able) to this test's report under `name` (locust, chaos, ...)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -58,14 +59,25 @@ def test_a_missed_slo_page_shows_the_check_by_how_much_and_the_diagnostics(
     result = pytester.runpytest(
         f"--medpubsub-kafka={medpubsub_kafka}", f"--medpubsub-report={reports}",
         f"--junitxml={junit}", "-p", "no:cacheprovider",
+        # Every machine is at most 100 % busy: the wait ends after one window, and says so.
+        "-o", "medpubsub_quiet_cpu_percent=100", "-o", "medpubsub_quiet_timeout_s=30",
     )  # fmt: skip
     result.assert_outcomes(failed=1)
     (report_json,) = reports.glob("*/report.json")
     page = (report_json.parent / "report.html").read_text()
     result.stdout.fnmatch_lines(
-        [f"SLO FAILED *test_too_fast_to_be_true: {report_json.parent / 'report.html'}",
+        ["*waiting up to 30 s for the machine to be at most 100 % busy: done in *",
+         "*the machine was * busy over 2 s (* CPUs; steal * %, iowait * %)",
+         "SLOs failed: latency_p95, latency_p99",
+         "the * slowest orders:",
+         "  placed at +*: delivered after * s, last tab made after * s; * tabs, 1 maker(s), order *",
+         "during the run the machine was * busy over * s (* CPUs; *)",
+         f"SLO FAILED *test_too_fast_to_be_true: {report_json.parent / 'report.html'}",
          f"index: {reports / 'index.html'}"]
     )  # fmt: skip
+    host_cpu = json.loads(report_json.read_text())["host_cpu"]
+    assert host_cpu["cpus"] == os.cpu_count()
+    assert 0 < host_cpu["busy"] <= 1  # the broker and a maker ran meanwhile
 
     banner = re.search(r'<div class="verdict failed">(.*?)</div>', page, re.S)
     assert banner is not None, "no failed verdict on the page"
