@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from confluent_kafka import Consumer, KafkaError
 
 from medpubsub.kafka_clients import consumer_config
+from medpubsub.medicine.idle import IdleClock
 from medpubsub.medicine.maker import Destinations, Maker, MakerFailed
 from medpubsub.medicine.producers import PartitionProducers, transactional_factory
 from medpubsub.medicine.readiness import ReadinessFile
@@ -116,7 +117,7 @@ def _serve(
     readiness: ReadinessFile,
 ) -> tuple[str, int]:
     """Hand records to the maker until done, idle, stopped or failed: (why, exit status)."""
-    last_activity = time.monotonic()
+    idle = IdleClock(time.monotonic())
     readiness.clear()  # a file left by an earlier process in the same place says nothing of us
     while True:
         try:
@@ -129,13 +130,11 @@ def _serve(
             return "failed", 1
         if stop.is_set():
             return f"stopped by {stop.reason}", 0
-        # Not idle while registering its partitions either: on a small CPU share that takes
-        # seconds, and a warm maker that left right after would hand its partitions on again.
-        if maker.busy or producers.registering():
-            last_activity = time.monotonic()
-        elif not maker.taking_orders:
+        registering = producers.registering()
+        if not (maker.busy or registering or maker.taking_orders):
             return "done", 0
-        idle_s = time.monotonic() - last_activity
+        # Registering partitions pauses the idle time without resetting it (idle.py).
+        idle_s = idle.tick(time.monotonic(), busy=maker.busy, registering=registering)
         if idle_s >= settings.idle_timeout_seconds:
             return f"idle for {idle_s:.1f} s", 0
         wait_s = BUSY_POLL_INTERVAL_S if maker.busy else POLL_INTERVAL_S
@@ -154,4 +153,4 @@ def _serve(
             log.warning("%s: consumer: %s", maker.name, error)
             continue
         maker.offer(record)
-        last_activity = time.monotonic()
+        idle.reset(time.monotonic())
