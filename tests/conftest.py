@@ -8,7 +8,7 @@ forgotten on the next such test and make the fast tier slow again.
 
 `latency` is set the same way on a test that runs the whole system (`medpubsub_system`): its SLOs
 bound latency, so `make test` runs these one at a time, after the others ran side by side. A
-sub-session whose inner run must meet the default SLOs is marked by hand.
+sub-session whose inner run must meet latency SLOs is marked by hand.
 """
 
 from __future__ import annotations

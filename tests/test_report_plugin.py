@@ -176,11 +176,16 @@ def test_pytest_html_s_slo_column_marks_other_tests_with_a_dash(pytester: pytest
 
 
 A_BAD_ORDER = """
+import pytest
 from confluent_kafka import Producer
 
 from pytest_medpubsub.waiting import wait_until
 
 
+# Three orders, so p95 and p99 are the slowest of them. 4 s still fails makers that take orders
+# before they can commit them (4.2-5.0 s, the bug this run once found); one order made on a CPU
+# the hypervisor took (3.25 s at 22 % steal, a fresh-clone run) does not fail a dead-letter test.
+@pytest.mark.medpubsub_slo(p95_s=4.0, p99_s=4.0)
 def test_a_bad_order_among_good_ones(medpubsub_system):
     producer = Producer({"bootstrap.servers": medpubsub_system.bootstrap_servers})
     producer.produce(medpubsub_system.platform.kafka.orders_topic, b"<not an order>")
@@ -196,7 +201,8 @@ def test_a_bad_order_among_good_ones(medpubsub_system):
 """
 
 
-# Its sub-session's run must pass the default latency SLOs, so it runs alone (see `latency`).
+# Its sub-session's run must meet latency bounds (p95 and p99 <= 4 s), so it runs alone (see
+# `latency`).
 @pytest.mark.latency
 def test_a_runs_dead_letters_are_on_its_page_with_reason_maker_and_record(
     pytester: pytest.Pytester, medpubsub_kafka: str
