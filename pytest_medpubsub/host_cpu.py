@@ -27,6 +27,11 @@ _INSIDE_OTHERS = frozenset({"guest", "guest_nice"})
 _NOT_BUSY = frozenset({"idle", "iowait"})
 
 
+def percent(fraction: float) -> str:
+    """A fraction as the reports write it: "84 %"."""
+    return f"{fraction * 100:.0f} %"
+
+
 @dataclass(frozen=True)
 class CpuShare:
     """Fractions (0–1) of all CPUs' time over a window."""
@@ -38,11 +43,11 @@ class CpuShare:
     seconds: float
 
     def describe(self) -> str:
-        """One phrase, e.g. "the machine was 84 % busy (2 CPUs; steal 3 %, iowait 1 %)"."""
+        """One phrase: "the machine was 84 % busy over 61 s (2 CPUs; steal 3 %, iowait 1 %)"."""
         return (
-            f"the machine was {self.busy:.0%} busy over {self.seconds:.0f} s "
-            f"({self.cpus} CPUs; steal {self.steal:.0%}, iowait {self.iowait:.0%})"
-        ).replace("%", " %")
+            f"the machine was {percent(self.busy)} busy over {self.seconds:.0f} s "
+            f"({self.cpus} CPUs; steal {percent(self.steal)}, iowait {percent(self.iowait)})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,8 +148,7 @@ def settle(quiet: QuietWait) -> None:
     """Wait as `quiet` says, with progress, and say how busy the machine was at the end."""
     if quiet.timeout_s <= 0:
         return
-    bound = f"{quiet.max_busy:.0%}".replace("%", " %")
-    awaited = f"the machine to be at most {bound} busy"
+    awaited = f"the machine to be at most {percent(quiet.max_busy)} busy"
     with progress.step(f"waiting up to {quiet.timeout_s:g} s for {awaited}"):
         share = wait_until_quiet(quiet.max_busy, quiet.timeout_s)
     still = "" if share.busy <= quiet.max_busy else "; the test runs anyway"
