@@ -212,14 +212,24 @@ class TopicReader:
         self.topic = topic
         self.records: list[Record] = []
         self._consumer = Consumer(config)
-        metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
-        self._partitions = [TopicPartition(topic, partition) for partition in metadata.partitions]
+        partitions = self._partition_numbers(timeout_s=10)
+        self._partitions = [TopicPartition(topic, partition) for partition in partitions]
         self._consumer.assign(
-            [
-                TopicPartition(topic, partition, OFFSET_BEGINNING)
-                for partition in metadata.partitions
-            ]
+            [TopicPartition(topic, partition, OFFSET_BEGINNING) for partition in partitions]
         )
+
+    def _partition_numbers(self, timeout_s: float) -> list[int]:
+        """The topic's partitions, once its metadata lists them: a topic created a moment ago can
+        be listed with an error and no partition yet, and a reader assigned to none sees nothing.
+        """
+
+        def partitions() -> list[int]:
+            found = self._consumer.list_topics(self.topic, timeout=timeout_s).topics[self.topic]
+            if found.error is not None:
+                raise KafkaException(found.error)
+            return sorted(found.partitions)
+
+        return wait_until(partitions, bool, timeout_s, f"the partitions of {self.topic}")
 
     def read(self, wait_s: float = 0.2) -> list[Record]:
         """Take what arrived (waiting up to `wait_s` for the first record) and return all so far."""
