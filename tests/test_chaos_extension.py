@@ -233,6 +233,17 @@ def test_wait_for_broker_returns_once_the_orders_topic_has_leaders(
     assert 0 <= seconds < 30
 
 
+def test_after_a_kill_a_broker_that_still_answers_is_not_taken_for_the_restarted_one(
+    empty_topics: KafkaSettings,
+) -> None:
+    # The broker serves all along, as a deleted pod does for its last seconds: without
+    # `after_a_kill` the wait returns at once (the test above), with it the wait is for the kill.
+    with pytest.raises(WaitTimeout, match="to stop answering after the kill; last saw True"):
+        actions.wait_for_broker(
+            timeout_s=1, bootstrap=empty_topics.kafka_bootstrap, after_a_kill=True
+        )
+
+
 def test_wait_for_broker_says_what_it_saw_last(tmp_path: Path) -> None:
     with pytest.raises(WaitTimeout, match="ConnectionRefusedError"):
         actions.wait_for_broker(timeout_s=0.5, bootstrap="127.0.0.1:9")

@@ -183,6 +183,7 @@ def wait_for_broker(
     timeout_s: float = 120.0,
     state_file: str | None = None,
     bootstrap: str | None = None,
+    after_a_kill: bool = False,
 ) -> float:
     """Wait until Kafka serves the orders topic again; returns how many seconds that took.
 
@@ -192,17 +193,30 @@ def wait_for_broker(
     `state_file`: the local system's state file; its broker must also be running again.
     `bootstrap`: wait for this Kafka instead (e.g. a cluster's external listener); then no
     state file is read.
+    `after_a_kill`: first wait until the broker stops answering. A broker pod deleted with no
+    grace period still serves for up to the kubelet's minimum grace period (2 s): taken for the
+    restarted broker, it let an experiment go on 0.4 s after the kill, and its hypothesis then
+    met a broker that was down.
     """
     started = time.monotonic()
     kafka = kafka_settings(bootstrap, state_file, identity="keda")
     admins: list[AdminClient] = []  # made once the port answers: no log of refused connections
+    host, _, port = kafka.kafka_bootstrap.split(",")[0].rpartition(":")
+
+    if after_a_kill:
+        wait_until(
+            lambda: _answers(host, int(port)),
+            lambda answers: not answers,
+            timeout_s,
+            f"Kafka at {kafka.kafka_bootstrap} to stop answering after the kill",
+            interval_s=0.1,
+        )
 
     def serving() -> str:
         if not bootstrap:
             current: LocalState = local_state(state_file)
             if current.broker is not None and not runs(current.broker.pid, *BROKER_MARKERS):
                 return f"broker pid {current.broker.pid} is not running yet"
-        host, _, port = kafka.kafka_bootstrap.split(",")[0].rpartition(":")
         with socket.create_connection((host, int(port)), timeout=1):
             pass
         if not admins:
@@ -219,6 +233,15 @@ def wait_for_broker(
     elapsed = round(time.monotonic() - started, 2)
     logger.info("Kafka at %s serves again after %.1f s", kafka.kafka_bootstrap, elapsed)
     return elapsed
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether something accepts connections at host:port within a second."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _admin(kafka: KafkaSettings) -> AdminClient:
