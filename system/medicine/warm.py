@@ -14,11 +14,6 @@ one of at most `floor` members, as long as P // floor is above what floor + 1 me
 14). While partitions move, a maker may briefly own more than its share; it then stays, and asks
 again one idle timeout later.
 
-It stays only while no order waits on the partitions it owns: each one's committed offset is its
-end offset (what KEDA counts as lag is zero there). A maker that is idle while orders wait on its
-partitions is stuck somewhere (a fetch that never resumes, say): leaving, as every idle maker did
-before, hands them to a maker that reads them.
-
 A warm maker still leaves once it has lived MEDICINE_WARM_LIFETIME_SECONDS, when idle, so that
 KEDA replaces it before its Job's activeDeadlineSeconds ends it as failed.
 """
@@ -28,12 +23,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException
 
 log = logging.getLogger("medpubsub.medicine")
 
-# How long reading the topic's partition count or a partition's end may take; without them, the
-# maker leaves as before.
+# How long reading the topic's partition count may take; without it, the maker leaves as before.
 METADATA_TIMEOUT_S = 5.0
 
 
@@ -42,12 +36,6 @@ def one_of_the_floor(owned: int, partitions: int, floor: int) -> bool:
     if floor < 1 or partitions < 1:
         return False
     return owned >= max(1, partitions // floor)
-
-
-def nothing_waiting(committed: int, low: int, high: int) -> bool:
-    """No order waits on a partition whose log runs from `low` to `high`: the group's committed
-    offset is at its end (negative: never committed, so only an empty log has none waiting)."""
-    return committed >= high if committed >= 0 else low >= high
 
 
 @dataclass
@@ -60,13 +48,12 @@ class WarmFloor:
     _partitions: int = 0
 
     def keeps(self, consumer: Consumer, topic: str, now: float) -> bool:
-        """Whether this idle maker stays: young enough, one of at most `floor` members, and no
-        order waiting on its partitions."""
+        """Whether this idle maker stays: young enough, and one of at most `floor` members."""
         if self.floor < 1 or now - self.started >= self.lifetime_s:
             return False
         partitions = self._partition_count(consumer, topic)
-        owned = [tp for tp in consumer.assignment() if tp.topic == topic]
-        return one_of_the_floor(len(owned), partitions, self.floor) and _all_read(consumer, owned)
+        owned = sum(1 for tp in consumer.assignment() if tp.topic == topic)
+        return one_of_the_floor(owned, partitions, self.floor)
 
     def _partition_count(self, consumer: Consumer, topic: str) -> int:
         if not self._partitions:
@@ -80,17 +67,3 @@ class WarmFloor:
             found = metadata.topics.get(topic)
             self._partitions = len(found.partitions) if found is not None else 0
         return self._partitions
-
-
-def _all_read(consumer: Consumer, owned: list[TopicPartition]) -> bool:
-    """No order waits on any owned partition (committed offsets and end offsets, asked now)."""
-    try:
-        for tp in consumer.committed(owned, timeout=METADATA_TIMEOUT_S):
-            low, high = consumer.get_watermark_offsets(tp, timeout=METADATA_TIMEOUT_S)
-            if tp.error is not None or not nothing_waiting(tp.offset, low, high):
-                log.info("orders wait on %s[%d]; the idle maker leaves", tp.topic, tp.partition)
-                return False
-    except KafkaException as exception:
-        log.info("the offsets are unknown, leaving when idle: %s", exception)
-        return False
-    return True

@@ -1,11 +1,10 @@
-"""Whether an idle maker is one of the warm floor and has nothing waiting, table-driven
-(system/medicine/warm.py)."""
+"""Whether an idle maker is one of the warm floor, table-driven (system/medicine/warm.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from medpubsub.medicine.warm import nothing_waiting, one_of_the_floor
+from medpubsub.medicine.warm import one_of_the_floor
 
 
 @pytest.mark.parametrize(
@@ -30,19 +29,3 @@ from medpubsub.medicine.warm import nothing_waiting, one_of_the_floor
 )
 def test_one_of_the_floor(owned: int, partitions: int, floor: int, stays: bool) -> None:
     assert one_of_the_floor(owned, partitions, floor) is stays
-
-
-@pytest.mark.parametrize(
-    ("committed", "low", "high", "none_waiting"),
-    [
-        pytest.param(120, 0, 120, True, id="committed-at-the-end"),
-        pytest.param(119, 0, 120, False, id="one-order-waits"),
-        # Retention deleted the log's start: only the end counts.
-        pytest.param(120, 100, 120, True, id="log-start-deleted"),
-        pytest.param(-1001, 0, 0, True, id="never-committed-empty"),
-        pytest.param(-1001, 0, 3, False, id="never-committed-with-orders"),
-        pytest.param(-1001, 5, 5, True, id="never-committed-all-deleted"),
-    ],
-)
-def test_nothing_waiting(committed: int, low: int, high: int, none_waiting: bool) -> None:
-    assert nothing_waiting(committed, low, high) is none_waiting
