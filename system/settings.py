@@ -90,11 +90,6 @@ class MedicineSettings(BaseSettings):
     # Present while every partition the maker owns commits without waiting (readiness.py): the
     # pod's readiness probe, and the local harness's wait for warm makers. None: not kept.
     ready_file: Path | None = None
-    # The makers KEDA keeps at rest (the ScaledJob's minReplicaCount): a maker that is one of at
-    # most that many in the group does not leave when idle, for up to `warm_lifetime_seconds`
-    # (medicine/warm.py). 0: every maker leaves when idle.
-    warm_floor: Annotated[int, Field(ge=0)] = 0
-    warm_lifetime_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1800.0
 
 
 Settings = TypeVar("Settings", bound=BaseSettings)

@@ -261,19 +261,6 @@ BROKEN: list[tuple[str, Mutation, str, str]] = [
      "wiring.capacity"),
     ("cold-start", lambda o: find(o, "ScaledJob", "medicine")["spec"].update(
         {"minReplicaCount": 0}), MAKERS, "wiring.capacity"),
-    ("floor-on-top-of-the-lag", lambda o: find(o, "ScaledJob", "medicine")["spec"].update(
-        {"scalingStrategy": {"strategy": "default"}}), MAKERS, "wiring.capacity"),
-    ("deduction-not-the-floor", lambda o: find(o, "ScaledJob", "medicine")["spec"][
-        "scalingStrategy"].update({"customScalingQueueLengthDeduction": 1}), MAKERS,
-     "wiring.capacity"),
-    ("warm-makers-leave-when-idle", lambda o: set_env(maker_pod(o)["containers"][0],
-                                                      "MEDICINE_WARM_FLOOR", "0"), MAKERS,
-     "wiring.capacity"),
-    ("more-warm-makers-than-the-floor", lambda o: set_env(
-        maker_pod(o)["containers"][0], "MEDICINE_WARM_FLOOR", "3"), MAKERS, "wiring.capacity"),
-    ("running-makers-half-counted", lambda o: find(o, "ScaledJob", "medicine")["spec"][
-        "scalingStrategy"].update({"customScalingRunningJobPercentage": "0.5"}), MAKERS,
-     "wiring.capacity"),
     ("bad-trigger-value", lambda o: trigger(o).update({"lagThreshold": "one"}), MAKERS,
      "wiring.trigger"),
     ("too-fast-tabs", lambda o: set_env(maker_pod(o)["containers"][0], "MEDICINE_TAB_SECONDS",

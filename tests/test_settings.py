@@ -81,13 +81,6 @@ VALID: list[tuple[type[BaseSettings], dict[str, str], dict[str, Any]]] = [
     (MedicineSettings, {"MEDICINE_MAX_WORKERS": "1"}, {"max_workers": 1}),
     (MedicineSettings, {"MEDICINE_MAX_WORKERS": "120"}, {"max_workers": 120}),
     (MedicineSettings, {"MEDICINE_MAX_ORDERS_IN_FLIGHT": "1"}, {"max_orders_in_flight": 1}),
-    (MedicineSettings, {}, {"warm_floor": 0}),  # every maker leaves when idle
-    (MedicineSettings, {"MEDICINE_WARM_FLOOR": "2"}, {"warm_floor": 2}),
-    (
-        MedicineSettings,
-        {"MEDICINE_WARM_LIFETIME_SECONDS": "600"},
-        {"warm_lifetime_seconds": 600.0},
-    ),
 ]
 
 
@@ -135,13 +128,6 @@ INVALID: list[tuple[type[BaseSettings], dict[str, str], str]] = [
         "ORBITAL_MIN_TABS_COUNT (9) must not exceed ORBITAL_MAX_TABS_COUNT (8)",
     ),
     (PatientSettings, {"ORBITAL_ORDER_PERIOD_SECONDS": "0"}, "ORBITAL_ORDER_PERIOD_SECONDS='0'"),
-    (MedicineSettings, {"MEDICINE_WARM_FLOOR": "-1"}, "MEDICINE_WARM_FLOOR='-1'"),
-    (MedicineSettings, {"MEDICINE_WARM_FLOOR": "two"}, "MEDICINE_WARM_FLOOR='two'"),
-    (
-        MedicineSettings,
-        {"MEDICINE_WARM_LIFETIME_SECONDS": "0"},
-        "MEDICINE_WARM_LIFETIME_SECONDS='0'",
-    ),
     (PatientSettings, {"ORBITAL_ORDER_PERIOD_SECONDS": "-1"}, "ORBITAL_ORDER_PERIOD_SECONDS"),
     (PatientSettings, {"ORBITAL_ORDER_PERIOD_SECONDS": "inf"}, "ORBITAL_ORDER_PERIOD_SECONDS"),
     (PatientSettings, {"ORBITAL_ORDER_PERIOD_SECONDS": "nan"}, "ORBITAL_ORDER_PERIOD_SECONDS"),

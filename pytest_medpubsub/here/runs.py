@@ -26,9 +26,8 @@ STEADY_BEFORE_CHAOS_S = 30.0
 # and up to p95 3.9 s / p99 4.1 s with the machine busy (load average 9 on 2 cores).
 # p99 8 s, not 6 s, since each maker registers one transactional producer per partition it takes
 # (exactly once whatever a maker believes, system/medicine/producers.py): the first orders of a
-# stage wait for the warm makers' 20 registrations each (SCRAM, on a CPU shared with everything).
-# Measured in the Strimzi stage's steady state: p95 3.78 s, p99 5.77 s (issue 17: to be brought
-# back down).
+# stage wait for the warm makers' 20 registrations each (SCRAM, 500m CPU). Measured in the
+# Strimzi stage's steady state: p95 3.78 s, p99 5.77 s (issue 17: to be brought back down).
 CLUSTER_SLO_DEFAULTS = {"medpubsub_slo_p95_s": "5.0", "medpubsub_slo_p99_s": "8.0"}
 
 

@@ -132,14 +132,13 @@ def orders_per_maker(max_workers: int) -> int:
 
 
 def _capacity(owner: str, spec: ScaledJobSpec, maker_env: Mapping[str, str]) -> list[Finding]:
-    """[wiring.capacity] KEDA's thresholds and strategy are the makers' capacity; the warm makers
-    stay."""
+    """[wiring.capacity] KEDA's thresholds are the makers' capacity, and a warm maker is there."""
     findings = []
     try:
         settings = MedicineSettings.model_validate(
             {
                 field: maker_env[variable]
-                for field in ("max_workers", "max_orders_in_flight", "warm_floor")
+                for field in ("max_workers", "max_orders_in_flight")
                 if (variable := f"MEDICINE_{field.upper()}") in maker_env
             }
         )
@@ -183,34 +182,4 @@ def _capacity(owner: str, spec: ScaledJobSpec, maker_env: Mapping[str, str]) -> 
                 else "wait while the warm makers are full"
             )
         )
-    warm = settings.warm_floor
-    if floor >= 1 and warm != floor:
-        capacity(
-            f"MEDICINE_WARM_FLOOR {warm} is not minReplicaCount {floor}: "
-            + (
-                "the warm makers leave when idle and KEDA replaces each at once (a maker start"
-                " and a rebalance every idle timeout at rest)"
-                if warm < floor
-                else "more makers than the floor stay at rest"
-            )
-        )
-    if floor >= 1 and not _counts_the_floor(spec):
-        capacity(
-            f"the scaling strategy does not count the {floor} warm maker(s) as capacity: KEDA"
-            f" would start one maker per lagThreshold orders on top of them ({floor} more than"
-            " the load needs, each joining moves partitions with orders in flight); use"
-            f" strategy custom, customScalingQueueLengthDeduction {floor} (minReplicaCount) and"
-            " customScalingRunningJobPercentage 1"
-        )
     return findings
-
-
-def _counts_the_floor(spec: ScaledJobSpec) -> bool:
-    """Jobs total ceil(lag / lagThreshold), the warm ones included: KEDA's `custom` strategy with
-    the floor as its deduction and every Job running above it counted."""
-    strategy = spec.scaling.scaling_strategy
-    return (
-        strategy.effective_strategy == "custom"
-        and strategy.custom_scaling_queue_length_deduction == spec.scaling.min_replica_count
-        and strategy.running_job_percentage == 1.0
-    )

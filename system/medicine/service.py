@@ -4,7 +4,7 @@ A job joins the group (KIP-848, so its arrival does not stop the other makers) a
 pause; every record is made on an order thread in a transaction of its own while the maker has
 free workers (maker.py). It leaves after MEDICINE_MAX_ORDERS orders, or once no order came for
 MEDICINE_IDLE_TIMEOUT_SECONDS since its partitions were registered, so KEDA's Jobs scale in when
-the orders stop; a maker of the warm floor (MEDICINE_WARM_FLOOR) stays (warm.py).
+the orders stop.
 
 Exit status: 0 when done (MEDICINE_MAX_ORDERS orders made), idle (no record for
 MEDICINE_IDLE_TIMEOUT_SECONDS) or stopped (SIGTERM / SIGINT; orders being made are left
@@ -32,7 +32,6 @@ from medpubsub.medicine.idle import IdleClock
 from medpubsub.medicine.maker import Destinations, Maker, MakerFailed
 from medpubsub.medicine.producers import PartitionProducers, transactional_factory
 from medpubsub.medicine.readiness import ReadinessFile
-from medpubsub.medicine.warm import WarmFloor
 from medpubsub.settings import KafkaSettings, MedicineSettings, load
 from medpubsub.shutdown import StopRequest, start_service
 
@@ -94,16 +93,7 @@ def run() -> int:
     readiness = ReadinessFile(settings.ready_file)
     try:
         reason, status = _serve(
-            consumer,
-            maker,
-            settings,
-            stop,
-            producers=producers,
-            readiness=readiness,
-            warm=WarmFloor(
-                settings.warm_floor, settings.warm_lifetime_seconds, started=time.monotonic()
-            ),
-            orders_topic=kafka.orders_topic,
+            consumer, maker, settings, stop, producers=producers, readiness=readiness
         )
     finally:
         readiness.clear()
@@ -125,8 +115,6 @@ def _serve(
     *,
     producers: PartitionProducers,
     readiness: ReadinessFile,
-    warm: WarmFloor,
-    orders_topic: str,
 ) -> tuple[str, int]:
     """Hand records to the maker until done, idle, stopped or failed: (why, exit status)."""
     idle = IdleClock(time.monotonic())
@@ -148,18 +136,7 @@ def _serve(
         # Registering partitions pauses the idle time without resetting it (idle.py).
         idle_s = idle.tick(time.monotonic(), busy=maker.busy, registering=registering)
         if idle_s >= settings.idle_timeout_seconds:
-            if not warm.keeps(consumer, orders_topic, time.monotonic()):
-                return f"idle for {idle_s:.1f} s", 0
-            # One of the warm floor: it stays, and asks again after another idle timeout.
-            log.info(
-                "%s: idle for %.1f s; staying, one of at most %d makers in the group (the warm"
-                " floor)",
-                maker.name,
-                idle_s,
-                warm.floor,
-            )
-            idle.reset(time.monotonic())
-            idle_s = 0.0
+            return f"idle for {idle_s:.1f} s", 0
         wait_s = BUSY_POLL_INTERVAL_S if maker.busy else POLL_INTERVAL_S
         record = consumer.poll(min(wait_s, settings.idle_timeout_seconds - idle_s))
         if maker.leave_if_asked():
