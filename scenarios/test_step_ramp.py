@@ -16,6 +16,7 @@ from pytest_medpubsub.system import MedpubsubSystem
 # the cluster, while the lag climbs to 66 as their pods start): the makers giving it partitions
 # wait in `on_revoke` for their orders in flight on them (up to 2 s), and orders of the
 # partitions they keep wait too. So the bounds stay a transient's, sized to the cluster's runs.
+# `make e2e-here` runs it in the bring-your-own-Kafka stage only (here/e2e_strimzi.py says why).
 STEP_PATIENTS = 15
 
 

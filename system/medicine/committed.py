@@ -8,6 +8,7 @@ partition on a guess: it waits for the stable offset, or leaves the partition (m
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
@@ -21,6 +22,12 @@ COMMITTED_TIMEOUT_S = 5.0
 # transaction committing it ends within the makers' transaction timeout (10 s or more), or the
 # broker aborts it then.
 STABLE_OFFSET_TIMEOUT_S = 60.0
+# A wait for stable offsets this long is logged: every order of the maker waits meanwhile (this
+# runs in a rebalance callback). Seen: 60 s, for partitions whose previous owner's transaction
+# failed (CONCURRENT_TRANSACTIONS, then INVALID_TXN_STATE) on a starved machine.
+SLOW_START_S = 1.0
+
+log = logging.getLogger("medpubsub.medicine")
 
 
 def start_of(committed: TopicPartition) -> int:
@@ -44,7 +51,8 @@ def stable_starts(
     """Each partition at its stable committed offset (or its beginning if none), and why the
     ones left out are (their commit stayed unreadable past STABLE_OFFSET_TIMEOUT_S, or the
     consumer failed for good); None when none is."""
-    deadline = time.monotonic() + STABLE_OFFSET_TIMEOUT_S
+    started = time.monotonic()
+    deadline = started + STABLE_OFFSET_TIMEOUT_S
     wanted = {(p.topic, p.partition) for p in partitions}
     starts: dict[PartitionKey, int] = {}
     last = "nothing yet"
@@ -63,6 +71,9 @@ def stable_starts(
                 last = f"{committed.topic}[{committed.partition}]: {committed.error}"
                 continue
             starts[(committed.topic, committed.partition)] = start_of(committed)
+    waited_s = time.monotonic() - started
+    if waited_s >= SLOW_START_S:
+        log.info("the committed offsets took %.1f s to read as stable (%s)", waited_s, last)
     missing = wanted - set(starts)
     unreadable = (
         f"the committed offsets of {sorted(missing)} stayed unreadable for"
