@@ -202,10 +202,11 @@ def wait_for_broker(
     kafka = kafka_settings(bootstrap, state_file, identity="keda")
     admins: list[AdminClient] = []  # made once the port answers: no log of refused connections
     host, _, port = kafka.kafka_bootstrap.split(",")[0].rpartition(":")
+    address = (host, int(port))
 
     if after_a_kill:
         wait_until(
-            lambda: _answers(host, int(port)),
+            lambda: _answers(address),
             lambda answers: not answers,
             timeout_s,
             f"Kafka at {kafka.kafka_bootstrap} to stop answering after the kill",
@@ -217,7 +218,7 @@ def wait_for_broker(
             current: LocalState = local_state(state_file)
             if current.broker is not None and not runs(current.broker.pid, *BROKER_MARKERS):
                 return f"broker pid {current.broker.pid} is not running yet"
-        with socket.create_connection((host, int(port)), timeout=1):
+        with socket.create_connection(address, timeout=1):
             pass
         if not admins:
             admins.append(_admin(kafka))
@@ -235,10 +236,10 @@ def wait_for_broker(
     return elapsed
 
 
-def _answers(host: str, port: int) -> bool:
-    """Whether something accepts connections at host:port within a second."""
+def _answers(address: tuple[str, int]) -> bool:
+    """Whether something accepts connections at (host, port) within a second."""
     try:
-        with socket.create_connection((host, port), timeout=1):
+        with socket.create_connection(address, timeout=1):
             return True
     except OSError:
         return False
