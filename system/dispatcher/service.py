@@ -53,6 +53,7 @@ from medpubsub.medicine.producers import (
     transactional_factory,
 )
 from medpubsub.medicine.service import maker_name
+from medpubsub.medicine.sweep import Sweep
 from medpubsub.medicine.transaction import coordinates, kafka_error, remaining, retrying
 from medpubsub.medicine.watchdog import Watchdog, exit_at_once
 from medpubsub.messages import DeadLetter, Order, parse_order
@@ -336,7 +337,11 @@ def run() -> int:
     transactional_id = f"{TRANSACTIONAL_PREFIX}dispatcher-{settings.group_id}"
     try:
         producer = registered_producer(
-            transactional_factory(kafka, name), transactional_id, stop.is_set
+            transactional_factory(kafka, name),
+            transactional_id,
+            stop.is_set,
+            # Its dead letters only: its offsets are read without waiting for stable ones (below).
+            lambda registered: Sweep((kafka.dlq_topic,))(registered, stopping=stop.is_set),
         )
     except ProducerUnavailable as failure:
         log.error("%s: %s", name, failure)

@@ -2,8 +2,10 @@
 
 An offset is unstable while the transaction that commits it is open (the previous owner's last
 order, or a killed maker's until the partition is registered again or the transaction times
-out); the broker then answers UNSTABLE_OFFSET_COMMIT for that partition. A maker never starts a
-partition on a guess: it waits for the stable offset, or leaves the partition (maker.py).
+out); the broker then answers UNSTABLE_OFFSET_COMMIT for that partition. One whose transaction
+lost its markers stays unstable until the partition's new producer has swept (sweep.py), which
+its registration, started before this read, does. A maker never starts a partition on a guess:
+it waits for the stable offset, or leaves the partition (maker.py).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ COMMITTED_TIMEOUT_S = 5.0
 # broker aborts it then.
 STABLE_OFFSET_TIMEOUT_S = 60.0
 # A wait for stable offsets this long is logged: every order of the maker waits meanwhile (this
-# runs in a rebalance callback). Seen: 60 s, for partitions whose previous owner's transaction
-# failed (CONCURRENT_TRANSACTIONS, then INVALID_TXN_STATE) on a starved machine.
+# runs in a rebalance callback). Seen before the sweep: 60 s and more, for partitions whose last
+# transaction had lost its markers.
 SLOW_START_S = 1.0
 
 log = logging.getLogger("medpubsub.medicine")

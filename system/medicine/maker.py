@@ -15,11 +15,12 @@ Exactly once, with several orders in flight:
 - a revoked partition is handed over only after its orders in flight have settled (committed,
   or aborted when stopping): the commit needs the partition to be ours, and it is until
   `on_revoke` returns (KIP-848 revokes from poll()); orders of the maker's other partitions go on;
-- a partition taken over starts at its committed offset once that offset is stable, and only a
-  partition the group never committed starts at its beginning (`on_assign`); meanwhile it is
-  registered under its own transactional id, which fences whoever held it before (a crashed
-  maker's open transaction is aborted, a starved one's commits fail from then on), and its
-  offset is read again after that, before any of its orders commits (`_check_registrations`).
+- a partition taken over is registered under its own transactional id, which fences whoever held
+  it before (a crashed maker's open transaction is aborted, a starved one's commits fail from
+  then on), and swept (a transaction whose markers Kafka lost is ended as aborted, sweep.py);
+  it starts at its committed offset once that offset is stable, and only a partition the group
+  never committed starts at its beginning (`on_assign`); its offset is read again after the
+  registration, before any of its orders commits (`_check_registrations`).
   So a commit on a partition is possible only for its latest owner, whatever the makers believe
   about the group.
 """
@@ -220,14 +221,22 @@ class Maker:
         if not partitions:
             return
         log.info("%s: assigned %s", self.name, _listed(partitions))
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        # Registering fences the partitions' previous holders and then sweeps (sweep.py): an
+        # offset that lost its transaction's marker reads stable only after that, so it starts
+        # before the offsets are read. It runs on while the first orders are made, and no order
+        # commits before its partition's offset has been read again after it
+        # (`_check_registrations`).
+        self._group_metadata = self.consumer.consumer_group_metadata()
+        self._producers.begin(keys, lambda: self._group_metadata)
         starts, unreadable = stable_starts(self.consumer, partitions)
         # Partitions left out are not read by this maker, which fails so that they move on.
         self.failure = self.failure or unreadable
+        started = {(tp.topic, tp.partition): tp.offset for tp in starts}
+        self._producers.drop(key for key in keys if key not in started)
+        for key, offset in started.items():
+            self._producers.started(key, offset)
         if starts:
-            # Registering fences the partitions' previous holders; it runs while the first
-            # orders are made, and no order commits before its partition's offset has been read
-            # again after it (`_check_registrations`).
-            self._producers.begin(((tp.topic, tp.partition), tp.offset) for tp in starts)
             self.consumer.incremental_assign(starts)
 
     def on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:

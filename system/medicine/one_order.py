@@ -50,6 +50,7 @@ from medpubsub.medicine.producers import (
     transactional_factory,
 )
 from medpubsub.medicine.service import maker_name
+from medpubsub.medicine.sweep import Sweep
 from medpubsub.medicine.transaction import (
     Destinations,
     MakerFailed,
@@ -139,6 +140,14 @@ def run() -> int:
                 transactional_factory(kafka, name),
                 order_transactional_id(order.order_id),
                 stop.is_set,
+                # A retry ends what its predecessor left open where Kafka lost the markers
+                # (sweep.py), before it reads the marker and commits the tabs again.
+                lambda registered: Sweep((kafka.deliveries_topic, kafka.dlq_topic))(
+                    registered,
+                    TopicPartition(dispatched.topic, dispatched.partition),
+                    marker.consumer_group_metadata,
+                    stop.is_set,
+                ),
             )
         except ProducerUnavailable as failure:
             log.error("%s: %s", name, failure)

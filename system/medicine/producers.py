@@ -13,7 +13,9 @@ the maker:
   its first commit there: a zombie's commit either finished before (the offset moved past where
   the new owner started: it leaves the partition rather than commit an order twice) or fails as
   fenced. A crashed maker's open transaction is aborted at that moment too, not after
-  `transaction.timeout.ms`. Registering happens while the first orders are made (`Registration`).
+  `transaction.timeout.ms`. Registering happens while the first orders are made (`Registration`),
+  and ends with a sweep (sweep.py): a transaction of the id whose markers Kafka lost is ended as
+  aborted before the new owner's first commit could make it visible.
 - Orders are made outside the transaction and only their tabs and offset are committed in it
   (transaction.py), so a partition's orders still overlap while being made; only their commits,
   milliseconds each and in offset order anyway (lines.py), take turns on the partition's producer.
@@ -29,10 +31,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 from medpubsub.kafka_clients import producer_config
+from medpubsub.medicine.sweep import Sweep, SweepFailed
 from medpubsub.settings import KafkaSettings
 
 log = logging.getLogger("medpubsub.medicine")
@@ -73,11 +77,25 @@ def transactional_factory(
 
 
 def registered_producer(
-    make_producer: ProducerFactory, transactional_id: str, stopping: Callable[[], bool]
+    make_producer: ProducerFactory,
+    transactional_id: str,
+    stopping: Callable[[], bool],
+    sweep: Callable[[Producer], None],
 ) -> Producer | None:
-    """A producer registered as `transactional_id` (fencing earlier ones); None when stopped."""
+    """A producer registered as `transactional_id` (fencing earlier ones), and swept; None when
+    stopped.
+
+    `sweep` ends, as aborted, what an earlier holder of the id left open where Kafka lost the
+    markers (sweep.py); until it has, the producer's first commit could make that visible too.
+    """
     producer = make_producer(transactional_id)
-    return producer if _init_transactions(producer, stopping, transactional_id) else None
+    if not _init_transactions(producer, stopping, transactional_id):
+        return None
+    try:
+        sweep(producer)
+    except SweepFailed as failed:
+        raise ProducerUnavailable(f"{transactional_id}: {failed}") from failed
+    return None if stopping() else producer
 
 
 def partition_transactional_id(group_id: str, key: PartitionKey) -> str:
@@ -99,7 +117,9 @@ class Registration:
     """
 
     key: PartitionKey
-    start_offset: int
+    # Where the maker starts the partition: set once its stable committed offset is read, which
+    # may be after registering (the sweep is what makes a lost transaction's offset readable).
+    start_offset: int | None = None
     registered: threading.Event = field(default_factory=threading.Event)
     ready: threading.Event = field(default_factory=threading.Event)
     # Set when the partition is handed over: no registration may start after that.
@@ -133,33 +153,55 @@ class PartitionProducers:
     """
 
     def __init__(
-        self, make_producer: ProducerFactory, group_id: str, stopping: Callable[[], bool]
+        self,
+        make_producer: ProducerFactory,
+        group_id: str,
+        stopping: Callable[[], bool],
+        *,
+        sweep: Sweep,
     ) -> None:
         self._make_producer = make_producer
         self._group_id = group_id
         self._stopping = stopping
+        self._sweep = sweep
         self._lock = threading.Lock()
         self._owned: dict[PartitionKey, Registration] = {}
 
-    def begin(self, starts: Iterable[tuple[PartitionKey, int]]) -> None:
-        """Register a producer for each partition (from its start offset), in the background."""
-        for key, offset in starts:
-            registration = Registration(key, offset)
+    def begin(self, keys: Iterable[PartitionKey], group_metadata: Callable[[], Any]) -> None:
+        """Register (and sweep) a producer for each partition, in the background.
+
+        `group_metadata` gives the group's metadata as the maker knows it now, for the sweep's
+        offset commit. Each partition is checked once `started` says where it starts.
+        """
+        for key in keys:
+            registration = Registration(key)
             with self._lock:
                 self._owned[key] = registration
             threading.Thread(
                 target=self._register,
-                args=(registration,),
+                args=(registration, group_metadata),
                 name=f"register-{key[0]}[{key[1]}]",
                 daemon=True,
             ).start()
 
-    def _register(self, registration: Registration) -> None:
+    def started(self, key: PartitionKey, offset: int) -> None:
+        """The partition starts at `offset` (its stable committed offset): check it from there."""
+        registration = self.get(key)
+        if registration is not None:
+            registration.start_offset = offset
+
+    def _register(self, registration: Registration, group_metadata: Callable[[], Any]) -> None:
+        def stopping() -> bool:
+            return self._stopping() or registration.cancelled.is_set()
+
         try:
             registration.producer = registered_producer(
                 self._make_producer,
                 partition_transactional_id(self._group_id, registration.key),
-                lambda: self._stopping() or registration.cancelled.is_set(),
+                stopping,
+                lambda producer: self._sweep(
+                    producer, TopicPartition(*registration.key), group_metadata, stopping
+                ),
             )
         except ProducerUnavailable as error:
             registration.fail(str(error))
@@ -185,7 +227,13 @@ class PartitionProducers:
         """Registered partitions whose committed offset has not been read again yet."""
         with self._lock:
             owned = list(self._owned.values())
-        return [each for each in owned if each.registered.is_set() and not each.ready.is_set()]
+        return [
+            each
+            for each in owned
+            if each.registered.is_set()
+            and not each.ready.is_set()
+            and each.start_offset is not None
+        ]
 
     def ready_keys(self) -> list[PartitionKey]:
         """Every partition owned, when each can commit at once (registered, checked); else none.

@@ -32,6 +32,7 @@ from medpubsub.medicine.idle import IdleClock
 from medpubsub.medicine.maker import Destinations, Maker, MakerFailed
 from medpubsub.medicine.producers import PartitionProducers, transactional_factory
 from medpubsub.medicine.readiness import ReadinessFile
+from medpubsub.medicine.sweep import Sweep
 from medpubsub.settings import KafkaSettings, MedicineSettings, load
 from medpubsub.shutdown import StopRequest, start_service
 
@@ -63,7 +64,10 @@ def run() -> int:
     stop = start_service()
     name = maker_name(os.environ)
     producers = PartitionProducers(
-        transactional_factory(kafka, name), settings.group_id, stop.is_set
+        transactional_factory(kafka, name),
+        settings.group_id,
+        stop.is_set,
+        sweep=Sweep((kafka.deliveries_topic, kafka.dlq_topic)),
     )
     consumer = Consumer(
         consumer_config(kafka, client_id=name, group_id=settings.group_id)

@@ -6,10 +6,16 @@ pid (SIGTERM, then SIGKILL) and the test's topics are deleted.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from pytest_medpubsub.kafka.broker import system_topics, warm_up_coordinators
+from pytest_medpubsub.kafka.embedded import EmbeddedKafka
+from pytest_medpubsub.kafka.topics import ensure_topics
 
 from .kafka_io import (
     ReaderFactory,
@@ -32,6 +38,23 @@ def topics(medpubsub_kafka: str, request: pytest.FixtureRequest) -> Iterator[Tes
     created = create_topics(medpubsub_kafka, dlq_config=getattr(request, "param", None))
     yield created
     delete_topics(created)
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[EmbeddedKafka]:
+    """A broker of this test's own, for faults the session's shared broker must not see (frozen,
+    killed); stopped afterwards, and let run first in case the test left it stopped."""
+    broker = EmbeddedKafka(tmp_path / "kafka")
+    try:
+        broker.start()
+        ensure_topics(broker.kafka, system_topics())
+        warm_up_coordinators(broker.kafka)
+        yield broker
+    finally:
+        pid = broker.pid
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)  # a stopped JVM cannot act on SIGTERM
+        broker.stop()
 
 
 @pytest.fixture

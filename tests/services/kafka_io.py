@@ -33,6 +33,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from medpubsub.kafka_clients import common_config, reader_config
+from medpubsub.medicine.sweep import Sweep
 from medpubsub.messages import Order
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import processes
@@ -96,6 +97,11 @@ class TestTopics:
     @property
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(kafka_bootstrap=self.bootstrap)
+
+    @property
+    def sweep(self) -> Sweep:
+        """What the makers' producers sweep on these topics (system/medicine/sweep.py)."""
+        return Sweep((self.deliveries, self.dlq))
 
     def environment(self, **settings: str | float) -> dict[str, str]:
         """The environment of a service on these topics, with extra settings by variable name."""
@@ -347,6 +353,12 @@ class Service:
 
 ReaderFactory = Callable[..., TopicReader]
 ServiceFactory = Callable[..., Service]
+
+
+def tabs_only(records: list[Record]) -> list[Record]:
+    """The records that are tabs: a read_uncommitted reader also sees the empty records of the
+    producers' sweeps (system/medicine/sweep.py), which are aborted and hold nothing."""
+    return [record for record in records if record.value]
 
 
 def maker_mid_order(

@@ -28,6 +28,7 @@ from .kafka_io import (
     committed_offset,
     maker_mid_order,
     produce,
+    tabs_only,
 )
 
 TAB_SECONDS = 2.0
@@ -234,7 +235,7 @@ def test_a_maker_killed_mid_order_leaves_nothing_and_the_next_makes_each_tab_onc
     assert {record.json()["maker"] for record in committed} == {second_name}
     # Tabs are written only in the commit: the killed maker left nothing, not even aborted tabs.
     uncommitted = reader(topics, topics.deliveries, committed_only=False)
-    assert len(uncommitted.read_to_end(timeout_s=10)) == 16
+    assert len(tabs_only(uncommitted.read_to_end(timeout_s=10))) == 16
 
 
 def test_sigterm_mid_order_exits_0_writes_nothing_and_the_next_maker_makes_the_order(
@@ -257,7 +258,7 @@ def test_sigterm_mid_order_exits_0_writes_nothing_and_the_next_maker_makes_the_o
     # Tabs are written only in the commit: the stopped maker left nothing, not even aborted tabs
     # for read_uncommitted readers.
     uncommitted = reader(topics, topics.deliveries, committed_only=False)
-    assert len(uncommitted.read_to_end(timeout_s=10)) == 2
+    assert len(tabs_only(uncommitted.read_to_end(timeout_s=10))) == 2
 
     assert sorted(record.json()["tab_id"] for record in committed) == [
         f"{order.order_id}:0",

@@ -119,7 +119,9 @@ def _in_process_maker(
     maker = Maker(
         name,
         consumer=consumer,
-        producers=PartitionProducers(registering, topics.group, stopping=lambda: False),
+        producers=PartitionProducers(
+            registering, topics.group, stopping=lambda: False, sweep=topics.sweep
+        ),
         destinations=Destinations(topics.deliveries, topics.dlq),
         tab_seconds=tab_seconds,
         max_workers=30,
@@ -227,8 +229,11 @@ def test_a_registration_still_under_way_at_hand_over_never_fences_the_next_owner
         release.wait(30)  # the registration is under way, its request not sent yet
         return make_old(transactional_id)
 
-    old = PartitionProducers(registering_slowly, topics.group, stopping=lambda: False)
-    old.begin([(key, 0)])
+    old = PartitionProducers(
+        registering_slowly, topics.group, stopping=lambda: False, sweep=topics.sweep
+    )
+    group = Consumer(consumer_config(topics.kafka, client_id="hand-over", group_id=topics.group))
+    old.begin([key], group.consumer_group_metadata)
     old_registration = old.get(key)
     assert old_registration is not None
     handover = threading.Thread(target=old.drop, args=([key],), name="hand-over")
@@ -237,8 +242,9 @@ def test_a_registration_still_under_way_at_hand_over_never_fences_the_next_owner
         transactional_factory(topics.kafka, f"new-{uuid.uuid4().hex[:6]}"),
         topics.group,
         stopping=lambda: False,
+        sweep=topics.sweep,
     )
-    new.begin([(key, 0)])
+    new.begin([key], group.consumer_group_metadata)
     registration = new.get(key)
     assert registration is not None
     assert registration.registered.wait(30), registration.problem
@@ -254,3 +260,4 @@ def test_a_registration_still_under_way_at_hand_over_never_fences_the_next_owner
     producer.produce(topics.deliveries, b"committed by the partition's owner")
     producer.commit_transaction(10)  # raises (fenced) had the old owner registered after
     new.drop_all()
+    group.close()

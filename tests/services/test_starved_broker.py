@@ -20,16 +20,11 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from medpubsub.kafka_clients import reader_config
-from pytest_medpubsub.kafka.broker import system_topics, warm_up_coordinators
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
-from pytest_medpubsub.kafka.topics import ensure_topics
 from pytest_medpubsub.waiting import wait_until
 
 from .kafka_io import (
@@ -47,22 +42,6 @@ PARTITIONS = 4
 # among 40 busy makers on two cores got at the worst of the overload.
 STARVED_FOR_S = 10.0
 RUNS_MS, STOPPED_MS = 20, 980
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[EmbeddedKafka]:
-    """A broker of this test's own: it is frozen, which the session's shared broker must not be."""
-    broker = EmbeddedKafka(tmp_path / "kafka")
-    try:
-        broker.start()
-        ensure_topics(broker.kafka, system_topics())
-        warm_up_coordinators(broker.kafka)
-        yield broker
-    finally:
-        pid = broker.pid
-        if pid is not None:
-            os.kill(pid, signal.SIGCONT)  # a stopped JVM cannot act on SIGTERM
-        broker.stop()
 
 
 def starve(pid: int, duration_s: float) -> None:

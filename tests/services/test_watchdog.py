@@ -108,7 +108,10 @@ def test_the_maker_guards_every_commit_and_every_abort(topics: TestTopics) -> No
     produce(topics.bootstrap, topics.orders, [order.to_bytes(), b"x" * 3000])
     name = f"watchdog-test-{uuid.uuid4().hex[:8]}"
     producers = PartitionProducers(
-        transactional_factory(topics.kafka, name), topics.group, stopping=lambda: False
+        transactional_factory(topics.kafka, name),
+        topics.group,
+        stopping=lambda: False,
+        sweep=topics.sweep,
     )
     consumer = Consumer(consumer_config(topics.kafka, client_id=name, group_id=topics.group))
     guards = GuardLog()
