@@ -223,7 +223,7 @@ def run_up(arguments: argparse.Namespace) -> int:
 
 
 def run_demo(arguments: argparse.Namespace) -> int:
-    from pytest_medpubsub.reports.run_page import REPORT_HTML
+    from pytest_medpubsub.reports.run_page import REPORT_HTML, write_run_page
     from pytest_medpubsub.reports.settings import run_settings
     from pytest_medpubsub.run_end import end_run
     from pytest_medpubsub.slo import SloSpec
@@ -264,8 +264,18 @@ def run_demo(arguments: argparse.Namespace) -> int:
                 ),
                 facts=lambda: {"demo": _demo_facts(arguments, platform)},
             )
+            diagnostics = None
+            if not ended.slo.passed:
+                # The broker's and every process's logs, while the run's directory still exists:
+                # what a failed demo is diagnosed from (linked from the page).
+                diagnostics = ended.report.parent / "diagnostics"
+                platform.dump_diagnostics(diagnostics)
+                write_run_page(ended.report.parent)
             _print_outcome(
-                ended.summary, ended.slo.failure_message(), ended.report.parent / REPORT_HTML
+                ended.summary,
+                ended.slo.failure_message(),
+                ended.report.parent / REPORT_HTML,
+                diagnostics,
             )
             outcome.append(0 if ended.slo.passed else 1)
 
@@ -290,11 +300,20 @@ def _demo_facts(arguments: argparse.Namespace, platform: LocalSystem) -> dict[st
     return facts
 
 
-def _print_outcome(summary: Summary, slo_table: str, report: Path) -> None:
+def _print_outcome(
+    summary: Summary, slo_table: str, report: Path, diagnostics: Path | None
+) -> None:
     _console.print(status_table(summary, "-", "medpubsub demo: the run"))
     _console.print(slo_table, markup=False)
     # One line whatever the terminal's width: scripts and people copy the path from it.
     _console.print(f"report: {report}", soft_wrap=True, markup=False, highlight=False)
+    if diagnostics is not None:
+        _console.print(
+            f"logs of the broker and of every process: {diagnostics}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
 
 
 # -- report ---------------------------------------------------------------------------------------

@@ -50,6 +50,9 @@ class PartitionLines:
     def __init__(self) -> None:
         self._lines: dict[PartitionKey, list[InFlight]] = {}
         self._reread_from: dict[PartitionKey, int] = {}
+        # Partitions sought back to an offset, and the offset: until a record from there is
+        # polled, a polled record of the partition was fetched before the seek (`stale`).
+        self._rewound: dict[PartitionKey, int] = {}
 
     def enter(self, key: PartitionKey, offset: int, workers: int) -> InFlight:
         line = self._lines.setdefault(key, [])
@@ -83,15 +86,41 @@ class PartitionLines:
         return key in self._reread_from
 
     def ready_to_reread(self) -> list[tuple[PartitionKey, int]]:
-        """Partitions whose failed orders have all settled: (partition, offset to read from)."""
+        """Partitions whose failed orders have all settled: (partition, offset to read from).
+
+        The caller seeks each back there; each counts as `rewound` from then on.
+        """
         ready = [
             (key, offset) for key, offset in self._reread_from.items() if key not in self._lines
         ]
-        for key, _ in ready:
+        for key, offset in ready:
             del self._reread_from[key]
+            self.rewind(key, offset)
         return ready
+
+    def rewind(self, key: PartitionKey, offset: int) -> None:
+        """The partition was sought back to `offset`: records polled until it comes are stale."""
+        self._rewound[key] = offset
+
+    def stale(self, key: PartitionKey, offset: int) -> bool:
+        """A record polled after its partition was sought back, but fetched before the seek.
+
+        librdkafka can still hand out records it had fetched when a seek was asked (measured at
+        60 patients: the order after a failed one, polled 89 ms after the partition was sought
+        back to the failed one, was started, committed, and then made again after the failed
+        one: every tab twice). Started, it would commit past the order it skipped. Such records
+        are dropped until the record the partition was sought back to comes.
+        """
+        expected = self._rewound.get(key)
+        if expected is None:
+            return False
+        if offset == expected:
+            del self._rewound[key]
+            return False
+        return True
 
     def forget(self, keys: set[PartitionKey]) -> None:
         """The partitions went to another maker: it reads them from their committed offsets."""
         for key in keys:
             self._reread_from.pop(key, None)
+            self._rewound.pop(key, None)

@@ -171,8 +171,8 @@ class Maker:
         """A polled, error-free record: start it, or keep it until workers are free."""
         topic, partition, offset = coordinates(record)
         key = (topic, partition)
-        if self._lines.rereading(key):
-            return  # the partition is read again from an earlier, failed order
+        if self._lines.rereading(key) or self._lines.stale(key, offset):
+            return  # the partition is read again from an earlier order (failed, or not started)
         if key in self._waiting.records:
             known = self._waiting.reread_from.get(key, offset)
             self._waiting.reread_from[key] = min(known, offset)
@@ -441,6 +441,7 @@ class Maker:
                 self._start(record)
                 if reread_from is not None:
                     self.consumer.seek(TopicPartition(topic, partition, reread_from))
+                    self._lines.rewind(key, reread_from)
             self.consumer.resume([TopicPartition(topic, partition)])
 
 

@@ -66,3 +66,28 @@ def test_unsettled_orders_are_listed_per_partition() -> None:
     a.settle(committed=True)
     lines.leave(a)
     assert lines.unsettled({P0}) == [b]
+
+
+def test_records_polled_after_a_rewind_are_stale_until_the_rewound_one_comes() -> None:
+    lines = PartitionLines()
+    failed = lines.enter(P0, 2, 1)
+    failed.settle(committed=False)
+    lines.leave(failed)
+    assert lines.ready_to_reread() == [(P0, 2)]  # the maker seeks P0 back to 2
+
+    # (partition, offset polled, stale?) in the order they are polled after the seek
+    polled = [
+        (P0, 3, True),  # fetched before the seek: started, it would commit past offset 2
+        (P1, 7, False),  # another partition is not concerned
+        (P0, 4, True),
+        (P0, 2, False),  # the rewound record: from here on the partition reads in order
+        (P0, 3, False),
+    ]
+    assert [(key, offset, lines.stale(key, offset)) for key, offset, _ in polled] == polled
+
+
+def test_a_rewind_of_a_partition_that_goes_to_another_maker_is_forgotten() -> None:
+    lines = PartitionLines()
+    lines.rewind(P0, 5)
+    lines.forget({P0})
+    assert not lines.stale(P0, 9)
