@@ -83,6 +83,9 @@ class LocalSystem(Platform):
         out is a `PlatformError` like any other reason the platform did not come up.
         """
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # Processes append to their logs: a start clears the last run's, so that the diagnostics
+        # of a run hold that run only.
+        shutil.rmtree(self.run_dir / "logs", ignore_errors=True)
         try:
             self._start_makers()
             self._supervisor.start()
