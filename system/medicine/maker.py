@@ -432,12 +432,15 @@ class Maker:
         """Start waiting records in polled order while they fit; resume their partitions."""
         while self._waiting.records:
             key, record = next(iter(self._waiting.records.items()))
-            if not self._lines.rereading(key) and not self._fits(record):
+            # A record that waited while its partition was sought back is dropped too (measured
+            # at 60 patients: started after the seek, it committed ahead of the failed order).
+            dropped = self._lines.rereading(key) or self._lines.stale(key, coordinates(record)[2])
+            if not dropped and not self._fits(record):
                 return
             del self._waiting.records[key]
             topic, partition = key
             reread_from = self._waiting.reread_from.pop(key, None)
-            if not self._lines.rereading(key):
+            if not dropped:
                 self._start(record)
                 if reread_from is not None:
                     self.consumer.seek(TopicPartition(topic, partition, reread_from))

@@ -99,6 +99,14 @@ class Sweep:
         producer.begin_transaction()
         for topic, partition in partitions:
             producer.produce(topic, b"", partition=partition)
+        # Delivered before the abort: an abort purges records not sent yet, and the sequence
+        # numbers they took leave a gap that fails the producer's next transaction
+        # (OUT_OF_ORDER_SEQUENCE_NUMBER, measured at 60 patients).
+        unsent = producer.flush(SWEEP_CALL_S)
+        if unsent:
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, f"{unsent} sweep record(s) not delivered yet")
+            )
         if group is not None:
             # An offset of 0, never committed: it only puts the group's offsets partition in the
             # transaction, so that the abort marker reaches it.
