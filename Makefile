@@ -76,8 +76,8 @@ test: install kustomize ## everything that runs here without root, default desig
 
 # One pytest session per design and security, each with one broker and one platform for all of
 # its tests. Each design skips the tests it leaves out, with their measured causes (`left_out` in
-# pytest_medpubsub/designs/<design>.py: under the dispatcher, the step ramp and the broker
-# restart; bounds not loosened); add --medpubsub-run-left-out to run them by hand.
+# pytest_medpubsub/designs/<design>.py: under the dispatcher, the step ramp, the broker
+# restart and the maker crash; bounds not loosened); add --medpubsub-run-left-out to run them.
 test-designs: install ## the scenarios on the secured broker and under the dispatcher design
 	status=0; \
 	$(PYTEST) --medpubsub-secure --medpubsub-report=$(REPORT)/secure scenarios/test_steady_state.py scenarios/test_maker_killed.py || status=$$?; \

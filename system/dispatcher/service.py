@@ -340,8 +340,11 @@ def run() -> int:
             transactional_factory(kafka, name),
             transactional_id,
             stop.is_set,
-            # Its dead letters only: its offsets are read without waiting for stable ones (below).
-            lambda registered: Sweep((kafka.dlq_topic,))(registered, stopping=stop.is_set),
+            # Its dead letters only, keyed by the orders topic: its offsets are read without
+            # waiting for stable ones (below).
+            lambda registered: Sweep(keyed=((kafka.dlq_topic, kafka.orders_topic),))(
+                registered, stopping=stop.is_set
+            ),
         )
     except ProducerUnavailable as failure:
         log.error("%s: %s", name, failure)

@@ -142,7 +142,8 @@ def run() -> int:
                 stop.is_set,
                 # A retry ends what its predecessor left open where Kafka lost the markers
                 # (sweep.py), before it reads the marker and commits the tabs again.
-                lambda registered: Sweep((kafka.deliveries_topic, kafka.dlq_topic))(
+                # The tabs are keyed by the order id: one partition to sweep, not the topic.
+                lambda registered: Sweep(keyed=((kafka.deliveries_topic, order.order_id),))(
                     registered,
                     TopicPartition(dispatched.topic, dispatched.partition),
                     marker.consumer_group_metadata,

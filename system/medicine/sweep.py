@@ -52,14 +52,19 @@ class SweepFailed(Exception):
 
 @dataclass(frozen=True)
 class Sweep:
-    """Where the producers of this system write: the topics they produce to.
+    """Where a producer of this system may have written: whole topics, or one key's partitions.
 
     Call it with a registered producer and, when it commits a group's offsets in its
     transactions, a partition of that group and the group's metadata (a callable: the group's
     member epoch may move while a sweep retries). Returns when done or when `stopping()`.
     """
 
-    topics: Sequence[str]
+    # Every partition of these: a maker's partition producer may have written tabs or a dead
+    # letter anywhere (which order it was making is not known).
+    topics: Sequence[str] = ()
+    # The partition of each (topic, key): where a producer that knows its key wrote (a one-order
+    # maker's tabs are keyed by its order id). One record each instead of a whole topic's.
+    keyed: Sequence[tuple[str, str]] = ()
 
     def __call__(
         self,
@@ -99,6 +104,8 @@ class Sweep:
         producer.begin_transaction()
         for topic, partition in partitions:
             producer.produce(topic, b"", partition=partition)
+        for topic, key in self.keyed:  # the partitioner puts it where that key's records went
+            producer.produce(topic, b"", key=key)
         # Delivered before the abort: an abort purges records not sent yet, and the sequence
         # numbers they took leave a gap that fails the producer's next transaction
         # (OUT_OF_ORDER_SEQUENCE_NUMBER, measured at 60 patients).
