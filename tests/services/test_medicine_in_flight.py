@@ -9,14 +9,11 @@ timestamps, not on the test's wall clock.
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
 import pytest
 
 from medpubsub.messages import Order
-from pytest_medpubsub.kafka.broker import system_topics, warm_up_coordinators
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
-from pytest_medpubsub.kafka.topics import ensure_topics
 
 from .kafka_io import (
     STARTED,
@@ -177,30 +174,23 @@ def test_a_revocation_with_orders_in_flight_hands_over_nothing_twice(
 
 @pytest.mark.kafka
 def test_a_broker_restart_with_orders_in_flight_loses_and_duplicates_nothing(
-    tmp_path: Path, service: ServiceFactory, reader: ReaderFactory
+    own_broker: EmbeddedKafka, service: ServiceFactory, reader: ReaderFactory
 ) -> None:
-    broker = EmbeddedKafka(tmp_path / "kafka")
-    try:
-        broker.start()
-        ensure_topics(broker.kafka, system_topics())
-        warm_up_coordinators(broker.kafka)
-        topics = create_topics(broker.bootstrap_servers, partitions=4)
-        orders = [an_order(tabs_count=3) for _ in range(8)]
-        for index, order in enumerate(orders):
-            produce(topics.bootstrap, topics.orders, [order.to_bytes()], partition=index % 4)
-        settings = {"MEDICINE_MAX_ORDERS": 0, "MEDICINE_IDLE_TIMEOUT_SECONDS": 8}
-        first = service("medicine", topics.environment(**settings))
-        first.wait_for_output(r"making order(.|\n)*making order(.|\n)*making order", timeout_s=30)
+    topics = create_topics(own_broker.bootstrap_servers, partitions=4)
+    orders = [an_order(tabs_count=3) for _ in range(8)]
+    for index, order in enumerate(orders):
+        produce(topics.bootstrap, topics.orders, [order.to_bytes()], partition=index % 4)
+    settings = {"MEDICINE_MAX_ORDERS": 0, "MEDICINE_IDLE_TIMEOUT_SECONDS": 8}
+    first = service("medicine", topics.environment(**settings))
+    first.wait_for_output(r"making order(.|\n)*making order(.|\n)*making order", timeout_s=30)
 
-        broker.kill()  # the only broker, mid-order: commits fail or hang (watchdog)
-        broker.start()
-        # Whatever the first maker managed, a second one makes the rest once it is gone.
-        first.wait_exit(timeout_s=90)
-        second = service("medicine", topics.environment(**settings))
-        assert second.wait_exit(timeout_s=90) == 0, second.output()
-        committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(30)]
+    own_broker.kill()  # the only broker, mid-order: commits fail or hang (watchdog)
+    own_broker.start()
+    # Whatever the first maker managed, a second one makes the rest once it is gone.
+    first.wait_exit(timeout_s=90)
+    second = service("medicine", topics.environment(**settings))
+    assert second.wait_exit(timeout_s=90) == 0, second.output()
+    committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(30)]
 
-        assert tab_counts(committed) == expected_tabs(*orders), first.output()
-        assert [committed_offset(topics, partition) for partition in range(4)] == [2, 2, 2, 2]
-    finally:
-        broker.stop()
+    assert tab_counts(committed) == expected_tabs(*orders), first.output()
+    assert [committed_offset(topics, partition) for partition in range(4)] == [2, 2, 2, 2]
