@@ -7,6 +7,12 @@ from pathlib import Path
 import pytest
 
 from pytest_medpubsub.bench.__main__ import main
+from pytest_medpubsub.bench.capacity import (
+    RowCapacity,
+    bounds_reached,
+    maker_need,
+    orders_per_maker,
+)
 from pytest_medpubsub.bench.designs import DESIGNS
 from pytest_medpubsub.bench.run import RunFigures
 from pytest_medpubsub.bench.table import markdown_table
@@ -63,6 +69,11 @@ def a_run(design: str, patients: int, p95: float | None) -> RunFigures:
         maker_cpu_s=12.3,
         broker_cpu_s=None,
         drain_s=1.5,
+        harness_cpu_s=4.5,
+        machine_busy=0.5,
+        makers_needed=3,
+        warm_floor=2,
+        bound="none",
     )
 
 
@@ -75,6 +86,91 @@ def test_the_table_gives_each_percentile_and_its_ratio_to_the_floor_per_load_and
     assert a_run("capacity", 1, 2.5).to_dict()["ratio_to_floor"]["p95"] == 1.25
 
 
+def test_a_row_gives_peak_makers_against_the_need_the_bound_and_cpu_per_order() -> None:
+    run = a_run("capacity", 5, 2.4)  # 300 orders; makers 12.3 s, no broker figure, harness 4.5 s
+    row = markdown_table([run]).splitlines()[2]
+
+    assert row.endswith("| 4 (3 + 2) | none | 41 / – / 15 | 0 | 0 |")
+
+
+def test_a_row_from_an_older_bench_json_has_dashes_for_what_it_did_not_measure() -> None:
+    older = RunFigures(
+        **{
+            key: value
+            for key, value in a_run("capacity", 5, 2.4).to_dict().items()
+            if key
+            not in {"ratio_to_floor", "harness_cpu_s", "makers_needed", "warm_floor", "bound"}
+        }
+    )
+    row = markdown_table([older]).splitlines()[2]
+
+    assert row.endswith("| 4 | – | 41 / – / – | 0 | 0 |")
+
+
+@pytest.mark.parametrize(
+    ("patients", "per_maker", "floor", "needed"),
+    [
+        (1, 240 / 15.5, 2, 1),  # 2 orders in flight
+        (10, 240 / 15.5, 2, 2),  # 20 orders: 310 tabs on 240 workers each
+        (20, 240 / 15.5, 2, 3),
+        (30, 240 / 15.5, 2, 4),
+        (40, 240 / 15.5, 2, 6),
+        (60, 240 / 15.5, 2, 8),
+        (5, 1.0, 0, 10),  # one order per maker: every order in flight
+        (4, 2.0, 0, 4),  # exactly full: no extra maker for a rounding error
+    ],
+)
+def test_the_makers_a_load_needs_hold_its_orders_in_flight(
+    patients: int, per_maker: float, floor: int, needed: int
+) -> None:
+    need = maker_need(patients, orders_per_maker=per_maker, floor=floor)
+
+    assert (need.needed, need.floor, need.allowed) == (needed, floor, needed + floor)
+
+
+def test_each_row_holds_what_its_manifest_or_design_says(tmp_path: Path) -> None:
+    capacity = DESIGNS["capacity"].capacity(load_scaled_job(SOURCE))
+    one_at_a_time = DESIGNS["one-at-a-time"].capacity(
+        load_scaled_job(DESIGNS["one-at-a-time"].manifest(SOURCE, tmp_path))
+    )
+    dispatcher = DESIGNS["dispatcher"].capacity(load_scaled_job(SOURCE))
+
+    assert capacity == RowCapacity(orders_per_maker(load_scaled_job(SOURCE)), 2, 40)
+    assert round(capacity.orders_per_maker, 2) == round(240 / 15.5, 2)
+    assert one_at_a_time == RowCapacity(1.0, 0, 40)
+    assert dispatcher == RowCapacity(1.0, 0, 40)
+
+
+@pytest.mark.parametrize(
+    ("busy", "peak", "max_makers", "partitions", "reached"),
+    [
+        (0.5, 5, 40, 40, []),
+        (0.93, 5, 40, 40, ["CPU 93 %"]),
+        (0.5, 40, 40, 40, ["makers (40)", "partitions (40)"]),
+        (0.97, 40, 40, 80, ["CPU 97 %", "makers (40)"]),
+        (0.5, 12, 40, 12, ["partitions (12)"]),
+        (None, None, 40, None, []),  # nothing measured: nothing claimed
+    ],
+)
+def test_the_bound_a_run_reached_is_the_cpu_the_makers_or_the_partitions(
+    busy: float | None,
+    peak: int | None,
+    max_makers: int,
+    partitions: int | None,
+    reached: list[str],
+) -> None:
+    assert (
+        bounds_reached(busy=busy, peak_makers=peak, max_makers=max_makers, partitions=partitions)
+        == reached
+    )
+
+
+def test_rows_past_their_knee_are_not_run_at_the_highest_loads() -> None:
+    assert DESIGNS["capacity"].runs_at(60)
+    assert not DESIGNS["dispatcher"].runs_at(30)
+    assert DESIGNS["dispatcher"].runs_at(20)
+
+
 def test_a_run_without_complete_orders_shows_dashes() -> None:
     row = markdown_table([a_run("capacity", 1, None)]).splitlines()[2]
 
@@ -85,7 +181,7 @@ def test_a_run_without_complete_orders_shows_dashes() -> None:
     ("arguments", "complaint"),
     [
         (["--loads", "1,x"], "whole numbers"),
-        (["--loads", "0"], "from 1 to 50"),
+        (["--loads", "0"], "from 1 to 60"),
         (["--designs", "nope"], "unknown design"),
         (["--duration", "5"], "more than 10 s"),
     ],

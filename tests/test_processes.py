@@ -76,3 +76,27 @@ def test_the_sampler_keeps_a_process_s_last_reading_after_it_has_gone(
         last = sampler.total_s
     assert sampler.total_s >= last >= 0.2
     assert sampler.processes == 1
+
+
+def test_the_sampler_counts_a_process_already_running_only_from_when_it_started(
+    busy: subprocess.Popen[bytes],
+) -> None:
+    """A warm maker's start is not the run's: what it spent before the sampler is left out."""
+    wait_until(
+        lambda: processes.cpu_seconds(busy.pid),
+        lambda spent: spent is not None and spent >= 0.3,
+        30,
+        f"pid {busy.pid} to spend 0.3 CPU seconds before sampling",
+        interval_s=0.05,
+    )
+    with CpuSampler(lambda: [busy.pid], interval_s=0.05) as sampler:
+        wait_until(
+            lambda: sampler.total_s,
+            lambda total: total >= 0.1,
+            30,
+            f"the sampler to see pid {busy.pid} spend 0.1 CPU seconds",
+            interval_s=0.05,
+        )
+    now = processes.cpu_seconds(busy.pid)
+    assert now is not None
+    assert 0.1 <= sampler.total_s <= now - 0.3

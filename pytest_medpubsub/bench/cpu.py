@@ -1,5 +1,8 @@
 """CPU seconds of processes that come and go: sampled (`processes.cpu_seconds`) while they live.
 
+A process already running when sampling starts counts from there (a warm maker's start is not
+the run's); one that starts later counts whole.
+
 A maker's CPU time is read every half second and the last reading is kept when it exits, so
 what a maker spends in its last half second is missed; makers are idle then (they leave after
 an idle timeout), so the error is small and stated in the report.
@@ -20,10 +23,13 @@ class CpuSampler:
         self._pids = pids
         self._interval_s = interval_s
         self._seen: dict[int, float] = {}
+        self._before: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
 
     def __enter__(self) -> CpuSampler:
+        self._sample()
+        self._before = dict(self._seen)
         self._thread.start()
         return self
 
@@ -34,7 +40,7 @@ class CpuSampler:
 
     @property
     def total_s(self) -> float:
-        return sum(self._seen.values())
+        return sum(seconds - self._before.get(pid, 0.0) for pid, seconds in self._seen.items())
 
     @property
     def processes(self) -> int:

@@ -12,7 +12,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 from matplotlib.ticker import ScalarFormatter
 
-from pytest_medpubsub.bench.run import FLOOR_S, RunFigures
+from pytest_medpubsub.bench.capacity import FLOOR_S
+from pytest_medpubsub.bench.run import RunFigures
 
 _STYLES = {"capacity": "tab:blue", "one-at-a-time": "tab:orange", "dispatcher": "tab:green"}
 

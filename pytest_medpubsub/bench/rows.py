@@ -15,6 +15,9 @@ from typing import Any
 
 import yaml
 
+from pytest_medpubsub.bench.capacity import RowCapacity, scaledjob_capacity
+from pytest_medpubsub.keda.scaledjob import ScaledJobSpec
+
 Manifest = dict[str, Any]
 
 
@@ -29,6 +32,11 @@ class BenchRow:
     # Which design's local platform runs it (a name of `pytest_medpubsub.designs`).
     platform: str
     adapt: Callable[[Manifest], Manifest] = as_is
+    # What its makers hold, from the row's ScaledJob (a design without one ignores it).
+    capacity: Callable[[ScaledJobSpec], RowCapacity] = scaledjob_capacity
+    # The most patients worth a run: past its knee a row's backlog outlasts the drain's bound,
+    # and the run measures the bound, not the design. None: every load.
+    max_patients: int | None = None
 
     def manifest(self, source: Path, directory: Path) -> Path:
         """Write this row's ScaledJob (derived from `source`) into `directory`."""
@@ -37,3 +45,6 @@ class BenchRow:
         directory.mkdir(parents=True, exist_ok=True)
         target.write_text(yaml.safe_dump(self.adapt(copy.deepcopy(document))), encoding="utf-8")
         return target
+
+    def runs_at(self, patients: int) -> bool:
+        return self.max_patients is None or patients <= self.max_patients

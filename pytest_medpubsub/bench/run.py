@@ -5,7 +5,12 @@ run's duration, the makers drain every order, and the figures are read from the 
 latency percentiles of the orders placed after a 10 s warm-up, peak makers, process starts per
 order, CPU. The warm-up leaves out the step from 0 to `patients` at once: the patient processes
 starting together and KEDA scaling out for the step (the step-ramp scenario holds that
-transient to its SLOs); `p95_with_warm_up_s` keeps the p95 of every order for comparison.
+transient to its SLOs); `p95_with_warm_up_s` keeps the p95 of every order, the step included.
+
+Beside latency, a run says what it cost and what held it back (capacity.py): CPU per order of the
+makers, the broker and the harness (the patients, and this process, which observes), the peak
+makers against what the load needs, and which bound it reached: the machine's CPU, the makers'
+bound or the partitions.
 """
 
 from __future__ import annotations
@@ -16,18 +21,25 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from medpubsub.settings import KafkaSettings
-from pytest_medpubsub import designs, progress
+from pytest_medpubsub import designs, progress, project
+from pytest_medpubsub.bench.capacity import FLOOR_S, bounds_reached
 from pytest_medpubsub.bench.cpu import CpuSampler
 from pytest_medpubsub.bench.rows import BenchRow
+from pytest_medpubsub.host_cpu import CpuWindow
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
+from pytest_medpubsub.kafka.topics import DEFAULT_TOPICS, read_topic_specs
+from pytest_medpubsub.keda.scaledjob import load_scaled_job
 from pytest_medpubsub.observer import Observer, PlatformSample
 from pytest_medpubsub.platforms.local_system import LocalRun, LocalSystem
 from pytest_medpubsub.processes import cpu_seconds
 from pytest_medpubsub.reports.settings import run_settings
 from pytest_medpubsub.run_end import end_run
 
-FLOOR_S = 2.0  # a tab takes 2 s, and an order's tabs are made together
+__all__ = ["FLOOR_S", "RunFigures", "run_once"]
+
 WARM_UP_S = 10.0
 DRAIN_TIMEOUT_S = 240.0
 
@@ -52,6 +64,18 @@ class RunFigures:
     maker_cpu_s: float
     broker_cpu_s: float | None
     drain_s: float
+    # Added after the runs of 2026-12-01 (None in an older bench.json).
+    harness_cpu_s: float | None = None
+    machine_busy: float | None = None  # 0-1, from the step to the load's end
+    makers_needed: int | None = None  # what the load's orders in flight need (capacity.py)
+    warm_floor: int | None = None
+    bound: str | None = None  # the bounds reached ("none": within all of them)
+
+    def cpu_ms_per_order(self, seconds: float | None) -> float | None:
+        """CPU milliseconds per order placed, of `seconds` spent over the run."""
+        if seconds is None or not self.orders:
+            return None
+        return round(seconds * 1000 / self.orders, 1)
 
     def ratio(self, value: float | None) -> float | None:
         return None if value is None else round(value / FLOOR_S, 3)
@@ -75,19 +99,29 @@ def run_once(
     run_dir: Path,
 ) -> RunFigures:
     """Run `design` with `patients` for `duration_s` and measure it (see the module docstring)."""
+    capacity = design.capacity(load_scaled_job(manifest))
+    need = capacity.need(patients)
     platform = _platform(design, manifest, kafka=kafka, broker=broker, run_dir=run_dir)
-    broker_before = _broker_cpu(broker)
     platform.start()
+    # From here: what the run costs, not the platform's start (warm makers, topics).
+    broker_before = _broker_cpu(broker)
+    harness = psutil.Process()
+    harness_before = _own_cpu(harness)
     try:
         observer = Observer(kafka, sampler=lambda: _sample(platform)).start()
         try:
             with contextlib.ExitStack() as sampling:
                 cpu = sampling.enter_context(CpuSampler(lambda: _cpu_pids(platform)))
+                patients_cpu = sampling.enter_context(
+                    CpuSampler(lambda: [p.pid for p in platform.snapshot().patients])
+                )
                 step = observer.mark()
+                machine = CpuWindow()
                 platform.scale_patients(patients)
                 time.sleep(WARM_UP_S)
                 since = observer.mark()
                 time.sleep(max(0.0, duration_s - WARM_UP_S))
+                busy = machine.share().busy
                 progress.say(f"{design.name} at {patients} patients: the load ends")
                 # The run's own report (report.json and plots), to look into a row of the table;
                 # no SLOs: the table, not a verdict, is what the bench gives.
@@ -116,6 +150,7 @@ def run_once(
     finally:
         platform.stop()
     broker_after = _broker_cpu(broker)
+    harness_cpu_s = patients_cpu.total_s + _own_cpu(harness) - harness_before
     summary = ended.summary
     latency = summary.latency_s
     return RunFigures(
@@ -143,6 +178,19 @@ def run_once(
             else None
         ),
         drain_s=round(ended.drain_s, 2),
+        harness_cpu_s=round(harness_cpu_s, 2),
+        machine_busy=round(busy, 3),
+        makers_needed=need.needed,
+        warm_floor=need.floor,
+        bound=", ".join(
+            bounds_reached(
+                busy=busy,
+                peak_makers=summary.max_jobs,
+                max_makers=capacity.max_makers,
+                partitions=_orders_partitions(kafka.orders_topic),
+            )
+        )
+        or "none",
     )
 
 
@@ -170,6 +218,22 @@ def _sample(platform: LocalSystem) -> PlatformSample:
     return PlatformSample(
         patients=platform.patients(), jobs=platform.medicine_jobs(), lag=platform.lag()
     )
+
+
+def _own_cpu(process: psutil.Process) -> float:
+    """This process's CPU seconds: the observer's readers and samplers, the platform's loop."""
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def _orders_partitions(topic: str) -> int | None:
+    """The orders topic's partitions, from the manifests every platform creates it from."""
+    try:
+        specs = read_topic_specs(project.project_dir() / project.TOPICS_MANIFEST)
+    except (OSError, ValueError):
+        specs = list(DEFAULT_TOPICS)
+    counts = {spec.name: spec.partitions for spec in specs}
+    return counts.get(topic)
 
 
 def _broker_cpu(broker: EmbeddedKafka | None) -> float | None:

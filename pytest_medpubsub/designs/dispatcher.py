@@ -17,11 +17,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from pytest_medpubsub.bench.capacity import RowCapacity
 from pytest_medpubsub.bench.rows import BenchRow
 from pytest_medpubsub.designs.base import Design
 
 if TYPE_CHECKING:
     from pytest_medpubsub.k8s.objects import Manifest
+    from pytest_medpubsub.keda.scaledjob import ScaledJobSpec
     from pytest_medpubsub.platforms.cluster_designs import ClusterDesign
     from pytest_medpubsub.platforms.local_system import LocalRun, LocalSystem
 
@@ -70,6 +72,22 @@ LEFT_OUT: Mapping[str, str] = MappingProxyType(
 )
 
 
+def one_maker_per_order(_: ScaledJobSpec) -> RowCapacity:
+    """A maker process per order, at most DISPATCHER_MAX_MAKERS at once, none kept warm."""
+    from medpubsub.dispatcher.settings import DispatcherSettings
+
+    return RowCapacity(
+        orders_per_maker=1.0,
+        floor=0,
+        max_makers=int(DispatcherSettings.model_fields["max_makers"].default),
+    )
+
+
+# Its knee is about 5 patients on 2 cores (one process start per order): at 20 the backlog took
+# 3 minutes to drain (README, 2026-12-01), and beyond it would outlast the drain's bound.
+BENCH_MAX_PATIENTS = 20
+
+
 class Dispatcher:
     name = NAME
     summary = "a permanent consumer that starts one maker process per order (system/dispatcher)"
@@ -77,7 +95,15 @@ class Dispatcher:
     needs_keda = False
     chaos_actions = ("pytest_medpubsub.chaos.dispatcher",)  # kill_dispatcher, wait_for_dispatcher
     left_out = LEFT_OUT
-    bench_rows = (BenchRow("dispatcher", summary, NAME),)
+    bench_rows = (
+        BenchRow(
+            "dispatcher",
+            summary,
+            NAME,
+            capacity=one_maker_per_order,
+            max_patients=BENCH_MAX_PATIENTS,
+        ),
+    )
 
     def local_platform(self, run: LocalRun, manifest: Path | None = None) -> LocalSystem:
         """`manifest` is ignored: the dispatcher has no ScaledJob (the bench derives one for

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_medpubsub.bench.run import RunFigures
+from pytest_medpubsub.bench.table import HEADERS, cells, in_table_order
 from pytest_medpubsub.reports.index_page import INDEX_HTML
 from pytest_medpubsub.reports.markup import (
     Content,
@@ -24,11 +25,6 @@ from pytest_medpubsub.reports.markup import (
     tag,
 )
 from pytest_medpubsub.reports.run_page import REPORT_HTML
-
-HEADERS = [
-    "patients", "design", "p50 (× floor)", "p95 (× floor)", "p99 (× floor)", "max",
-    "peak makers", "starts/order", "maker CPU s", "broker CPU s", "lost", "dup", "run",
-]  # fmt: skip
 
 
 def write_bench_page(
@@ -48,7 +44,7 @@ def run_report(out: Path, run: RunFigures) -> Path:
 def render_bench_page(
     out: Path, runs: Sequence[RunFigures], document: Mapping[str, Any], plot: Path
 ) -> Html:
-    ordered = sorted(runs, key=lambda run: (run.patients, run.design))
+    ordered = in_table_order(runs)
     rows = [_row(out, run) for run in ordered]
     classes = ["failed" if run.lost_orders or run.duplicate_tabs else None for run in ordered]
     machine = document.get("machine") or {}
@@ -56,11 +52,13 @@ def render_bench_page(
     return page(
         "benchmark · medpubsub",
         tag("h1", "medpubsub benchmark ", tag("small", str(document.get("written_at", "")))),
-        table(HEADERS, rows, row_classes=classes),
+        table([*HEADERS, "run"], rows, row_classes=classes),
         tag(
             "p",
-            f"Latency of the orders placed after the warm-up; × floor: against the "
-            f"{document.get('floor_s', 2.0)} s a tab takes. Red rows lost or duplicated.",
+            f"Latency of the orders placed after the warm-up (and of every order, the step "
+            f"from 0 included); × floor: against the {document.get('floor_s', 2.0)} s a tab "
+            "takes. Need: the makers whose workers hold the load's orders in flight. Red rows "
+            "lost or duplicated.",
             class_="note",
         ),
         figure(plot, "Latency percentiles and peak makers against patients, per design"),
@@ -77,22 +75,4 @@ def _row(out: Path, run: RunFigures) -> list[Content]:
     here = (
         link(Path(os.path.relpath(report, out)).as_posix(), "report") if report.is_file() else "–"
     )
-    return [
-        run.patients,
-        run.design,
-        _seconds(run.p50_s, run.ratio(run.p50_s)),
-        _seconds(run.p95_s, run.ratio(run.p95_s)),
-        _seconds(run.p99_s, run.ratio(run.p99_s)),
-        "–" if run.max_s is None else f"{run.max_s:.2f}",
-        run.peak_makers,
-        "–" if run.starts_per_order is None else f"{run.starts_per_order:.2f}",
-        f"{run.maker_cpu_s:.0f}",
-        "–" if run.broker_cpu_s is None else f"{run.broker_cpu_s:.0f}",
-        run.lost_orders,
-        run.duplicate_tabs,
-        here,
-    ]
-
-
-def _seconds(value: float | None, ratio: float | None) -> str:
-    return "–" if value is None or ratio is None else f"{value:.2f} ({ratio:.2f}×)"
+    return [*cells(run), here]

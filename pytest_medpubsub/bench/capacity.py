@@ -1,0 +1,99 @@
+"""What a load needs of makers, and which bound a benchmark run reached.
+
+A patient places one order a second and an order takes the 2 s floor, so p patients keep 2p
+orders in flight: 2p x 15.5 tabs on average. A maker holds `MEDICINE_MAX_WORKERS` tabs at once,
+or `MEDICINE_MAX_ORDERS_IN_FLIGHT` orders when that is set; a dispatcher's maker holds one
+order. So the load needs ceil(orders in flight / what one maker holds) makers, and the design may
+run its warm floor on top (issue 17: peak makers at most the need plus the floor).
+
+Past its capacity a run is held back by one of three bounds, and the table names which:
+- the machine's CPU, measured over the run (busy at least `CPU_BOUND`);
+- the makers' bound (the ScaledJob's maxReplicaCount, the dispatcher's DISPATCHER_MAX_MAKERS);
+- the partitions of the orders topic (a maker beyond them owns no partition).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from medpubsub.settings import MedicineSettings
+from pytest_medpubsub.k8s.scaledjob_wiring import MEAN_TABS
+from pytest_medpubsub.keda.scaledjob import ScaledJobSpec
+from pytest_medpubsub.keda.scaler import DEFAULT_MAX_REPLICA_COUNT
+
+FLOOR_S = 2.0  # a tab takes 2 s, and an order's tabs are made together
+ORDERS_PER_PATIENT_PER_S = 1.0
+# A machine this busy over a run is the bound: more makers would only share the same cores.
+CPU_BOUND = 0.9
+
+
+@dataclass(frozen=True)
+class MakerNeed:
+    """The makers a load needs (their workers hold its orders in flight) and the warm floor."""
+
+    needed: int
+    floor: int
+
+    @property
+    def allowed(self) -> int:
+        """The most makers the load justifies: the need, plus the floor kept warm at rest."""
+        return self.needed + self.floor
+
+
+def orders_in_flight(patients: int) -> float:
+    return patients * ORDERS_PER_PATIENT_PER_S * FLOOR_S
+
+
+def orders_per_maker(spec: ScaledJobSpec) -> float:
+    """The orders of mean size one of `spec`'s makers holds at once (its settings as read)."""
+    env = spec.literal_env
+    defaults = MedicineSettings.model_fields
+    workers = int(env.get("MEDICINE_MAX_WORKERS", defaults["max_workers"].default))
+    by_workers = workers / MEAN_TABS
+    limit = int(env.get("MEDICINE_MAX_ORDERS_IN_FLIGHT", defaults["max_orders_in_flight"].default))
+    return min(by_workers, limit) if limit else by_workers
+
+
+@dataclass(frozen=True)
+class RowCapacity:
+    """What a row's makers hold: orders each, the warm floor, and the most that run at once."""
+
+    orders_per_maker: float
+    floor: int
+    max_makers: int
+
+    def need(self, patients: int) -> MakerNeed:
+        return maker_need(patients, orders_per_maker=self.orders_per_maker, floor=self.floor)
+
+
+def scaledjob_capacity(spec: ScaledJobSpec) -> RowCapacity:
+    """A ScaledJob's makers: sized by their settings, minReplicaCount warm, maxReplicaCount."""
+    scaling = spec.scaling
+    most = scaling.max_replica_count
+    return RowCapacity(
+        orders_per_maker(spec),
+        scaling.min_replica_count,
+        DEFAULT_MAX_REPLICA_COUNT if most is None else most,
+    )
+
+
+def maker_need(patients: int, *, orders_per_maker: float, floor: int) -> MakerNeed:
+    if orders_per_maker <= 0:
+        raise ValueError(f"a maker must hold some orders, not {orders_per_maker}")
+    needed = math.ceil(orders_in_flight(patients) / orders_per_maker - 1e-9)
+    return MakerNeed(needed=needed, floor=floor)
+
+
+def bounds_reached(
+    *, busy: float | None, peak_makers: int | None, max_makers: int, partitions: int | None
+) -> list[str]:
+    """The bounds a run reached, as the table writes them; none when it stayed within all."""
+    reached = []
+    if busy is not None and busy >= CPU_BOUND:
+        reached.append(f"CPU {busy * 100:.0f} %")
+    if peak_makers is not None and peak_makers >= max_makers:
+        reached.append(f"makers ({max_makers})")
+    if peak_makers is not None and partitions is not None and peak_makers >= partitions:
+        reached.append(f"partitions ({partitions})")
+    return reached
