@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_medpubsub import designs, foreground, processes, progress, state
+from pytest_medpubsub import designs, foreground, processes, progress, project, state
+from pytest_medpubsub.bench.capacity import CapacityReading, read_capacity
+from pytest_medpubsub.host_cpu import CpuWindow
 from pytest_medpubsub.kafka.embedded import HOST as EMBEDDED_HOST
 from pytest_medpubsub.kafka.embedded import WILDCARDS
 from pytest_medpubsub.kafka.jars import KAFKA_VERSION, libs_dir
@@ -239,10 +241,20 @@ def run_demo(arguments: argparse.Namespace) -> int:
     def serve() -> None:
         with foreground.local_system(arguments, state.default_path()) as (platform, observer):
             since = observer.mark()
+            machine = CpuWindow()
             foreground.watch(
                 platform.bootstrap_servers, observer, since, stop,
                 deadline=time.monotonic() + arguments.duration,
             )  # fmt: skip
+            busy = machine.share().busy
+            capacity: list[CapacityReading] = []
+
+            def facts() -> dict[str, Any]:
+                # Asked once the makers are drained and scaled in: the peak is the whole run's.
+                peak = observer.summary(since=since).max_jobs
+                capacity.append(_capacity(arguments, platform, busy, peak))
+                return {"demo": _demo_facts(arguments, platform), "capacity": capacity[0].to_dict()}
+
             spec = SloSpec(min_jobs=1, scale_in_within_s=DEMO_SCALE_IN_S).allowing(
                 designs.design(arguments.design).latency_allowance_s
             )
@@ -262,7 +274,7 @@ def run_demo(arguments: argparse.Namespace) -> int:
                     external_kafka=arguments.kafka,
                     warm_makers=platform.warm_makers(),
                 ),
-                facts=lambda: {"demo": _demo_facts(arguments, platform)},
+                facts=facts,
             )
             diagnostics = None
             if not ended.slo.passed:
@@ -274,6 +286,7 @@ def run_demo(arguments: argparse.Namespace) -> int:
             _print_outcome(
                 ended.summary,
                 ended.slo.failure_message(),
+                capacity[0].describe() if capacity else None,
                 ended.report.parent / REPORT_HTML,
                 diagnostics,
             )
@@ -300,11 +313,38 @@ def _demo_facts(arguments: argparse.Namespace, platform: LocalSystem) -> dict[st
     return facts
 
 
+def _capacity(
+    arguments: argparse.Namespace, platform: LocalSystem, busy: float, peak: int | None
+) -> CapacityReading:
+    """The demo's load against what it needs, and the bound it reached (bench/capacity.py)."""
+    from pytest_medpubsub.keda.scaledjob import load_scaled_job
+
+    spec = (
+        platform.spec
+        if isinstance(platform, LocalPlatform)
+        else load_scaled_job(project.project_dir() / project.SCALEDJOB_MANIFEST)
+    )
+    shipped = designs.design(arguments.design).bench_rows[0]  # the design as it ships
+    return read_capacity(
+        arguments.patients,
+        shipped.capacity(spec),
+        busy=busy,
+        peak_makers=peak,
+        orders_topic=platform.kafka.orders_topic,
+    )
+
+
 def _print_outcome(
-    summary: Summary, slo_table: str, report: Path, diagnostics: Path | None
+    summary: Summary,
+    slo_table: str,
+    capacity: str | None,
+    report: Path,
+    diagnostics: Path | None,
 ) -> None:
     _console.print(status_table(summary, "-", "medpubsub demo: the run"))
     _console.print(slo_table, markup=False)
+    if capacity is not None:
+        _console.print(f"capacity: {capacity}", soft_wrap=True, markup=False, highlight=False)
     # One line whatever the terminal's width: scripts and people copy the path from it.
     _console.print(f"report: {report}", soft_wrap=True, markup=False, highlight=False)
     if diagnostics is not None:

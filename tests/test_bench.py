@@ -8,10 +8,13 @@ import pytest
 
 from pytest_medpubsub.bench.__main__ import main
 from pytest_medpubsub.bench.capacity import (
+    CapacityReading,
     RowCapacity,
     bounds_reached,
     maker_need,
+    orders_partitions,
     orders_per_maker,
+    read_capacity,
 )
 from pytest_medpubsub.bench.designs import DESIGNS
 from pytest_medpubsub.bench.run import RunFigures
@@ -138,7 +141,12 @@ def test_each_row_holds_what_its_manifest_or_design_says(tmp_path: Path) -> None
     assert capacity == RowCapacity(orders_per_maker(load_scaled_job(SOURCE)), 2, 40)
     assert round(capacity.orders_per_maker, 2) == round(240 / 15.5, 2)
     assert one_at_a_time == RowCapacity(1.0, 0, 40)
-    assert dispatcher == RowCapacity(1.0, 0, 40)
+    assert dispatcher == RowCapacity(1.0, 0, 40, partitions_bound=False)
+    # Its makers are not group members: 40 of them reach their own bound, not the partitions'.
+    at_the_bound = read_capacity(
+        20, dispatcher, busy=0.5, peak_makers=40, orders_topic="tabs.orders"
+    )
+    assert at_the_bound.bounds == ("makers (40)",)
 
 
 @pytest.mark.parametrize(
@@ -163,6 +171,40 @@ def test_the_bound_a_run_reached_is_the_cpu_the_makers_or_the_partitions(
         bounds_reached(busy=busy, peak_makers=peak, max_makers=max_makers, partitions=partitions)
         == reached
     )
+
+
+@pytest.mark.parametrize(
+    ("reading", "line"),
+    [
+        (
+            CapacityReading(20, maker_need(20, orders_per_maker=240 / 15.5, floor=2), 14, ()),
+            "20 patients need 3 makers (+ 2 warm); peak 14; bound reached: none",
+        ),
+        (
+            CapacityReading(1, maker_need(1, orders_per_maker=240 / 15.5, floor=2), None, ()),
+            "1 patient need 1 maker (+ 2 warm); peak unknown; bound reached: none",
+        ),
+        (
+            CapacityReading(
+                60, maker_need(60, orders_per_maker=1.0, floor=0), 40, ("CPU 99 %", "makers (40)")
+            ),
+            "60 patients need 120 makers (+ 0 warm); peak 40; bound reached: CPU 99 %, makers (40)",
+        ),
+    ],
+)
+def test_a_capacity_reading_is_one_line_for_the_demo(reading: CapacityReading, line: str) -> None:
+    assert reading.describe() == line
+    assert reading.to_dict()["bound"] == line.rsplit("bound reached: ", 1)[1]
+
+
+def test_a_reading_takes_the_partitions_from_the_project_s_topics() -> None:
+    capacity = DESIGNS["capacity"].capacity(load_scaled_job(SOURCE))
+    partitions = orders_partitions("tabs.orders")
+
+    assert partitions == 40
+    reading = read_capacity(60, capacity, busy=0.5, peak_makers=40, orders_topic="tabs.orders")
+    assert reading.bounds == ("makers (40)", "partitions (40)")
+    assert orders_partitions("no.such.topic") is None
 
 
 def test_rows_past_their_knee_are_not_run_at_the_highest_loads() -> None:

@@ -8,6 +8,7 @@ shows. They skip, with one line, where Chromium is not installed (`.ci/run` inst
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -98,8 +99,16 @@ def test_the_demo_prints_its_page_and_the_page_renders(
     )  # fmt: skip
     # 0: SLOs met, 1: an SLO missed (a loaded machine can); either way the page says which.
     assert demo.returncode in (0, 1), demo.stdout[-3000:] + demo.stderr[-3000:]
-    last = demo.stdout.strip().splitlines()[-1]
-    assert last == f"report: {report / 'report.html'}"
+    lines = demo.stdout.strip().splitlines()
+    # After the page's path, a failed run names its logs (diagnostics/).
+    assert f"report: {report / 'report.html'}" in lines[-2:], lines[-3:]
+    # One patient keeps 2 orders in flight: one maker's workers hold them, two are kept warm.
+    assert any(
+        line.startswith("capacity: 1 patient need 1 maker (+ 2 warm); peak ") for line in lines
+    )
+    capacity = json.loads((report / "report.json").read_text())["capacity"]
+    assert (capacity["makers_needed"], capacity["warm_floor"]) == (1, 2)
+    assert capacity["peak_makers"] >= 2
     seen = check_page(report / "report.html")
     assert seen.clean, seen.describe()
     assert (seen.images_total, seen.images_decoded) == (3, 3)

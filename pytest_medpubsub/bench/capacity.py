@@ -1,4 +1,4 @@
-"""What a load needs of makers, and which bound a benchmark run reached.
+"""What a load needs of makers, and which bound a run reached (the bench's rows, the demo's end).
 
 A patient places one order a second and an order takes the 2 s floor, so p patients keep 2p
 orders in flight: 2p x 15.5 tabs on average. A maker holds `MEDICINE_MAX_WORKERS` tabs at once,
@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from medpubsub.settings import MedicineSettings
+from pytest_medpubsub import project
 from pytest_medpubsub.k8s.scaledjob_wiring import MEAN_TABS
+from pytest_medpubsub.kafka.topics import DEFAULT_TOPICS, read_topic_specs
 from pytest_medpubsub.keda.scaledjob import ScaledJobSpec
 from pytest_medpubsub.keda.scaler import DEFAULT_MAX_REPLICA_COUNT
 
@@ -62,6 +65,9 @@ class RowCapacity:
     orders_per_maker: float
     floor: int
     max_makers: int
+    # Group members are bound by the partitions (one beyond them owns none); a design whose
+    # makers are not members (the dispatcher's) is not.
+    partitions_bound: bool = True
 
     def need(self, patients: int) -> MakerNeed:
         return maker_need(patients, orders_per_maker=self.orders_per_maker, floor=self.floor)
@@ -97,3 +103,68 @@ def bounds_reached(
     if peak_makers is not None and partitions is not None and peak_makers >= partitions:
         reached.append(f"partitions ({partitions})")
     return reached
+
+
+@dataclass(frozen=True)
+class CapacityReading:
+    """A run at a steady load against what it needs: the makers, and the bounds it reached."""
+
+    patients: int
+    need: MakerNeed
+    peak_makers: int | None
+    bounds: tuple[str, ...]
+
+    @property
+    def bound(self) -> str:
+        return ", ".join(self.bounds) or "none"
+
+    def describe(self) -> str:
+        """One line: "20 patients need 3 makers (+ 2 warm); peak 14; bound reached: CPU 97 %"."""
+        peak = "unknown" if self.peak_makers is None else str(self.peak_makers)
+        patients = f"{self.patients} patient{'' if self.patients == 1 else 's'}"
+        makers = f"{self.need.needed} maker{'' if self.need.needed == 1 else 's'}"
+        return (
+            f"{patients} need {makers} (+ {self.need.floor} warm); peak {peak};"
+            f" bound reached: {self.bound}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "patients": self.patients,
+            "makers_needed": self.need.needed,
+            "warm_floor": self.need.floor,
+            "peak_makers": self.peak_makers,
+            "bound": self.bound,
+        }
+
+
+def read_capacity(
+    patients: int,
+    capacity: RowCapacity,
+    *,
+    busy: float | None,
+    peak_makers: int | None,
+    orders_topic: str,
+) -> CapacityReading:
+    return CapacityReading(
+        patients=patients,
+        need=capacity.need(patients),
+        peak_makers=peak_makers,
+        bounds=tuple(
+            bounds_reached(
+                busy=busy,
+                peak_makers=peak_makers,
+                max_makers=capacity.max_makers,
+                partitions=orders_partitions(orders_topic) if capacity.partitions_bound else None,
+            )
+        ),
+    )
+
+
+def orders_partitions(topic: str) -> int | None:
+    """The orders topic's partitions, from the manifests every platform creates it from."""
+    try:
+        specs = read_topic_specs(project.project_dir() / project.TOPICS_MANIFEST)
+    except (OSError, ValueError):
+        specs = list(DEFAULT_TOPICS)
+    return {spec.name: spec.partitions for spec in specs}.get(topic)

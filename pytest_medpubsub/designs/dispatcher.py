@@ -80,6 +80,7 @@ def one_maker_per_order(_: ScaledJobSpec) -> RowCapacity:
         orders_per_maker=1.0,
         floor=0,
         max_makers=int(DispatcherSettings.model_fields["max_makers"].default),
+        partitions_bound=False,
     )
 
 

@@ -240,6 +240,11 @@ class LocalSystem(Platform):
     def _stop_makers(self) -> None:
         """Stop what `_start_makers` started, and every maker still running."""
 
+    @property
+    def group_id(self) -> str:
+        """The consumer group of the design's makers (or of its dispatcher)."""
+        return self._group_id()
+
     @abc.abstractmethod
     def _group_id(self) -> str:
         """The consumer group of the state file (the one the chaos probes read the lag of)."""
