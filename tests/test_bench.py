@@ -253,3 +253,24 @@ def test_replot_writes_the_bench_page_with_table_plot_and_links_to_the_runs(tmp_
     dispatcher = page.split("<td>dispatcher</td>", 1)[1].split("</tr>", 1)[0]
     assert dispatcher.endswith("<td>–</td>")  # its run kept no report
     assert page.count('<img src="data:image/png;base64,iVBORw0KGgo') == 1
+
+
+def test_every_row_s_group_is_known_before_its_platform_starts(tmp_path: Path) -> None:
+    """The bench moves a row's group to the log end before its makers join it."""
+    from medpubsub.settings import KafkaSettings
+    from pytest_medpubsub import designs
+    from pytest_medpubsub.platforms.local_system import LocalRun
+
+    groups = {}
+    for name, row in DESIGNS.items():
+        platform = designs.design(row.platform).local_platform(
+            LocalRun(KafkaSettings(kafka_bootstrap="127.0.0.1:9"), tmp_path / name),
+            manifest=row.manifest(SOURCE, tmp_path / name),
+        )
+        groups[name] = platform.group_id
+
+    assert groups == {
+        "capacity": "medicine",
+        "one-at-a-time": "medicine",
+        "dispatcher": "dispatcher",
+    }

@@ -87,8 +87,12 @@ class LocalPlatform(LocalSystem):
 
     # -- the design's hooks --------------------------------------------------------------------
 
+    @property
+    def _manifest_path(self) -> Path:
+        return self._manifest or project.project_dir() / project.SCALEDJOB_MANIFEST
+
     def _start_makers(self) -> None:
-        manifest = self._manifest or project.project_dir() / project.SCALEDJOB_MANIFEST
+        manifest = self._manifest_path
         spec = load_scaled_job(manifest)
         group = spec.literal_env.get("MEDICINE_GROUP_ID", "medicine")
         if group != spec.trigger.consumer_group:
@@ -152,7 +156,9 @@ class LocalPlatform(LocalSystem):
             self._scaledjob.stop()
 
     def _group_id(self) -> str:
-        return self.spec.trigger.consumer_group
+        # Before the start too (the bench moves the group before the makers join it).
+        spec = self._scaledjob.spec if self._scaledjob else load_scaled_job(self._manifest_path)
+        return spec.trigger.consumer_group
 
     def _running_makers(self) -> list[state.ProcessInfo]:
         return [
