@@ -240,7 +240,13 @@ class Maker:
             self.consumer.incremental_assign(starts)
 
     def on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
-        """Rebalance callback: let the orders of these partitions settle before they go."""
+        """Rebalance callback: let the orders of these partitions settle before they go.
+
+        The wait is here, and blocks poll() for the partitions kept meanwhile, because it cannot
+        be deferred: librdkafka 2.16 acknowledges a KIP-848 revocation as soon as this returns,
+        whatever it did (measured: with `incremental_unassign([])` called to keep them, the next
+        owner had the partitions 150 ms later while this consumer still had them assigned).
+        """
         keys = {(p.topic, p.partition) for p in partitions}
         if partitions:
             log.info("%s: revoked %s", self.name, _listed(partitions))
