@@ -23,6 +23,11 @@ Exactly once, with several orders in flight:
   registration, before any of its orders commits (`_check_registrations`).
   So a commit on a partition is possible only for its latest owner, whatever the makers believe
   about the group.
+
+Why one module of this size (over 450 lines): the poll loop, the rebalance callbacks and the
+order threads' hand-back share one state (the partitions' lines, the records waiting for
+workers, the workers in use) that only the main thread changes; what stands alone is already
+out (lines.py, producers.py, transaction.py, committed.py, sweep.py).
 """
 
 from __future__ import annotations
