@@ -85,9 +85,10 @@ test-designs: install ## the scenarios on the secured broker and under the dispa
 	$(PYTEST) --medpubsub-design=dispatcher --medpubsub-secure --medpubsub-report=$(REPORT)/dispatcher-secure scenarios/test_steady_state.py || status=$$?; \
 	$(BIN)/python -m pytest_medpubsub.leftovers; exit $$status
 
-# Not part of `make test`: six loads x three designs x 60 s, about 40 minutes on 2 cores.
+# Not part of `make test`: nine loads x three designs (two of them up to 20 patients) x 60 s,
+# about 45 minutes on 2 cores.
 BENCH_ARGS ?=
-bench: install ## latency/capacity benchmark of every design at 1-20 patients (build/bench)
+bench: install ## latency/capacity benchmark of every design at 1-60 patients (build/bench)
 	$(BIN)/python -m pytest_medpubsub.bench --out build/bench $(BENCH_ARGS)
 
 lint: $(INSTALLED) ## ruff and mypy
