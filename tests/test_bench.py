@@ -12,8 +12,8 @@ from pytest_medpubsub.bench.capacity import (
     RowCapacity,
     bounds_reached,
     maker_need,
+    mean_orders_per_maker,
     orders_partitions,
-    orders_per_maker,
     read_capacity,
 )
 from pytest_medpubsub.bench.designs import DESIGNS
@@ -138,7 +138,7 @@ def test_each_row_holds_what_its_manifest_or_design_says(tmp_path: Path) -> None
     )
     dispatcher = DESIGNS["dispatcher"].capacity(load_scaled_job(SOURCE))
 
-    assert capacity == RowCapacity(orders_per_maker(load_scaled_job(SOURCE)), 2, 40)
+    assert capacity == RowCapacity(mean_orders_per_maker(load_scaled_job(SOURCE)), 2, 40)
     assert round(capacity.orders_per_maker, 2) == round(240 / 15.5, 2)
     assert one_at_a_time == RowCapacity(1.0, 0, 40)
     assert dispatcher == RowCapacity(1.0, 0, 40, partitions_bound=False)

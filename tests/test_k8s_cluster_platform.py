@@ -240,24 +240,33 @@ def test_states_say_what_is_missing() -> None:
 # --------------------------------------------------------------------------- lag on a real broker
 
 
+def _place_three_orders(bootstrap: str, topic: str) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for _ in range(3):
+        producer.produce(topic, b"{}", partition=0)
+    assert producer.flush(10) == 0
+
+
+def _commit_behind_the_end(bootstrap: str, group: str, topic: str, *, behind: int) -> int:
+    """Commit partition 0 of `topic` for `group` `behind` records short of its end; the end."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        watermark: int = consumer.get_watermark_offsets(TopicPartition(topic, 0))[1]
+        consumer.commit(offsets=[TopicPartition(topic, 0, watermark - behind)], asynchronous=False)
+    finally:
+        consumer.close()
+    return watermark
+
+
 def test_group_lag_counts_an_uncommitted_backlog_then_what_is_left(medpubsub_kafka: str) -> None:
     kafka = KafkaSettings(kafka_bootstrap=medpubsub_kafka)
     group = f"lag-test-{time.monotonic_ns()}"
     before = group_lag(kafka, group, kafka.orders_topic)
-    producer = Producer({"bootstrap.servers": medpubsub_kafka})
-    for _ in range(3):
-        producer.produce(kafka.orders_topic, b"{}", partition=0)
-    assert producer.flush(10) == 0
+    _place_three_orders(medpubsub_kafka, kafka.orders_topic)
     assert group_lag(kafka, group, kafka.orders_topic) == before + 3
 
     end = before + 3
-    consumer = Consumer({"bootstrap.servers": medpubsub_kafka, "group.id": group})
-    try:
-        watermark = consumer.get_watermark_offsets(TopicPartition(kafka.orders_topic, 0))[1]
-        consumer.commit(offsets=[TopicPartition(kafka.orders_topic, 0, watermark - 1)],
-                        asynchronous=False)  # fmt: skip
-    finally:
-        consumer.close()
+    watermark = _commit_behind_the_end(medpubsub_kafka, group, kafka.orders_topic, behind=1)
     assert group_lag(kafka, group, kafka.orders_topic) == end - watermark + 1
 
 
@@ -265,17 +274,8 @@ def test_a_group_moved_to_the_log_end_skips_what_it_had_not_read(medpubsub_kafka
     """What the benchmark does before each row: the orders of earlier rows are not its backlog."""
     kafka = KafkaSettings(kafka_bootstrap=medpubsub_kafka)
     group = f"moved-{time.monotonic_ns()}"
-    producer = Producer({"bootstrap.servers": medpubsub_kafka})
-    for _ in range(3):
-        producer.produce(kafka.orders_topic, b"{}", partition=0)
-    assert producer.flush(10) == 0
-    consumer = Consumer({"bootstrap.servers": medpubsub_kafka, "group.id": group})
-    try:
-        watermark = consumer.get_watermark_offsets(TopicPartition(kafka.orders_topic, 0))[1]
-        consumer.commit(offsets=[TopicPartition(kafka.orders_topic, 0, watermark - 2)],
-                        asynchronous=False)  # fmt: skip
-    finally:
-        consumer.close()
+    _place_three_orders(medpubsub_kafka, kafka.orders_topic)
+    _commit_behind_the_end(medpubsub_kafka, group, kafka.orders_topic, behind=2)
     behind = group_lag(kafka, group, kafka.orders_topic)
     assert behind >= 2  # the two records past its commit, and every other partition's
 

@@ -18,14 +18,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from medpubsub.settings import MedicineSettings
+from medpubsub.settings import MIN_TAB_SECONDS, MedicineSettings
 from pytest_medpubsub import project
-from pytest_medpubsub.k8s.scaledjob_wiring import MEAN_TABS
+from pytest_medpubsub.k8s.scaledjob_wiring import MEAN_TABS, setting_as_read
 from pytest_medpubsub.kafka.topics import DEFAULT_TOPICS, read_topic_specs
 from pytest_medpubsub.keda.scaledjob import ScaledJobSpec
 from pytest_medpubsub.keda.scaler import DEFAULT_MAX_REPLICA_COUNT
 
-FLOOR_S = 2.0  # a tab takes 2 s, and an order's tabs are made together
+FLOOR_S = MIN_TAB_SECONDS  # an order's tabs are made together, each in at least this
 ORDERS_PER_PATIENT_PER_S = 1.0
 # A machine this busy over a run is the bound: more makers would only share the same cores.
 CPU_BOUND = 0.9
@@ -48,13 +48,12 @@ def orders_in_flight(patients: int) -> float:
     return patients * ORDERS_PER_PATIENT_PER_S * FLOOR_S
 
 
-def orders_per_maker(spec: ScaledJobSpec) -> float:
-    """The orders of mean size one of `spec`'s makers holds at once (its settings as read)."""
+def mean_orders_per_maker(spec: ScaledJobSpec) -> float:
+    """The orders of mean size one of `spec`'s makers holds at once (its settings as read; no
+    headroom, unlike the wiring rule's `orders_per_maker`, which sizes KEDA's threshold)."""
     env = spec.literal_env
-    defaults = MedicineSettings.model_fields
-    workers = int(env.get("MEDICINE_MAX_WORKERS", defaults["max_workers"].default))
-    by_workers = workers / MEAN_TABS
-    limit = int(env.get("MEDICINE_MAX_ORDERS_IN_FLIGHT", defaults["max_orders_in_flight"].default))
+    by_workers = int(setting_as_read(env, MedicineSettings, "max_workers")) / MEAN_TABS
+    limit = int(setting_as_read(env, MedicineSettings, "max_orders_in_flight"))
     return min(by_workers, limit) if limit else by_workers
 
 
@@ -78,7 +77,7 @@ def scaledjob_capacity(spec: ScaledJobSpec) -> RowCapacity:
     scaling = spec.scaling
     most = scaling.max_replica_count
     return RowCapacity(
-        orders_per_maker(spec),
+        mean_orders_per_maker(spec),
         scaling.min_replica_count,
         DEFAULT_MAX_REPLICA_COUNT if most is None else most,
     )

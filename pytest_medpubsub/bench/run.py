@@ -16,12 +16,11 @@ bound or the partitions.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 from medpubsub.settings import KafkaSettings
 from pytest_medpubsub import designs, progress
@@ -109,8 +108,7 @@ def run_once(
     platform.start()
     # From here: what the run costs, not the platform's start (warm makers, topics).
     broker_before = _broker_cpu(broker)
-    harness = psutil.Process()
-    harness_before = _own_cpu(harness)
+    harness_before = _own_cpu()
     try:
         observer = Observer(kafka, sampler=lambda: _sample(platform)).start()
         try:
@@ -154,7 +152,7 @@ def run_once(
     finally:
         platform.stop()
     broker_after = _broker_cpu(broker)
-    harness_cpu_s = patients_cpu.total_s + _own_cpu(harness) - harness_before
+    harness_cpu_s = patients_cpu.total_s + _own_cpu() - harness_before
     summary = ended.summary
     reading = read_capacity(
         patients, capacity, busy=busy, peak_makers=summary.max_jobs, orders_topic=kafka.orders_topic
@@ -219,10 +217,9 @@ def _sample(platform: LocalSystem) -> PlatformSample:
     )
 
 
-def _own_cpu(process: psutil.Process) -> float:
+def _own_cpu() -> float:
     """This process's CPU seconds: the observer's readers and samplers, the platform's loop."""
-    times = process.cpu_times()
-    return float(times.user + times.system)
+    return cpu_seconds(os.getpid()) or 0.0
 
 
 def _broker_cpu(broker: EmbeddedKafka | None) -> float | None:

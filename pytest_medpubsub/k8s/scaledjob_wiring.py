@@ -47,14 +47,14 @@ def scaled_job_findings(
             f"trigger bootstrapServers is {','.join(trigger.bootstrap_servers)!r}, "
             f"expected {bootstrap}",
         )
-    group = _as_read(maker_env, MedicineSettings, "group_id")
+    group = setting_as_read(maker_env, MedicineSettings, "group_id")
     if trigger.consumer_group != group:
         broken(
             "wiring.group",
             f"trigger consumerGroup is {trigger.consumer_group!r} but the makers' "
             f"MEDICINE_GROUP_ID is {group!r}: KEDA would measure a group nobody consumes in",
         )
-    orders = _as_read(maker_env, KafkaSettings, "orders_topic")
+    orders = setting_as_read(maker_env, KafkaSettings, "orders_topic")
     if trigger.topic != orders:
         broken(
             "wiring.trigger",
@@ -113,7 +113,7 @@ def scaled_job_findings(
     return findings
 
 
-def _as_read(env: Mapping[str, str], settings: type[BaseSettings], field: str) -> str:
+def setting_as_read(env: Mapping[str, str], settings: type[BaseSettings], field: str) -> str:
     """A setting as the maker reads it: its variable's literal value, else the default."""
     variable = f"{settings.model_config.get('env_prefix', '')}{field}".upper()
     return env.get(variable, str(settings.model_fields[field].default))
