@@ -375,11 +375,18 @@ def run_report(arguments: argparse.Namespace) -> int:
 # -- status / down --------------------------------------------------------------------------------
 
 
-def run_status(_: argparse.Namespace) -> int:
+def _local_system(command: str) -> state.LocalState | None:
+    """What `medpubsub up` wrote, or None after saying why there is nothing to act on."""
     try:
-        current = state.read()
+        return state.read()
     except state.NoLocalSystem as error:
-        _errors.print(f"medpubsub status: {error}")
+        _errors.print(f"medpubsub {command}: {error}")
+        return None
+
+
+def run_status(_: argparse.Namespace) -> int:
+    current = _local_system("status")
+    if current is None:
         return 1
     age_s = (time.time_ns() - current.updated_at_ns) / 1e9
     _console.print(f"owner pid {current.owner_pid} (state {age_s:.1f} s old)")
@@ -391,10 +398,8 @@ def run_status(_: argparse.Namespace) -> int:
 
 
 def run_down(_: argparse.Namespace) -> int:
-    try:
-        current = state.read()
-    except state.NoLocalSystem as error:
-        _errors.print(f"medpubsub down: {error}")
+    current = _local_system("down")
+    if current is None:
         return 1
     with progress.step(f"Stopping the local system (pid {current.owner_pid})"):
         processes.stop_pid(current.owner_pid, grace_s=60)

@@ -143,24 +143,19 @@ def plot_scaling(summary: Summary, path: Path, faults: Sequence[Fault] = ()) -> 
     times = [(s.t_ns - origin) / NS_PER_S for s in timeline]
     marker = _marker_if_sparse(times)
 
-    counts.step(
-        times,
-        _values([s.patients for s in timeline]),
-        where="post",
-        color=_GREEN,
-        linewidth=2,
-        label="patients",
-        marker=marker,
-    )
-    counts.step(
-        times,
-        _values([s.jobs for s in timeline]),
-        where="post",
-        color=_BLUE,
-        linewidth=2,
-        label="makers (unfinished jobs)",
-        marker=marker,
-    )
+    for values, color, label in (
+        ([s.patients for s in timeline], _GREEN, "patients"),
+        ([s.jobs for s in timeline], _BLUE, "makers (unfinished jobs)"),
+    ):
+        counts.step(
+            times,
+            _values(values),
+            where="post",
+            color=color,
+            linewidth=2,
+            label=label,
+            marker=marker,
+        )
     counts.set_ylabel("count")
     counts.yaxis.set_major_locator(MaxNLocator(integer=True))
     peak = "makers not sampled" if summary.max_jobs is None else f"peak {summary.max_jobs} makers"
@@ -177,22 +172,11 @@ def plot_scaling(summary: Summary, path: Path, faults: Sequence[Fault] = ()) -> 
     lag.set_ylabel("order lag")
     lag.yaxis.set_major_locator(MaxNLocator(integer=True))
 
-    rates.plot(
-        times,
-        [s.tabs_per_s for s in timeline],
-        color=_PURPLE,
-        linewidth=1.5,
-        label="tabs/s delivered",
-        marker=marker,
-    )
-    rates.plot(
-        times,
-        [s.orders_per_s for s in timeline],
-        color=_GREY,
-        linewidth=1.5,
-        label="orders/s placed",
-        marker=marker,
-    )
+    for rate, color, label in (
+        ([s.tabs_per_s for s in timeline], _PURPLE, "tabs/s delivered"),
+        ([s.orders_per_s for s in timeline], _GREY, "orders/s placed"),
+    ):
+        rates.plot(times, rate, color=color, linewidth=1.5, label=label, marker=marker)
     rates.set_ylabel("per second")
     rates.set_xlabel("time (s since start)")
 

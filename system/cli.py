@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from medpubsub.settings import ConfigError
@@ -58,7 +59,54 @@ def _run_dispatcher(_: argparse.Namespace) -> int:
     return run()
 
 
-SERVICES = ("patient", "medicine", "make-order", "dispatcher")
+@dataclass(frozen=True)
+class Service:
+    """One service command: what `--help` says of it and the function that runs it."""
+
+    name: str
+    help: str
+    description: str
+    run: Command
+
+
+SERVICE_COMMANDS = (
+    Service(
+        "patient",
+        help="run one patient: an order of 1-30 tabs every ORBITAL_ORDER_PERIOD_SECONDS",
+        description="Publish one order per period to the orders topic until SIGTERM / SIGINT.",
+        run=_run_patient,
+    ),
+    Service(
+        "medicine",
+        help="run one medicine job: take MEDICINE_MAX_ORDERS orders, make their tabs, exit",
+        description=(
+            "Take orders from the orders topic, make each order's tabs in parallel (one thread a "
+            "tab) and publish them exactly once; exit when MEDICINE_MAX_ORDERS are done or no "
+            "order came for MEDICINE_IDLE_TIMEOUT_SECONDS."
+        ),
+        run=_run_medicine,
+    ),
+    Service(
+        "make-order",
+        help="make the one order in MEDICINE_ORDER exactly once (what the dispatcher starts)",
+        description=(
+            "Make the tabs of the order the dispatcher put in MEDICINE_ORDER (its record value "
+            "and coordinates) in one transaction, unless that order was already made; exit."
+        ),
+        run=_run_make_order,
+    ),
+    Service(
+        "dispatcher",
+        help="run the dispatcher: consume orders and start one maker per order",
+        description=(
+            "Consume the orders topic in the DISPATCHER_GROUP_ID group and start a maker for "
+            "each order (a process, or a Kubernetes Job with DISPATCHER_LAUNCHER=job); commit an "
+            "order once its maker exists, start failed makers again, dead-letter bad orders."
+        ),
+        run=_run_dispatcher,
+    ),
+)
+SERVICES = tuple(service.name for service in SERVICE_COMMANDS)
 
 
 def build_parser(with_extensions: bool = True) -> argparse.ArgumentParser:
@@ -71,41 +119,11 @@ def build_parser(with_extensions: bool = True) -> argparse.ArgumentParser:
         epilog="Services read their settings from the environment (see README, 'Configuration').",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    patient = commands.add_parser(
-        "patient",
-        help="run one patient: an order of 1-30 tabs every ORBITAL_ORDER_PERIOD_SECONDS",
-        description="Publish one order per period to the orders topic until SIGTERM / SIGINT.",
-    )
-    patient.set_defaults(func=_run_patient)
-    medicine = commands.add_parser(
-        "medicine",
-        help="run one medicine job: take MEDICINE_MAX_ORDERS orders, make their tabs, exit",
-        description=(
-            "Take orders from the orders topic, make each order's tabs in parallel (one thread a "
-            "tab) and publish them exactly once; exit when MEDICINE_MAX_ORDERS are done or no "
-            "order came for MEDICINE_IDLE_TIMEOUT_SECONDS."
-        ),
-    )
-    medicine.set_defaults(func=_run_medicine)
-    make_order = commands.add_parser(
-        "make-order",
-        help="make the one order in MEDICINE_ORDER exactly once (what the dispatcher starts)",
-        description=(
-            "Make the tabs of the order the dispatcher put in MEDICINE_ORDER (its record value "
-            "and coordinates) in one transaction, unless that order was already made; exit."
-        ),
-    )
-    make_order.set_defaults(func=_run_make_order)
-    dispatcher = commands.add_parser(
-        "dispatcher",
-        help="run the dispatcher: consume orders and start one maker per order",
-        description=(
-            "Consume the orders topic in the DISPATCHER_GROUP_ID group and start a maker for "
-            "each order (a process, or a Kubernetes Job with DISPATCHER_LAUNCHER=job); commit an "
-            "order once its maker exists, start failed makers again, dead-letter bad orders."
-        ),
-    )
-    dispatcher.set_defaults(func=_run_dispatcher)
+    for service in SERVICE_COMMANDS:
+        command = commands.add_parser(
+            service.name, help=service.help, description=service.description
+        )
+        command.set_defaults(func=service.run)
     if not with_extensions:
         return parser
     for entry_point in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):

@@ -29,6 +29,18 @@ MEDICINE_ID = "fedcba9876543210" * 4
 IMAGES = ["medpubsub/medicine:0.1.0-fedcba987654", "medpubsub/patient:0.1.0-0123456789ab"]
 
 
+def save(platform: str, *images: str) -> list[str]:
+    """The `docker image save` line expected for one platform's archive."""
+    archive = f"state/images-{platform.replace('/', '-')}.tar"
+    return ["docker", "image", "save", "--platform", platform, "--output", archive, *images]
+
+
+def load_archive(platform: str) -> list[str]:
+    """The `kind load image-archive` line expected for one platform's archive."""
+    archive = f"state/images-{platform.replace('/', '-')}.tar"
+    return ["kind", "load", "image-archive", "--name", "medpubsub", archive]
+
+
 @pytest.mark.parametrize(
     ("engine", "platforms", "expected"),
     [
@@ -47,68 +59,17 @@ IMAGES = ["medpubsub/medicine:0.1.0-fedcba987654", "medpubsub/patient:0.1.0-0123
         pytest.param(
             node_images.Engine((1, 52), containerd_store=True),
             dict.fromkeys(IMAGES, "linux/amd64"),
-            [
-                [
-                    "docker",
-                    "image",
-                    "save",
-                    "--platform",
-                    "linux/amd64",
-                    "--output",
-                    "state/images-linux-amd64.tar",
-                    *IMAGES,
-                ],
-                [
-                    "kind",
-                    "load",
-                    "image-archive",
-                    "--name",
-                    "medpubsub",
-                    "state/images-linux-amd64.tar",
-                ],
-            ],
+            [save("linux/amd64", *IMAGES), load_archive("linux/amd64")],
             id="containerd store: one single-platform archive",
         ),
         pytest.param(
             node_images.Engine((1, 48), containerd_store=True),
             {IMAGES[0]: "linux/arm64/v8", IMAGES[1]: "linux/amd64"},
             [
-                [
-                    "docker",
-                    "image",
-                    "save",
-                    "--platform",
-                    "linux/amd64",
-                    "--output",
-                    "state/images-linux-amd64.tar",
-                    IMAGES[1],
-                ],
-                [
-                    "kind",
-                    "load",
-                    "image-archive",
-                    "--name",
-                    "medpubsub",
-                    "state/images-linux-amd64.tar",
-                ],
-                [
-                    "docker",
-                    "image",
-                    "save",
-                    "--platform",
-                    "linux/arm64/v8",
-                    "--output",
-                    "state/images-linux-arm64-v8.tar",
-                    IMAGES[0],
-                ],
-                [
-                    "kind",
-                    "load",
-                    "image-archive",
-                    "--name",
-                    "medpubsub",
-                    "state/images-linux-arm64-v8.tar",
-                ],
+                save("linux/amd64", IMAGES[1]),
+                load_archive("linux/amd64"),
+                save("linux/arm64/v8", IMAGES[0]),
+                load_archive("linux/arm64/v8"),
             ],
             id="containerd store: an archive per platform",
         ),

@@ -364,22 +364,36 @@ def test_queue_length_and_activity(
 
 # --------------------------------------------------------------------------- strategies
 
-# (lag, running, pending, expected jobs) with lagThreshold 1 and maxReplicaCount 10 (maxRC 10).
-DEFAULT_CASES = [
-    pytest.param(5, 0, 0, 5, id="idle"),
-    pytest.param(5, 2, 0, 3, id="running-subtracted"),
-    pytest.param(5, 2, 2, 3, id="pending-ignored"),
-    pytest.param(5, 5, 0, 0, id="as-many-running-as-lag"),
-    pytest.param(5, 7, 0, 0, id="more-running-never-negative"),
-    pytest.param(20, 0, 0, 10, id="max-replica-count"),
-    pytest.param(20, 4, 4, 6, id="max-minus-running"),
-    pytest.param(0, 0, 0, 0, id="no-lag"),
-]
 
-
-@pytest.mark.parametrize(("lag", "running", "pending", "expected"), DEFAULT_CASES)
-def test_default_strategy(lag: int, running: int, pending: int, expected: int) -> None:
-    assert jobs_to_create(lag, True, running, pending, spec(), lag_threshold=1) == expected
+# (strategy, lag, running, pending, expected jobs) with lagThreshold 1 and maxReplicaCount 10.
+@pytest.mark.parametrize(
+    ("strategy", "lag", "running", "pending", "expected"),
+    [
+        pytest.param("default", 5, 0, 0, 5, id="default: idle"),
+        pytest.param("default", 5, 2, 0, 3, id="default: running-subtracted"),
+        pytest.param("default", 5, 2, 2, 3, id="default: pending-ignored"),
+        pytest.param("default", 5, 5, 0, 0, id="default: as-many-running-as-lag"),
+        pytest.param("default", 5, 7, 0, 0, id="default: more-running-never-negative"),
+        pytest.param("default", 20, 0, 0, 10, id="default: max-replica-count"),
+        pytest.param("default", 20, 4, 4, 6, id="default: max-minus-running"),
+        pytest.param("default", 0, 0, 0, 0, id="default: no-lag"),
+        pytest.param("accurate", 5, 0, 0, 5, id="accurate: idle"),
+        pytest.param("accurate", 5, 3, 1, 4, id="accurate: fits-minus-pending"),
+        pytest.param("accurate", 5, 3, 3, 2, id="accurate: all-running-pending"),
+        pytest.param("accurate", 8, 6, 0, 4, id="accurate: over-max-fills-to-max"),
+        pytest.param("accurate", 8, 6, 5, 3, id="accurate: pending-keeps-it-under-max"),
+        pytest.param("accurate", 10, 10, 0, 0, id="accurate: at-max"),
+        pytest.param("accurate", 3, 5, 5, 0, id="accurate: more-pending-than-lag"),
+        pytest.param("eager", 5, 0, 0, 5, id="eager: idle"),
+        pytest.param("eager", 5, 3, 0, 5, id="eager: running-not-subtracted-from-lag"),
+        pytest.param("eager", 5, 3, 3, 4, id="eager: pending-counted-twice"),
+        pytest.param("eager", 5, 8, 0, 2, id="eager: room-left-under-max"),
+        pytest.param("eager", 20, 0, 0, 10, id="eager: max-replica-count"),
+        pytest.param("eager", 5, 6, 6, 0, id="eager: no-room"),
+    ],
+)
+def test_strategy(strategy: Strategy, lag: int, running: int, pending: int, expected: int) -> None:
+    assert jobs_to_create(lag, True, running, pending, spec(strategy), lag_threshold=1) == expected
 
 
 @pytest.mark.parametrize(
@@ -393,38 +407,6 @@ def test_default_strategy(lag: int, running: int, pending: int, expected: int) -
 )
 def test_default_strategy_divides_by_lag_threshold(lag: int, threshold: int, expected: int) -> None:
     assert jobs_to_create(lag, True, 0, 0, spec(), lag_threshold=threshold) == expected
-
-
-@pytest.mark.parametrize(
-    ("lag", "running", "pending", "expected"),
-    [
-        pytest.param(5, 0, 0, 5, id="idle"),
-        pytest.param(5, 3, 1, 4, id="fits-minus-pending"),
-        pytest.param(5, 3, 3, 2, id="all-running-pending"),
-        pytest.param(8, 6, 0, 4, id="over-max-fills-to-max"),
-        pytest.param(8, 6, 5, 3, id="pending-keeps-it-under-max"),
-        pytest.param(10, 10, 0, 0, id="at-max"),
-        pytest.param(3, 5, 5, 0, id="more-pending-than-lag"),
-    ],
-)
-def test_accurate_strategy(lag: int, running: int, pending: int, expected: int) -> None:
-    scaling = spec("accurate")
-    assert jobs_to_create(lag, True, running, pending, scaling, lag_threshold=1) == expected
-
-
-@pytest.mark.parametrize(
-    ("lag", "running", "pending", "expected"),
-    [
-        pytest.param(5, 0, 0, 5, id="idle"),
-        pytest.param(5, 3, 0, 5, id="running-not-subtracted-from-lag"),
-        pytest.param(5, 3, 3, 4, id="pending-counted-twice"),
-        pytest.param(5, 8, 0, 2, id="room-left-under-max"),
-        pytest.param(20, 0, 0, 10, id="max-replica-count"),
-        pytest.param(5, 6, 6, 0, id="no-room"),
-    ],
-)
-def test_eager_strategy(lag: int, running: int, pending: int, expected: int) -> None:
-    assert jobs_to_create(lag, True, running, pending, spec("eager"), lag_threshold=1) == expected
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -18,6 +18,19 @@ from pytest_medpubsub.waiting import wait_until
 from tests.conftest import Spawn, wait_for_exec
 
 BUSY = [sys.executable, "-c", "while True: pass", "medpubsub-test-busy"]
+
+
+def wait_for_cpu(read: Callable[[], float | None], seconds: float, what: str) -> float:
+    """Wait until `read` (CPU seconds of `what`) reaches `seconds`; return the reading."""
+    spent = wait_until(
+        read,
+        lambda value: value is not None and value >= seconds,
+        30,
+        f"{what} to spend {seconds} CPU seconds",
+        interval_s=0.05,
+    )
+    assert spent is not None
+    return spent
 
 
 @pytest.fixture
@@ -46,13 +59,7 @@ def test_cpu_seconds_count_what_a_busy_process_spent_and_none_once_it_is_gone(
     busy: subprocess.Popen[bytes],
 ) -> None:
     started = time.monotonic()
-    spent = wait_until(
-        lambda: processes.cpu_seconds(busy.pid),
-        lambda seconds: seconds is not None and seconds >= 0.3,
-        30,
-        f"pid {busy.pid} to spend 0.3 CPU seconds",
-        interval_s=0.05,
-    )
+    spent = wait_for_cpu(lambda: processes.cpu_seconds(busy.pid), 0.3, f"pid {busy.pid}")
     # One thread cannot spend more CPU than the time that has passed (a wrong clock-tick unit
     # would); the process started before `started`, hence the margin.
     assert spent is not None
@@ -65,13 +72,7 @@ def test_the_sampler_keeps_a_process_s_last_reading_after_it_has_gone(
     busy: subprocess.Popen[bytes],
 ) -> None:
     with CpuSampler(lambda: [busy.pid], interval_s=0.05) as sampler:
-        wait_until(
-            lambda: sampler.total_s,
-            lambda total: total >= 0.2,
-            30,
-            f"the sampler to see pid {busy.pid} spend 0.2 CPU seconds",
-            interval_s=0.05,
-        )
+        wait_for_cpu(lambda: sampler.total_s, 0.2, f"pid {busy.pid}, as sampled,")
         processes.kill(busy)
         last = sampler.total_s
     assert sampler.total_s >= last >= 0.2
@@ -82,21 +83,9 @@ def test_the_sampler_counts_a_process_already_running_only_from_when_it_started(
     busy: subprocess.Popen[bytes],
 ) -> None:
     """A warm maker's start is not the run's: what it spent before the sampler is left out."""
-    wait_until(
-        lambda: processes.cpu_seconds(busy.pid),
-        lambda spent: spent is not None and spent >= 0.3,
-        30,
-        f"pid {busy.pid} to spend 0.3 CPU seconds before sampling",
-        interval_s=0.05,
-    )
+    wait_for_cpu(lambda: processes.cpu_seconds(busy.pid), 0.3, f"pid {busy.pid}, before sampling,")
     with CpuSampler(lambda: [busy.pid], interval_s=0.05) as sampler:
-        wait_until(
-            lambda: sampler.total_s,
-            lambda total: total >= 0.1,
-            30,
-            f"the sampler to see pid {busy.pid} spend 0.1 CPU seconds",
-            interval_s=0.05,
-        )
+        wait_for_cpu(lambda: sampler.total_s, 0.1, f"pid {busy.pid}, as sampled,")
     now = processes.cpu_seconds(busy.pid)
     assert now is not None
     assert 0.1 <= sampler.total_s <= now - 0.3
