@@ -3,6 +3,7 @@ never imports the harness: a service image without the harness still runs."""
 
 from __future__ import annotations
 
+import argparse
 import ast
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def test_no_module_of_the_product_imports_the_harness() -> None:
 def test_each_service_has_its_own_help_and_runs_its_own_function() -> None:
     parser = build_parser(with_extensions=False)
     action = next(a for a in parser._actions if a.dest == "command")
-    choices = action.choices or {}
+    assert isinstance(action, argparse._SubParsersAction)
+    choices: dict[str, argparse.ArgumentParser] = action.choices
     runs = {name: choices[name].parse_args([]).func for name in SERVICES}
     assert len(set(runs.values())) == len(SERVICES)
     assert all(choices[name].description for name in SERVICES)
