@@ -19,9 +19,9 @@ harness's `admin`. The internal listener is also how the SCRAM users are created
 credentials live in the metadata log, so the first one cannot be used to create itself, and this
 way no password ever appears on a command line.
 
-Why one module of this size: the ports, the storage format, the listeners and the security
-settings are one `server.properties` and one start sequence; split, each part would need the
-others' choices to make sense.
+Why one module of this size (over 450 lines): the ports, the storage format, the listeners and
+the security settings are one `server.properties` and one start sequence; split, each part would
+need the others' choices to make sense.
 """
 
 from __future__ import annotations
