@@ -24,8 +24,32 @@ class InFlight:
     offset: int
     workers: int
     before: InFlight | None  # the previous unsettled order of the same partition
+    # When its making should end (time.monotonic()): a revocation waits only for orders that
+    # are about to end.
+    done_by: float = 0.0
     settled: threading.Event = field(default_factory=threading.Event)
     committed: bool = False
+    # Exactly one of the two may happen, decided under `_claim`: the order thread begins its
+    # commit, or a revocation hands the order over unmade (its next owner makes it again).
+    committing: bool = False
+    handed_over: bool = False
+    _claim: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def claim_commit(self) -> bool:
+        """The order thread is about to open its transaction: False when it was handed over."""
+        with self._claim:
+            if self.handed_over:
+                return False
+            self.committing = True
+            return True
+
+    def hand_over(self) -> bool:
+        """A revocation gives the order up unmade: False when its commit has already begun."""
+        with self._claim:
+            if self.committing:
+                return False
+            self.handed_over = True
+            return True
 
     def settle(self, *, committed: bool) -> None:
         self.committed = committed
@@ -54,9 +78,9 @@ class PartitionLines:
         # polled, a polled record of the partition was fetched before the seek (`stale`).
         self._rewound: dict[PartitionKey, int] = {}
 
-    def enter(self, key: PartitionKey, offset: int, workers: int) -> InFlight:
+    def enter(self, key: PartitionKey, offset: int, workers: int, done_by: float = 0.0) -> InFlight:
         line = self._lines.setdefault(key, [])
-        entry = InFlight(key, offset, workers, before=line[-1] if line else None)
+        entry = InFlight(key, offset, workers, before=line[-1] if line else None, done_by=done_by)
         line.append(entry)
         return entry
 
@@ -67,7 +91,7 @@ class PartitionLines:
             line.remove(entry)
         if not line:
             self._lines.pop(entry.key, None)
-        if not entry.committed:
+        if not entry.committed and not entry.handed_over:  # a handed-over one is not ours
             known = self._reread_from.get(entry.key)
             self._reread_from[entry.key] = (
                 entry.offset if known is None else min(known, entry.offset)
@@ -120,7 +144,12 @@ class PartitionLines:
         return True
 
     def forget(self, keys: set[PartitionKey]) -> None:
-        """The partitions went to another maker: it reads them from their committed offsets."""
+        """The partitions went to another maker: it reads them from their committed offsets.
+
+        Their orders handed over unmade settle later, and are not in the lines any more: should
+        a partition come back, its first order does not wait behind them.
+        """
         for key in keys:
+            self._lines.pop(key, None)
             self._reread_from.pop(key, None)
             self._rewound.pop(key, None)

@@ -12,9 +12,10 @@ Exactly once, with several orders in flight:
 - each order's tabs and its offset commit in one transaction; a partition's offsets commit in
   order, never past an order that is not made (lines.py): an order behind a failed one aborts,
   and the partition is read again from the failed one;
-- a revoked partition is handed over only after its orders in flight have settled (committed,
-  or aborted when stopping): the commit needs the partition to be ours, and it is until
-  `on_revoke` returns (KIP-848 revokes from poll()); orders of the maker's other partitions go on;
+- a revoked partition's orders in flight either commit before `on_revoke` returns (the commit
+  needs the partition to be ours, and it is until then: KIP-848 revokes from poll()), or are
+  handed over unmade: each order's commit and its hand-over exclude each other (lines.py), and a
+  handed-over order stops and never commits; its next owner makes it again;
 - a partition taken over is registered under its own transactional id, which fences whoever held
   it before (a crashed maker's open transaction is aborted, a starved one's commits fail from
   then on), and swept (a transaction whose markers Kafka lost is ended as aborted, sweep.py);
@@ -69,6 +70,17 @@ MAX_ATTEMPTS = 3
 # How long a revocation or a stop waits for the orders in flight to settle (an order settles
 # within its making time plus the commit and abort bounds; the watchdog ends a stuck one).
 SETTLE_TIMEOUT_S = 90.0
+# A revocation commits the orders in flight on the partitions it gives up that end within this,
+# and hands the others over unmade at once. Waiting blocks the orders of every partition the
+# maker keeps, and each join revokes partitions from every maker at once: waiting for every
+# order (up to a making time, 2 s) made the step to 15 patients wait in chains of revocations.
+# An order handed over costs its time in flight again at its next owner. Waiting up to w delays
+# a kept partition's orders by up to w, and hands over only orders at most 2 s - w into their
+# making: 0.8 s keeps both under about 1.2 s of delay.
+REVOKE_WAIT_S = 0.8
+# Beyond that, what an order about to end is given for its commit (milliseconds when the CPU is
+# free) before it is handed over too.
+REVOKE_WAIT_MARGIN_S = 0.3
 # How long the watchdog's last words wait for the main thread to leave the group.
 LEAVE_TIMEOUT_S = 2.5
 # How long an order waits for its partition's producer: registering retries for up to
@@ -245,12 +257,14 @@ class Maker:
             self.consumer.incremental_assign(starts)
 
     def on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
-        """Rebalance callback: let the orders of these partitions settle before they go.
+        """Rebalance callback: hand these partitions over, their orders in flight made or not.
 
-        The wait is here, and blocks poll() for the partitions kept meanwhile, because it cannot
-        be deferred: librdkafka 2.16 acknowledges a KIP-848 revocation as soon as this returns,
-        whatever it did (measured: with `incremental_unassign([])` called to keep them, the next
-        owner had the partitions 150 ms later while this consumer still had them assigned).
+        Orders whose making ends within REVOKE_WAIT_S are committed here; the others are handed
+        over unmade at once (their threads stop, and never commit) and the next owner makes them
+        again from the committed offset. Whatever waits, waits here, and blocks poll() for the
+        partitions kept: librdkafka 2.16 acknowledges a KIP-848 revocation as soon as this
+        returns, whatever it did (measured: with `incremental_unassign([])` called to keep them,
+        the next owner had the partitions 150 ms later while this consumer still had them).
         """
         keys = {(p.topic, p.partition) for p in partitions}
         if partitions:
@@ -264,23 +278,34 @@ class Maker:
             # A pause outlives the assignment in librdkafka: a partition that comes back to this
             # maker later must not come back paused.
             self.consumer.resume([TopicPartition(topic, partition) for topic, partition in paused])
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
         in_flight = self._lines.unsettled(keys)
+        ending_by = time.monotonic() + REVOKE_WAIT_S
+        ending = [e for e in in_flight if e.done_by <= ending_by]
+        handed_over = [e for e in in_flight if e not in ending and e.hand_over()]
+        self._await(ending, REVOKE_WAIT_S + REVOKE_WAIT_MARGIN_S)
+        handed_over += [e for e in ending if not e.settled.is_set() and e.hand_over()]
+        # What is left began its commit before the hand-over: milliseconds, bounded by the
+        # commit's own bounds. The next owner may read the offsets only once it has settled.
+        self._await([e for e in in_flight if not e.handed_over], SETTLE_TIMEOUT_S)
         if in_flight:
             log.info(
-                "%s: %d partition(s) revoked with %d order(s) in flight; handing them over once"
-                " those have settled",
+                "%s: %d partition(s) revoked with %d order(s) in flight; %d handed over unmade",
                 self.name,
                 len(keys),
                 len(in_flight),
+                len(handed_over),
             )
-        for entry in in_flight:
-            # Its commit may wait for its partition's registration, which this thread checks.
-            while not entry.settled.wait(REGISTRATION_CHECK_S) and time.monotonic() < deadline:
-                self._check_registrations()
         self._take_settled()
         self._lines.forget(keys)  # the next owner reads them from their committed offsets
         self._producers.drop(keys)
+
+    def _await(self, entries: list[InFlight], timeout_s: float) -> None:
+        """Wait until `entries` have settled, or `timeout_s` has passed."""
+        deadline = time.monotonic() + timeout_s
+        for entry in entries:
+            # Its commit may wait for its partition's registration, which this thread checks.
+            while not entry.settled.wait(REGISTRATION_CHECK_S) and time.monotonic() < deadline:
+                self._check_registrations()
 
     def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Rebalance callback: partitions taken without a revocation (session expired, epoch
@@ -373,7 +398,9 @@ class Maker:
             return  # not committed: the next maker takes it
         topic, partition, offset = coordinates(record)
         workers = min(parsed.tabs_count, self.max_workers) if isinstance(parsed, Order) else 0
-        entry = self._lines.enter((topic, partition), offset, workers)
+        waves = -(-parsed.tabs_count // workers) if isinstance(parsed, Order) else 0
+        done_by = time.monotonic() + waves * self._workshop.tab_seconds
+        entry = self._lines.enter((topic, partition), offset, workers, done_by)
         self._workers_in_use += workers
         self._in_flight += 1
         self._orders_in_flight += int(is_order)

@@ -55,6 +55,7 @@ class Outcome(enum.Enum):
     RETRY = "retry"  # aborted after a recoverable error; the partition is read again from it
     BEHIND = "behind"  # not committed because an earlier order of its partition was not
     INTERRUPTED = "interrupted"  # a stop request came while the tabs were being made
+    HANDED_OVER = "handed over"  # its partition was revoked before its commit began
 
 
 class MakerFailed(Exception):
@@ -113,11 +114,15 @@ def make_in_transaction(
             offset,
         )
         try:
-            messages = _made_tabs(workshop, parsed, line.workers)
+            messages = _made_tabs(workshop, parsed, line)
         except Halted:
+            if line.handed_over:
+                return Outcome.HANDED_OVER
             log.info("%s: stopping mid-order at %s[%d]@%d", workshop.name, topic, partition, offset)
             return Outcome.INTERRUPTED
     if not line.earlier_committed(EARLIER_ORDER_TIMEOUT_S):
+        if line.handed_over:
+            return Outcome.HANDED_OVER
         log.info(
             "%s: %s[%d]@%d waits behind an order that was not committed; leaving it",
             workshop.name,
@@ -129,7 +134,11 @@ def make_in_transaction(
     try:
         producer = ready_producer()
     except ProducerUnavailable as unavailable:
+        if line.handed_over:  # the revocation dropped the partition's producer
+            return Outcome.HANDED_OVER
         raise MakerFailed(f"cannot commit {topic}[{partition}]@{offset}: {unavailable}") from None
+    if not line.claim_commit():
+        return Outcome.HANDED_OVER
     try:
         producer.begin_transaction()
         for message in messages:
@@ -182,8 +191,9 @@ class _Outgoing:
     key: bytes | str | None
 
 
-def _made_tabs(workshop: Workshop, order: Order, workers: int) -> list[_Outgoing]:
-    """Every tab of `order`, made at once on `workers` threads (raises `Halted` when stopped)."""
+def _made_tabs(workshop: Workshop, order: Order, line: InFlight) -> list[_Outgoing]:
+    """Every tab of `order`, made at once on the order's workers (raises `Halted` when stopped,
+    or when the order is handed over)."""
     made: dict[int, Tab] = {}
 
     def make_tab(index: int, halt: threading.Event) -> None:
@@ -191,7 +201,9 @@ def _made_tabs(workshop: Workshop, order: Order, workers: int) -> list[_Outgoing
             raise Halted
         made[index] = Tab.made(order, index, made_at_ns=time.time_ns(), maker=workshop.name)
 
-    ThreadPoolController(max(1, workers)).run(order.tabs_count, make_tab, workshop.stopping)
+    ThreadPoolController(max(1, line.workers)).run(
+        order.tabs_count, make_tab, lambda: workshop.stopping() or line.handed_over
+    )
     return [
         _Outgoing(workshop.destinations.deliveries_topic, made[index].to_bytes(), order.order_id)
         for index in range(order.tabs_count)
