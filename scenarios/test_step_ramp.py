@@ -9,14 +9,15 @@ from pytest_medpubsub.system import MedpubsubSystem
 # Fifteen patients keep about 31 orders in flight, more than the two warm makers hold (24 orders,
 # the ScaledJob's activationLagThreshold), so KEDA adds makers: one per 12 orders (lagThreshold,
 # what a maker holds). Each that joins takes partitions from the others.
-# The target is the default SLOs (p95 3 s, p99 4 s), missed. Measured: locally p95 3.28 s, p99
-# 3.98 s; on the kubeadm cluster p95 4.20-5.90 s, p99 5.19-7.21 s (three runs, bring-your-own
-# Kafka) and 5.27 s / 7.03 s (Strimzi). What costs: 14 patients start at once on the same 2 cores
-# (locally the orders of their first second took 3.4-4.2 s), and each maker that joins (six, on
-# the cluster, while the lag climbs to 66 as their pods start): the makers giving it partitions
-# wait in `on_revoke` for their orders in flight on them (up to 2 s), and orders of the
-# partitions they keep wait too. So the bounds stay a transient's, sized to the cluster's runs.
-# `make e2e-here` runs it in the bring-your-own-Kafka stage only (here/e2e_strimzi.py says why).
+# The target is the default SLOs (p95 3 s, p99 4 s). Measured locally on 2026-12-07, 2 idle
+# cores: p95 2.81-3.41 s, p99 3.82-4.21 s in five runs (before revocations handed orders over,
+# p95 2.74-3.87 s, p99 3.51-4.69 s in five runs); on the kubeadm cluster
+# p95 4.20-5.90 s, p99 5.19-7.21 s before that change. What is left: 14 patients start at once on
+# the same 2 cores, and KEDA adds makers while they do (the orders of the step's first 1-2 s are
+# the ones over 3 s); each join revokes partitions from every maker, which commit what ends within
+# 0.8 s and hand the rest over unmade, to be made again. So the bounds stay a transient's, sized
+# to the cluster's runs. `make e2e-here` runs it in the bring-your-own-Kafka stage only
+# (here/e2e_strimzi.py says why).
 STEP_PATIENTS = 15
 
 

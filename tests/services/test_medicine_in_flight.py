@@ -1,6 +1,6 @@
 """A maker with several orders in flight, against a real broker: as fast as its workers allow,
 and still exactly once on every failure path (a failed order in the middle of a partition, a
-SIGKILL with orders in flight, a revocation with orders in flight, a broker restart).
+SIGKILL with orders in flight, a broker restart; revocations: test_medicine_revocation.py).
 
 Assertions are on what Kafka holds (read_committed, as the observer reads) and on the tabs' own
 timestamps, not on the test's wall clock.
@@ -140,75 +140,6 @@ def test_a_maker_killed_with_orders_in_flight_leaves_nothing_and_the_next_makes_
     # Whatever the first maker had made was aborted with it: every visible tab is the second's.
     assert {record["maker"] for record in committed} == {second_name} != {first_name}
     assert [committed_offset(topics, partition) for partition in range(4)] == [2, 2, 2, 2]
-
-
-def test_a_revocation_with_orders_in_flight_hands_over_nothing_twice(
-    four_partitions: TestTopics, service: ServiceFactory, reader: ReaderFactory
-) -> None:
-    topics = four_partitions
-    settings = {"MEDICINE_MAX_ORDERS": 0, "MEDICINE_IDLE_TIMEOUT_SECONDS": 8}
-    first = service("medicine", topics.environment(**settings))
-    first.wait_for_output(STARTED, timeout_s=15)
-    orders: list[Order] = []
-
-    def place(count: int) -> None:
-        for _ in range(count):
-            order = an_order(tabs_count=2)
-            produce(topics.bootstrap, topics.orders, [order.to_bytes()], partition=len(orders) % 4)
-            orders.append(order)
-
-    place(8)
-    first.wait_for_output(r"making order", timeout_s=20)
-    # A second maker joins while the first has orders in flight on every partition: some of
-    # them are revoked from it mid-order.
-    second = service("medicine", topics.environment(**settings))
-    second.wait_for_output(STARTED, timeout_s=15)
-    place(8)  # the group now shares the partitions
-    for maker in (first, second):
-        assert maker.wait_exit(timeout_s=60) == 0, maker.output()
-    committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(30)]
-
-    assert tab_counts(committed) == expected_tabs(*orders)
-    assert sum(committed_offset(topics, partition) for partition in range(4)) == 16
-
-
-@pytest.mark.kafka
-def test_a_revocation_hands_orders_far_from_made_over_and_their_next_owner_makes_them_once(
-    four_partitions: TestTopics, service: ServiceFactory, reader: ReaderFactory
-) -> None:
-    """A maker giving partitions away does not wait for their orders to be made, which would hold
-    back the orders of the partitions it keeps: it hands those orders over unmade, never commits
-    them, and their next owner makes them, once."""
-    topics = four_partitions
-    # Tabs of 8 s: the second maker joins while every order of the first is far from made.
-    settings = {
-        "MEDICINE_MAX_ORDERS": 0,
-        "MEDICINE_IDLE_TIMEOUT_SECONDS": 6,
-        "MEDICINE_TAB_SECONDS": 8,
-    }
-    first = service("medicine", topics.environment(**settings))
-    first_name = first.wait_for_output(STARTED, timeout_s=15)["name"]
-    orders = [an_order(tabs_count=2) for _ in range(4)]
-    for partition, order in enumerate(orders):
-        produce(topics.bootstrap, topics.orders, [order.to_bytes()], partition=partition)
-    for order in orders:
-        first.wait_for_output(rf"making order {order.order_id}", timeout_s=20)
-
-    second = service("medicine", topics.environment(**settings))
-    second.wait_for_output(STARTED, timeout_s=15)
-    for maker in (first, second):
-        assert maker.wait_exit(timeout_s=60) == 0, maker.output()
-    committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(30)]
-
-    assert tab_counts(committed) == expected_tabs(*orders)
-    assert [committed_offset(topics, partition) for partition in range(4)] == [1, 1, 1, 1]
-    makers_by_order: dict[str, set[str]] = {}
-    for tab in committed:
-        makers_by_order.setdefault(str(tab["order_id"]), set()).add(str(tab["maker"]))
-    # Every order the first maker had started; those it handed over were made by the second.
-    handed_over = [order for order, makers in makers_by_order.items() if makers != {first_name}]
-    assert handed_over, f"every order was made by {first_name}: {makers_by_order}"
-    assert all(len(makers) == 1 for makers in makers_by_order.values()), makers_by_order
 
 
 @pytest.mark.kafka
