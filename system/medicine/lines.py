@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Literal
 
 PartitionKey = tuple[str, int]
+Fate = Literal["commit", "hand over"]
 
 
 @dataclass(eq=False)
@@ -29,27 +31,28 @@ class InFlight:
     done_by: float = 0.0
     settled: threading.Event = field(default_factory=threading.Event)
     committed: bool = False
-    # Exactly one of the two may happen, decided under `_claim`: the order thread begins its
-    # commit, or a revocation hands the order over unmade (its next owner makes it again).
-    committing: bool = False
-    handed_over: bool = False
-    _claim: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # What the order comes to, decided once under `_deciding`, by whichever asks first: the
+    # order thread beginning its commit, or a revocation handing the order over unmade (its next
+    # owner makes it again). Never both.
+    _fate: Fate | None = None
+    _deciding: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def handed_over(self) -> bool:
+        return self._fate == "hand over"
 
     def claim_commit(self) -> bool:
         """The order thread is about to open its transaction: False when it was handed over."""
-        with self._claim:
-            if self.handed_over:
-                return False
-            self.committing = True
-            return True
+        return self._decide("commit")
 
     def hand_over(self) -> bool:
         """A revocation gives the order up unmade: False when its commit has already begun."""
-        with self._claim:
-            if self.committing:
-                return False
-            self.handed_over = True
-            return True
+        return self._decide("hand over")
+
+    def _decide(self, fate: Fate) -> bool:
+        with self._deciding:
+            self._fate = self._fate or fate
+            return self._fate == fate
 
     def settle(self, *, committed: bool) -> None:
         self.committed = committed

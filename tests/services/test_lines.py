@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from medpubsub.medicine.lines import PartitionLines
 
 P0 = ("tabs.orders", 0)
@@ -91,3 +93,35 @@ def test_a_rewind_of_a_partition_that_goes_to_another_maker_is_forgotten() -> No
     lines.rewind(P0, 5)
     lines.forget({P0})
     assert not lines.stale(P0, 9)
+
+
+@pytest.mark.parametrize(
+    ("calls", "answers", "handed_over"),
+    [
+        pytest.param(["commit", "hand over"], [True, False], False, id="commit-first"),
+        pytest.param(["hand over", "commit"], [True, False], True, id="hand-over-first"),
+        pytest.param(["commit", "commit"], [True, True], False, id="commit-asked-again"),
+        pytest.param(["hand over", "hand over"], [True, True], True, id="handed-over-twice"),
+    ],
+)
+def test_an_order_is_either_committed_or_handed_over_whichever_asks_first(
+    calls: list[str], answers: list[bool], handed_over: bool
+) -> None:
+    entry = PartitionLines().enter(P0, 5, 3)
+    asked = {"commit": entry.claim_commit, "hand over": entry.hand_over}
+    assert [asked[call]() for call in calls] == answers
+    assert entry.handed_over is handed_over
+
+
+def test_an_order_handed_over_holds_nothing_back_when_its_partition_returns() -> None:
+    lines = PartitionLines()
+    handed = lines.enter(P0, 5, 3)
+    assert handed.hand_over()
+    lines.forget({P0})  # the revocation returns before the order thread has stopped
+    back = lines.enter(P0, 5, 3)  # the partition comes back to this maker
+    handed.settle(committed=False)
+    lines.leave(handed)
+
+    assert back.earlier_committed(0.0)  # it does not wait behind the order handed over
+    assert not lines.rereading(P0)
+    assert lines.unsettled({P0}) == [back]
