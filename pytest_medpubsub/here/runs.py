@@ -22,8 +22,10 @@ STEADY_BEFORE_CHAOS_S = 30.0
 # The default latency SLOs on this cluster (the scenarios' markers still override them). Locally
 # they are p95 3 s / p99 4 s. Here a maker KEDA adds is a pod (1-3 s to start) whose join moves
 # partitions, with orders in flight on them, from the warm makers; and the control plane shares
-# the machine's cores. The step ramp measured p95 2.6-2.7 s / p99 3.3-3.6 s on a quiet machine,
-# and up to p95 3.9 s / p99 4.1 s with the machine busy (load average 9 on 2 cores).
+# the machine's cores. The step ramp to 15 patients measured p95 3.15 s / p99 4.13 s on a quiet
+# machine once a revoking maker handed orders over instead of waiting for them (2026-12-07; p95
+# 3.88 s / p99 5.34 s before); to 5 patients, p95 3.9 s / p99 4.1 s with the machine busy (load
+# average 9 on 2 cores).
 # p99 8 s, not 6 s, since each maker registers one transactional producer per partition it takes
 # (exactly once whatever a maker believes, system/medicine/producers.py): the first orders of a
 # stage wait for the warm makers' 20 registrations each (SCRAM, 500m CPU). Measured in the
