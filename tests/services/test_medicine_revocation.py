@@ -56,11 +56,12 @@ def test_a_revocation_hands_orders_far_from_made_over_and_their_next_owner_makes
     back the orders of the partitions it keeps: it hands those orders over unmade, never commits
     them, and their next owner makes them, once."""
     topics = four_partitions
-    # Tabs of 8 s: the second maker joins while every order of the first is far from made.
+    # Tabs of 12 s: the second maker joins (its start can take seconds on a loaded machine) while
+    # every order of the first is still far from made.
     settings = {
         "MEDICINE_MAX_ORDERS": 0,
         "MEDICINE_IDLE_TIMEOUT_SECONDS": 6,
-        "MEDICINE_TAB_SECONDS": 8,
+        "MEDICINE_TAB_SECONDS": 12,
     }
     first = service("medicine", topics.environment(**settings))
     first_name = first.wait_for_output(STARTED, timeout_s=15)["name"]
