@@ -281,7 +281,7 @@ class Maker:
         in_flight = self._lines.unsettled(keys)
         ending_by = time.monotonic() + REVOKE_WAIT_S
         ending = [e for e in in_flight if e.done_by <= ending_by]
-        handed_over = [e for e in in_flight if e not in ending and e.hand_over()]
+        handed_over = [e for e in in_flight if e.done_by > ending_by and e.hand_over()]
         self._await(ending, REVOKE_WAIT_S + REVOKE_WAIT_MARGIN_S)
         handed_over += [e for e in ending if not e.settled.is_set() and e.hand_over()]
         # What is left began its commit before the hand-over: milliseconds, bounded by the
