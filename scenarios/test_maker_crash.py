@@ -15,14 +15,18 @@ import pytest
 from pytest_medpubsub.system import MedpubsubSystem
 
 
-# The target is p95 3 s and p99 5 s (issue 17), missed. The orders the crashed maker was making
-# are made again from the start: their latency is the time they had been in flight, plus the
-# session expiry (6 s), the survivor's registration of the partitions and the 2 s of making; with
-# two makers that is half of the orders in flight and of those placed until the expiry. Measured
-# on a quiet machine: p95 6.85 s, p99 9.05 s. A shorter session was measured too: 1 s gave p95
-# 2.65 s, p99 5.18 s; 1.5 s gave p95 2.59-3.99 s, p99 4.55-5.62 s; but on the kubeadm cluster a
-# 1.5 s session expired for a throttled maker under one patient (kafka/embedded.py).
-@pytest.mark.medpubsub_slo(p95_s=8.0, p99_s=11.0, min_jobs=2)
+# The target is one more floor (issue 17): the default p95 (3 s), and p99 5 s. The orders the
+# crashed maker was making are made again from the start: their latency is the time they had been
+# in flight, plus the session expiry (1 s), the survivor's takeover and the 2 s of making. With two
+# makers that is half of the about 4 orders in flight, and the p99 of 120 orders is their second
+# worst. Their ages are about x and 1 + x s, x in [0, 1), set by when the kill falls in the
+# patients' second; and when KEDA's replacement of the warm maker joins after the survivor took
+# the partitions over, they move once more and the orders restarted there are handed over again
+# (+0.75 s, maker logs). So p99 is about 1 + x + 3.1 s, or + 3.9 s with the second move: 4.1-5.9 s.
+# Measured in six runs on a quiet machine (2026-12-07): p95 2.54-3.07 s, p99 4.15-5.42 s; the
+# target was met in four. With the 6 s session before: p95 7.79-7.93 s, p99 9.44-9.79 s
+# (kafka/embedded.py says what a session this short risks).
+@pytest.mark.medpubsub_slo(p95_s=4.0, p99_s=6.5, min_jobs=2)
 def test_a_maker_crash_loses_nothing_and_delays_only_its_own_orders(
     medpubsub_system: MedpubsubSystem,
 ) -> None:

@@ -10,7 +10,8 @@ KILLS = 3
 
 
 # Three kills 5.5 s apart, each followed by KEDA's replacement of the warm maker: every kill's
-# orders in flight are made again from the start after its session expires (6 s), and each
+# orders in flight are made again from the start after its session expires (1 s; 6 s when the
+# figures below were taken), and each
 # replacement's join moves partitions again. A maker killed in the milliseconds of a commit leaves
 # its transaction open, and that holds back read_committed readers of the delivery partitions it
 # wrote to until the partition's next owner registers or the transaction times out (10 s); three

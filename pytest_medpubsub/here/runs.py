@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pytest_medpubsub import progress
@@ -19,18 +19,6 @@ NAMESPACE = "medpubsub"
 PYTEST_TIMEOUT_S = 2700.0
 CHAOS_TIMEOUT_S = 1200.0
 STEADY_BEFORE_CHAOS_S = 30.0
-# The default latency SLOs on this cluster (the scenarios' markers still override them). Locally
-# they are p95 3 s / p99 4 s. Here a maker KEDA adds is a pod (1-3 s to start) whose join moves
-# partitions, with orders in flight on them, from the warm makers; and the control plane shares
-# the machine's cores. The step ramp to 15 patients measured p95 3.15 s / p99 4.13 s on a quiet
-# machine once a revoking maker handed orders over instead of waiting for them (2026-12-07; p95
-# 3.88 s / p99 5.34 s before); to 5 patients, p95 3.9 s / p99 4.1 s with the machine busy (load
-# average 9 on 2 cores).
-# p99 8 s, not 6 s, since each maker registers one transactional producer per partition it takes
-# (exactly once whatever a maker believes, system/medicine/producers.py): the first orders of a
-# stage wait for the warm makers' 20 registrations each (SCRAM, 500m CPU). Measured in the
-# Strimzi stage's steady state: p95 3.78 s, p99 5.77 s (issue 17: to be brought back down).
-CLUSTER_SLO_DEFAULTS = {"medpubsub_slo_p95_s": "5.0", "medpubsub_slo_p99_s": "8.0"}
 
 
 def timed(figures: dict[str, object], name: str, step: Callable[[], int]) -> int:
@@ -52,9 +40,11 @@ def pytest_run(
     scenarios: tuple[str, ...],
     keep: bool = True,
     extra: tuple[str, ...] = (),
+    slo_defaults: Mapping[str, str] | None = None,
 ) -> int:
     """pytest on the existing cluster here: with the embedded broker at `bootstrap`, or (None)
-    with Strimzi, whose manifest `extra` names."""
+    with Strimzi, whose manifest `extra` names. The plugin's default SLOs hold unless a stage
+    passes `slo_defaults` (ini key to value); the scenarios' markers override both."""
     args = [
         sys.executable,
         "-m",
@@ -71,7 +61,7 @@ def pytest_run(
         # The chaos experiment runs against the ScaledJob design's system afterwards.
         *(["--medpubsub-keep"] if keep else []),
         # The dispatcher design adds its allowance to these (designs/dispatcher.py).
-        *(f"--override-ini={key}={value}" for key, value in CLUSTER_SLO_DEFAULTS.items()),
+        *(f"--override-ini={key}={value}" for key, value in (slo_defaults or {}).items()),
         *scenarios,
     ]
     progress.say("running: " + " ".join(args[2:]))

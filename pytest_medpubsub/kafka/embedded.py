@@ -68,12 +68,16 @@ _SCRAM_ITERATIONS = 4096
 # The defaults assume three brokers and 50-partition internal topics; a single node wants 1 and 1.
 # Group and transaction timings are shortened so that joins and a killed maker's open transaction
 # resolve in about a second rather than in tens of seconds. A maker's session (KIP-848) expires
-# 6 s after its last heartbeat: that is what a crashed maker's orders wait before another maker
-# takes its partitions. Shorter was measured (issue 17): 1-2 s cut a crash's cost locally, but on
-# the kubeadm cluster a 1.5 s session expired for a CPU-throttled maker under one patient, and a
-# fenced maker exits and is replaced, which moves partitions twice. A maker starved past its
-# session is fenced by the new owner's registration (system/medicine/producers.py): a retry,
-# never a duplicate.
+# 1 s after its last heartbeat (4 heartbeats of 250 ms): that is what a crashed maker's orders
+# wait before another maker takes its partitions. Measured on 2026-12-07 (issue 17): the crash
+# scenario gave p95 2.54-3.07 s and p99 4.15-5.42 s with 1 s, against 7.79-7.93 s and 9.44-9.79 s
+# with 6 s; no live maker's session expired at 1 s in the step ramp, at 40 or 60 patients on 2
+# cores, or on the kubeadm cluster (steady state, step ramp, kills, backlog). What a short session
+# risks: an earlier 1.5 s one once expired there for a maker throttled at its 500m CPU limit (not
+# seen again), and a maker fenced that way exits and is replaced, which moves its partitions
+# twice. Shorter than 1 s was not tried: 4 heartbeats is already few. A maker starved
+# past its session is fenced by the new owner's registration (system/medicine/producers.py): a
+# retry, never a duplicate.
 #
 # The broker's own session with its controller keeps Kafka's defaults (9 s, a heartbeat every
 # 2 s), as the Strimzi cluster does. Shorter, a broker starved of CPU misses it and its controller
@@ -103,8 +107,8 @@ _SERVER_SETTINGS = {
     "group.initial.rebalance.delay.ms": "0",
     "group.consumer.heartbeat.interval.ms": "250",
     "group.consumer.min.heartbeat.interval.ms": "250",
-    "group.consumer.session.timeout.ms": "6000",
-    "group.consumer.min.session.timeout.ms": "6000",
+    "group.consumer.session.timeout.ms": "1000",
+    "group.consumer.min.session.timeout.ms": "1000",
     "group.consumer.assignment.interval.ms": "0",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
     "broker.heartbeat.interval.ms": "2000",

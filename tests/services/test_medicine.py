@@ -224,7 +224,7 @@ def test_a_maker_killed_mid_order_leaves_nothing_and_the_next_makes_each_tab_onc
     assert first.signal_and_wait(signal.SIGKILL, timeout_s=5) == -signal.SIGKILL
     second = service("medicine", topics.environment(**settings))
     second_name = second.wait_for_output(STARTED, timeout_s=15)["name"]
-    # The second maker gets the partition once the killed member's session expires (6 s).
+    # The second maker gets the partition once the killed member's session expires (1 s).
     assert second.wait_exit(timeout_s=30) == 0, second.output()
     deliveries = reader(topics, topics.deliveries)
     deliveries.wait_for_count(16, timeout_s=30)

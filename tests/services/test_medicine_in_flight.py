@@ -124,7 +124,7 @@ def test_a_maker_killed_with_orders_in_flight_leaves_nothing_and_the_next_makes_
     orders = [an_order(tabs_count=3) for _ in range(8)]
     for index, order in enumerate(orders):
         produce(topics.bootstrap, topics.orders, [order.to_bytes()], partition=index % 4)
-    # Idle for longer than the killed member's session (6 s) and its transactions (10 s) last.
+    # Idle for longer than the killed member's session (1 s) and its transactions (10 s) last.
     settings = {"MEDICINE_MAX_ORDERS": 0, "MEDICINE_IDLE_TIMEOUT_SECONDS": 15}
     first = service("medicine", topics.environment(**settings))
     first_name = first.wait_for_output(STARTED, timeout_s=15)["name"]

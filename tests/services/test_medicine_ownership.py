@@ -58,7 +58,7 @@ def test_an_order_whose_maker_s_session_expires_mid_order_is_made_once(
 
     os.kill(first.pid, signal.SIGSTOP)
     try:
-        # Frozen past its session (6 s): the partition moves, and the second maker makes the order.
+        # Frozen past its session (1 s): the partition moves, and the second maker makes the order.
         second.wait_for_output(rf"making order {order.order_id}", timeout_s=40)
     finally:
         os.kill(first.pid, signal.SIGCONT)
