@@ -71,13 +71,15 @@ _SCRAM_ITERATIONS = 4096
 # 1 s after its last heartbeat (4 heartbeats of 250 ms): that is what a crashed maker's orders
 # wait before another maker takes its partitions. Measured on 2026-12-07 (issue 17): the crash
 # scenario gave p95 2.54-3.07 s and p99 4.15-5.42 s with 1 s, against 7.79-7.93 s and 9.44-9.79 s
-# with 6 s; no live maker's session expired at 1 s in the step ramp, at 40 or 60 patients on 2
-# cores, or on the kubeadm cluster (steady state, step ramp, kills, backlog). What a short session
-# risks: an earlier 1.5 s one once expired there for a maker throttled at its 500m CPU limit (not
-# seen again), and a maker fenced that way exits and is replaced, which moves its partitions
-# twice. Shorter than 1 s was not tried: 4 heartbeats is already few. A maker starved
-# past its session is fenced by the new owner's registration (system/medicine/producers.py): a
-# retry, never a duplicate.
+# with 6 s. No live maker's session expired at 1 s in the step ramp, at 40 patients on 2 cores,
+# or on the kubeadm cluster (steady state, step ramp, kills, backlog). What a short session
+# risks, seen at 60 patients (beyond this machine's capacity): in 3 of 5 runs the 60 patient
+# processes stopping at once stalled the broker past 1 s, and 8-16 live makers' sessions expired
+# together; they rejoined within a second, their orders in flight were made again, 0 lost and 0
+# duplicated. An earlier 1.5 s session also once expired on the kubeadm cluster for a maker
+# throttled at its 500m CPU limit (not seen again). Shorter than 1 s was not tried. A maker
+# starved past its session is fenced by the new owner's registration
+# (system/medicine/producers.py): a retry, never a duplicate.
 #
 # The broker's own session with its controller keeps Kafka's defaults (9 s, a heartbeat every
 # 2 s), as the Strimzi cluster does. Shorter, a broker starved of CPU misses it and its controller
