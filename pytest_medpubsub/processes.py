@@ -70,6 +70,27 @@ def spawn(
             log.close()  # the child has its own copy of the descriptor
 
 
+# The lowest CPU priority: a load generator's processes yield to the system under test.
+LOWEST_PRIORITY = 19
+
+
+def yield_cpu(pid: int) -> None:
+    """Give the process `pid`, a session of its own (`spawn`), the lowest CPU priority.
+
+    Linux schedules each session as one group when autogroup is on (its default on desktops and
+    many servers): the nice value of a process then counts only inside its own session, and 60
+    patients each in a session of their own weigh as much as 60 brokers. So the session's
+    autogroup is given the nice value; without autogroup, the process itself. Raising a nice
+    value needs no privilege. Best effort: the process may already be gone.
+    """
+    autogroup = Path(f"/proc/{pid}/autogroup")
+    with contextlib.suppress(OSError):
+        if autogroup.exists():
+            autogroup.write_text(str(LOWEST_PRIORITY))
+        else:
+            os.setpriority(os.PRIO_PROCESS, pid, LOWEST_PRIORITY)
+
+
 def stop(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> int | None:
     """SIGTERM, wait up to `grace_s`, then SIGKILL; return the exit status (None if unknown)."""
     if process.poll() is not None:

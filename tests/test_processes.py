@@ -88,3 +88,27 @@ def test_the_sampler_counts_a_process_already_running_only_from_when_it_started(
     now = processes.cpu_seconds(busy.pid)
     assert now is not None
     assert 0.1 <= sampler.total_s <= now - 0.3
+
+
+def _priority(pid: int) -> int:
+    """The nice value the scheduler weighs `pid` by: its session's under autogroup, else its own."""
+    autogroup = f"/proc/{pid}/autogroup"
+    if os.path.exists(autogroup):
+        with open(autogroup) as text:
+            return int(text.read().split("nice")[1])
+    return os.getpriority(os.PRIO_PROCESS, pid)
+
+
+def test_a_process_that_yields_the_cpu_weighs_least_and_the_harness_keeps_its_own_weight(
+    busy: subprocess.Popen[bytes],
+) -> None:
+    own = _priority(os.getpid())
+    processes.yield_cpu(busy.pid)
+    assert _priority(busy.pid) == processes.LOWEST_PRIORITY
+    assert _priority(os.getpid()) == own
+
+
+def test_yielding_the_cpu_of_a_process_that_is_gone_is_no_error() -> None:
+    gone = processes.spawn([sys.executable, "-c", "pass"])
+    gone.wait(timeout=30)
+    processes.yield_cpu(gone.pid)  # its pid is free again: nothing to raise

@@ -70,16 +70,21 @@ _SCRAM_ITERATIONS = 4096
 # resolve in about a second rather than in tens of seconds. A maker's session (KIP-848) expires
 # 1 s after its last heartbeat (4 heartbeats of 250 ms): that is what a crashed maker's orders
 # wait before another maker takes its partitions. Measured on 2026-12-07 (issue 17): the crash
-# scenario gave p95 2.54-3.07 s and p99 4.15-5.42 s with 1 s, against 7.79-7.93 s and 9.44-9.79 s
-# with 6 s. No live maker's session expired at 1 s in the step ramp, at 40 patients on 2 cores,
-# or on the kubeadm cluster (steady state, step ramp, kills, backlog). What a short session
-# risks, seen at 60 patients (beyond this machine's capacity): in 3 of 5 runs the 60 patient
-# processes stopping at once stalled the broker past 1 s, and 8-16 live makers' sessions expired
-# together; they rejoined within a second, their orders in flight were made again, 0 lost and 0
-# duplicated. An earlier 1.5 s session also once expired on the kubeadm cluster for a maker
-# throttled at its 500m CPU limit (not seen again). Shorter than 1 s was not tried. A maker
-# starved past its session is fenced by the new owner's registration
-# (system/medicine/producers.py): a retry, never a duplicate.
+# scenario gave p95 2.53-3.07 s in eight of nine runs (4.38 s in one) and p99 4.15-5.47 s with
+# 1 s, against 7.79-7.93 s and 9.44-9.79 s with 6 s.
+#
+# What a session this short risks is a stall of the broker or of a maker past 1 s: every maker it
+# hits loses its partitions, rejoins within a second, and its orders in flight are made again
+# (fenced by the new owner's registration, system/medicine/producers.py: a retry, never a
+# duplicate). None in the step ramp, in two demos at 40 patients, or on the kubeadm cluster
+# (steady state, step ramp, kills, backlog). At 60 patients, beyond this machine's capacity, the
+# 60 patient processes stopping at once stalled the broker in 3 of 5 runs (8-16 makers expired
+# together): each patient was a session of its own, which Linux's autogroup weighs like the
+# broker; with the patients at the lowest priority (platforms/local_system.py) two more runs saw
+# none. Once, in a bench run at 40 patients, all 14 makers expired mid-run on a broker that had
+# served eight runs before (p99 6.98 s; a full collection of the serial collector is a lead, not
+# measured). An earlier 1.5 s session once expired on the kubeadm cluster for a maker throttled
+# at its 500m CPU limit (not seen since). Shorter than 1 s was not tried.
 #
 # The broker's own session with its controller keeps Kafka's defaults (9 s, a heartbeat every
 # 2 s), as the Strimzi cluster does. Shorter, a broker starved of CPU misses it and its controller

@@ -122,6 +122,11 @@ class LocalSystem(Platform):
                 ),
                 log_path=self.run_dir / "logs" / "patients" / f"{name}.log",
             )
+            # The load generator must not starve the broker and the makers it measures: on a
+            # cluster the pods' CPU requests weigh them, here every process is a session of its
+            # own (60 patients stopping at once once held the broker past the makers' 1 s
+            # session, issue 17).
+            processes.yield_cpu(process.pid)
             self._patients.append((name, process, time.time_ns()))
         surplus = self._patients[count:]
         del self._patients[count:]
