@@ -24,7 +24,7 @@ from pytest_medpubsub.system import MedpubsubSystem
 # the partitions over, they move once more and the orders restarted there are handed over again
 # (+0.75 s, maker logs). So p99 is about 1 + x + 3.1 s, or + 3.9 s with the second move: 4.1-5.9 s;
 # and with the second move the p95 (the 6th worst) is an order about 0.5 s old at the kill.
-# Measured in nine runs on a quiet machine (2026-12-07): p95 2.53-3.07 s in eight, 4.38 s in one
+# Measured in ten runs on a quiet machine (2026-12-07): p95 2.53-3.12 s in nine, 4.38 s in one
 # (the second move with x = 0.5), p99 4.15-5.47 s; the target was met in six. With the 6 s session
 # before: p95 7.79-7.93 s, p99 9.44-9.79 s (kafka/embedded.py says what a session this short
 # risks).

@@ -70,8 +70,9 @@ _SCRAM_ITERATIONS = 4096
 # resolve in about a second rather than in tens of seconds. A maker's session (KIP-848) expires
 # 1 s after its last heartbeat (4 heartbeats of 250 ms): that is what a crashed maker's orders
 # wait before another maker takes its partitions. Measured on 2026-12-07 (issue 17): the crash
-# scenario gave p95 2.53-3.07 s in eight of nine runs (4.38 s in one) and p99 4.15-5.47 s with
-# 1 s, against 7.79-7.93 s and 9.44-9.79 s with 6 s.
+# scenario gave p95 2.53-3.12 s in nine of ten runs (4.38 s in one) and p99 4.15-5.47 s with
+# 1 s, against 7.79-7.93 s and 9.44-9.79 s with 6 s. The step ramp does not see the difference:
+# p95 3.00-3.07 s / p99 3.75-3.89 s with 1 s, 2.96-3.69 s / 3.87-4.57 s with 6 s (alternated).
 #
 # What a session this short risks is a stall of the broker or of a maker past 1 s: every maker it
 # hits loses its partitions, rejoins within a second, and its orders in flight are made again
