@@ -79,7 +79,7 @@ _SCRAM_ITERATIONS = 4096
 # (fenced by the new owner's registration, system/medicine/producers.py: a retry, never a
 # duplicate). None in the step ramp, in two demos at 40 patients, or on the kubeadm cluster
 # (steady state, step ramp, kills, backlog). At 60 patients, beyond this machine's capacity, the
-# 60 patient processes stopping at once stalled the broker in 3 of 5 runs (8-16 makers expired
+# 60 patient processes stopping at once stalled the broker in 4 of 6 runs (8-16 makers expired
 # together): each patient was a session of its own, which Linux's autogroup weighs like the
 # broker; with the patients at the lowest priority (platforms/local_system.py) two more runs saw
 # none. Once, in a bench run at 40 patients, all 14 makers expired mid-run on a broker that had
