@@ -80,15 +80,18 @@ def yield_cpu(pid: int) -> None:
     Linux schedules each session as one group when autogroup is on (its default on desktops and
     many servers): the nice value of a process then counts only inside its own session, and 60
     patients each in a session of their own weigh as much as 60 brokers. So the session's
-    autogroup is given the nice value; without autogroup, the process itself. Raising a nice
-    value needs no privilege. Best effort: the process may already be gone.
+    autogroup is given the nice value, and the process itself too: a process in a CPU cgroup
+    other than the root (a container, a CI runner's slice) is weighed by its own nice value, and
+    its autogroup file is then empty or has no effect. Raising a nice value needs no privilege.
+    Best effort: the process may already be gone.
     """
-    autogroup = Path(f"/proc/{pid}/autogroup")
     with contextlib.suppress(OSError):
-        if autogroup.exists():
+        os.setpriority(os.PRIO_PROCESS, pid, LOWEST_PRIORITY)
+    with contextlib.suppress(OSError):
+        autogroup = Path(f"/proc/{pid}/autogroup")
+        # Empty when the process is in the default group (no session of its own under autogroup).
+        if autogroup.read_text().strip():
             autogroup.write_text(str(LOWEST_PRIORITY))
-        else:
-            os.setpriority(os.PRIO_PROCESS, pid, LOWEST_PRIORITY)
 
 
 def stop(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> int | None:
