@@ -259,6 +259,14 @@ BROKEN: list[tuple[str, Mutation, str, str]] = [
     ("one-order-at-a-time", lambda o: set_env(maker_pod(o)["containers"][0],
                                               "MEDICINE_MAX_ORDERS_IN_FLIGHT", "1"), MAKERS,
      "wiring.capacity"),
+    ("floor-counted-twice", lambda o: find(o, "ScaledJob", "medicine")["spec"].update(
+        {"scalingStrategy": {"strategy": "default"}}), MAKERS, "wiring.capacity"),
+    ("deduction-not-the-floor", lambda o: find(o, "ScaledJob", "medicine")["spec"][
+        "scalingStrategy"].update({"customScalingQueueLengthDeduction": 1}), MAKERS,
+     "wiring.capacity"),
+    ("running-jobs-over-counted", lambda o: find(o, "ScaledJob", "medicine")["spec"][
+        "scalingStrategy"].update({"customScalingRunningJobPercentage": "2"}), MAKERS,
+     "wiring.capacity"),
     ("cold-start", lambda o: find(o, "ScaledJob", "medicine")["spec"].update(
         {"minReplicaCount": 0}), MAKERS, "wiring.capacity"),
     ("bad-trigger-value", lambda o: trigger(o).update({"lagThreshold": "one"}), MAKERS,

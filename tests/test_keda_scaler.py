@@ -628,6 +628,70 @@ def test_persistent_lag_stops_scaling_on_the_second_poll() -> None:
     assert moved.jobs_to_create == 6
 
 
+@pytest.mark.parametrize(
+    ("scaling", "most"),
+    [
+        pytest.param(spec(max_replica_count=40, min_replica_count=2), 40, id="default"),
+        pytest.param(spec(max_replica_count=None, min_replica_count=2), 102, id="default-max"),
+        pytest.param(
+            spec("custom", max_replica_count=40, min_replica_count=2, deduction=2, percentage="1"),
+            38,
+            id="custom-deducting-the-floor",
+        ),
+        pytest.param(
+            spec("custom", max_replica_count=40, min_replica_count=2, deduction=2),
+            40,
+            id="custom-without-percentage-is-default",
+        ),
+        pytest.param(
+            spec("custom", max_replica_count=10, min_replica_count=2, deduction=20, percentage="1"),
+            2,
+            id="deduction-beyond-max-keeps-the-floor",
+        ),
+        pytest.param(
+            spec("accurate", max_replica_count=40, min_replica_count=2, deduction=2),
+            40,
+            id="deduction-only-counts-for-custom",
+        ),
+    ],
+)
+def test_the_most_jobs_lag_keeps_running(scaling: ScalingSpec, most: int) -> None:
+    assert scaling.most_jobs == most
+
+
+@given(
+    lag=st.integers(0, 2000),
+    threshold=st.integers(1, 20),
+    max_replica_count=st.none() | st.integers(1, 50),
+    min_replica_count=st.integers(0, 10),
+    strategy=st.sampled_from(["default", "accurate", "eager", "custom"]),
+    deduction=st.none() | st.integers(0, 12),
+    percentage=st.none() | st.sampled_from(["1", "1.5", "2"]),
+)
+def test_jobs_that_never_finish_settle_within_the_most_jobs(
+    *,
+    lag: int,
+    threshold: int,
+    max_replica_count: int | None,
+    min_replica_count: int,
+    strategy: Strategy,
+    deduction: int | None,
+    percentage: str | None,
+) -> None:
+    """Poll after poll on the same lag, with every Job running on (makers that stay)."""
+    scaling = spec(
+        strategy,
+        max_replica_count=max_replica_count,
+        min_replica_count=min_replica_count,
+        deduction=deduction,
+        percentage=percentage,
+    )
+    running = 0
+    for _ in range(5):
+        running += jobs_to_create(lag, True, running, 0, scaling, lag_threshold=threshold)
+    assert running <= scaling.most_jobs
+
+
 # --------------------------------------------------------------------------- properties
 
 specs = st.builds(

@@ -8,7 +8,8 @@ run its warm floor on top (issue 17: peak makers at most the need plus the floor
 
 Past its capacity a run is held back by one of three bounds, and the table names which:
 - the machine's CPU, measured over the run (busy at least `CPU_BOUND`);
-- the makers' bound (the ScaledJob's maxReplicaCount, the dispatcher's DISPATCHER_MAX_MAKERS);
+- the makers' bound (the most Jobs the ScaledJob runs, `ScalingSpec.most_jobs`; the
+  dispatcher's DISPATCHER_MAX_MAKERS);
 - the partitions of the orders topic (a maker beyond them owns no partition).
 """
 
@@ -23,7 +24,6 @@ from pytest_medpubsub import project
 from pytest_medpubsub.k8s.scaledjob_wiring import MEAN_TABS, setting_as_read
 from pytest_medpubsub.kafka.topics import DEFAULT_TOPICS, read_topic_specs
 from pytest_medpubsub.keda.scaledjob import ScaledJobSpec
-from pytest_medpubsub.keda.scaler import DEFAULT_MAX_REPLICA_COUNT
 
 FLOOR_S = MIN_TAB_SECONDS  # an order's tabs are made together, each in at least this
 ORDERS_PER_PATIENT_PER_S = 1.0
@@ -73,13 +73,10 @@ class RowCapacity:
 
 
 def scaledjob_capacity(spec: ScaledJobSpec) -> RowCapacity:
-    """A ScaledJob's makers: sized by their settings, minReplicaCount warm, maxReplicaCount."""
-    scaling = spec.scaling
-    most = scaling.max_replica_count
+    """A ScaledJob's makers: sized by their settings, minReplicaCount warm, and the most that
+    KEDA runs (maxReplicaCount, less a custom strategy's deduction)."""
     return RowCapacity(
-        mean_orders_per_maker(spec),
-        scaling.min_replica_count,
-        DEFAULT_MAX_REPLICA_COUNT if most is None else most,
+        mean_orders_per_maker(spec), spec.scaling.min_replica_count, spec.scaling.most_jobs
     )
 
 

@@ -182,4 +182,37 @@ def _capacity(owner: str, spec: ScaledJobSpec, maker_env: Mapping[str, str]) -> 
                 else "wait while the warm makers are full"
             )
         )
+    findings += _floor_counted_once(owner, spec)
     return findings
+
+
+def _floor_counted_once(owner: str, spec: ScaledJobSpec) -> list[Finding]:
+    """[wiring.capacity] The warm makers' orders are counted once: KEDA runs ceil(lag /
+    lagThreshold) makers in all, the floor among them, not that many on top of the floor.
+
+    Every strategy sizes the Jobs above `minReplicaCount` on the whole lag, which counts the
+    orders the warm makers hold too; only `custom` can take the floor's share off
+    (`customScalingQueueLengthDeduction` = `minReplicaCount`, each running Job above the floor
+    counted whole). Otherwise a load the warm makers serve at capacity still gets as many makers
+    again, and each one that joins moves partitions with orders in flight (issue 17).
+    """
+    floor = spec.scaling.min_replica_count
+    if floor < 1:
+        return []  # no warm maker to count twice (the cold start is its own finding)
+    strategy = spec.scaling.scaling_strategy
+    if (
+        strategy.effective_strategy == "custom"
+        and strategy.custom_scaling_queue_length_deduction == floor
+        and strategy.running_job_percentage == 1.0
+    ):
+        return []
+    return [
+        Finding(
+            owner,
+            "wiring.capacity",
+            f"scalingStrategy {strategy.effective_strategy} counts the orders of the {floor}"
+            f" warm maker(s) twice: KEDA would run ceil(lag / lagThreshold) makers on top of"
+            f" them; use strategy custom with customScalingQueueLengthDeduction {floor}"
+            ' (minReplicaCount) and customScalingRunningJobPercentage "1"',
+        )
+    ]

@@ -20,7 +20,9 @@ catch that before a cluster does (the ScaledJob's own rules are in scaledjob_wir
   (`orders_per_maker`: its `MEDICINE_MAX_WORKERS` over the mean order, with headroom; within
   `MEDICINE_MAX_ORDERS_IN_FLIGHT` when set), so KEDA adds a maker per maker's worth of orders;
   `activationLagThreshold` is what the warm floor holds (`minReplicaCount` makers' worth), so no
-  maker is added while the warm ones have room; and `minReplicaCount` keeps at least one warm
+  maker is added while the warm ones have room; the scaling strategy counts the warm makers'
+  orders once (`custom`, deducting `minReplicaCount`), so the makers settle at one per
+  `lagThreshold` orders, the floor included; and `minReplicaCount` keeps at least one warm
   maker, so no first order waits for a cold start;
 - [wiring.group] the trigger's `consumerGroup` is the makers' `MEDICINE_GROUP_ID`;
 - [wiring.partitions] makers never outnumber `maxReplicaCount` or the orders topic's partitions:

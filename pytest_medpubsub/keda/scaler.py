@@ -236,6 +236,20 @@ class ScalingSpec:
         return self.max_replica_count - self.min_replica_count
 
     @property
+    def most_jobs(self) -> int:
+        """The most Jobs that lag alone keeps running: `minReplicaCount` + `max_rc`, less what a
+        `custom` strategy deducts from every poll's count (never below the floor).
+
+        A negative deduction or a running-job percentage below 1 lets Jobs pile up past this
+        over polls; the wiring rules reject both.
+        """
+        strategy = self.scaling_strategy
+        deduction = strategy.custom_scaling_queue_length_deduction or 0
+        if strategy.effective_strategy != "custom" or deduction < 0:
+            deduction = 0
+        return max(self.min_rc, self.min_rc + self.max_rc - deduction)
+
+    @property
     def min_rc(self) -> int:
         """KEDA's `ScaledJob.MinReplicaCount()`: the minimum, never above an explicit maximum."""
         if self.max_replica_count is not None:
