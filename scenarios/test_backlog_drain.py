@@ -8,12 +8,13 @@ from pytest_medpubsub.system import MedpubsubSystem
 from pytest_medpubsub.waiting import wait_until
 
 BACKLOG_ORDERS = 30
+# KEDA runs one maker per lagThreshold (12) orders of lag, the warm floor among them
+# (keda/medicine-scaledjob.yaml): 30 orders, 3 makers.
+BACKLOG_MAKERS = 3
 
 
 # Backlogged orders wait by design, so latency is not the point here; losses and duplicates are.
-# KEDA runs one maker per lagThreshold (12) orders of lag, the warm floor among them
-# (keda/medicine-scaledjob.yaml): 30 orders, 3 makers.
-@pytest.mark.medpubsub_slo(p95_s=60.0, p99_s=90.0, min_jobs=3)
+@pytest.mark.medpubsub_slo(p95_s=60.0, p99_s=90.0, min_jobs=BACKLOG_MAKERS)
 def test_a_backlog_is_drained_once_makers_may_run(medpubsub_system: MedpubsubSystem) -> None:
     medpubsub_system.platform.pause_scaling(True)
     try:
@@ -31,6 +32,8 @@ def test_a_backlog_is_drained_once_makers_may_run(medpubsub_system: MedpubsubSys
         medpubsub_system.platform.pause_scaling(False)
     # KEDA starts the warm floor at its first poll, then tops it up to one maker per lagThreshold
     # orders of the backlog.
-    medpubsub_system.wait_for_jobs(lambda jobs: jobs >= 3, 30, f"makers for {backlog} orders")
+    medpubsub_system.wait_for_jobs(
+        lambda jobs: jobs >= BACKLOG_MAKERS, 30, f"makers for {backlog} orders"
+    )
     drained = medpubsub_system.observer.wait_drained(180, since=medpubsub_system.started)
     assert drained.complete_orders == drained.orders >= BACKLOG_ORDERS
