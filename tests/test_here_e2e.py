@@ -30,12 +30,13 @@ def test_only_a_completed_experiment_that_did_not_deviate_passes(
     assert runs.judge(path) == status
 
 
-def test_the_scenarios_are_the_four_the_issue_names() -> None:
+def test_the_scenarios_are_the_four_the_issue_names_and_the_locust_ramp() -> None:
     assert [Path(s).name for s in e2e.SCENARIOS] == [
         "test_steady_state.py",
         "test_step_ramp.py",
         "test_maker_killed.py",
         "test_backlog_drain.py",
+        "test_load_ramp.py",
     ]
     root = Path(__file__).resolve().parents[1]
     assert all((root / scenario).is_file() for scenario in e2e.SCENARIOS)
