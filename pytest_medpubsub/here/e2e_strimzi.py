@@ -37,9 +37,10 @@ NAMESPACE = runs.NAMESPACE
 # 2026-12-06, p95 3.78 s and p99 5.77 s. Measured again on 2026-12-07 (the makers' 1 s session
 # and hand-over on revocation, the warm makers Ready only once registered): steady state p95
 # 2.48 s / p99 3.50 s, Locust ramp 2.12 / 2.56 s, steady state after both chaos runs 2.25 / 2.53 s,
-# all within the local 3 s / 4 s. The steady state's p99 is its first order, though (made 0.6 s
-# late and delivered 0.9 s after it was made: the stage's first transaction), 0.5 s under the
-# bound in the one run; these defaults stay until more runs show that margin holds.
+# all within the local 3 s / 4 s. But the steady state's p99 was its first order (made 0.6 s
+# late), and in the fresh-clone rehearsal that followed the orders of its first 6 s were made
+# 1-3 s late: p95 4.06 s / p99 5.04 s, over the local bounds. Why the stage's first seconds are
+# slow is not measured yet (the makers' pod logs are not kept), so these defaults stay.
 STRIMZI_SLO_DEFAULTS = {"medpubsub_slo_p95_s": "5.0", "medpubsub_slo_p99_s": "8.0"}
 # The step ramp runs in the bring-your-own-Kafka stage (e2e.py), not here: with the broker, both
 # operators and SCRAM on the same 2 cores, its step to 15 patients (14 patient pods starting at
