@@ -61,6 +61,8 @@ _QUIET_INI = (
         "",
     ),
 )
+# When a test dumps the platform's diagnostics: on a failed SLO only, or after every test.
+DIAGNOSTICS_CHOICES = ("failed", "always")
 _RESULTS = pytest.StashKey[list[tuple[str, Path, SloResult | None]]]()
 _REPORT_OF_ITEM = pytest.StashKey[Path]()  # the test's report.json, for pytest-html's extras
 
@@ -124,6 +126,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="also run the tests the design leaves out (`left_out` in "
         "pytest_medpubsub/designs/<design>.py, each with its measured cause)",
+    )
+    group.addoption(
+        "--medpubsub-diagnostics",
+        choices=DIAGNOSTICS_CHOICES,
+        default="failed",
+        help="when a test writes the platform's diagnostics (pods, events, the makers' and "
+        "operators' logs) into its report directory: only when its SLOs fail (default), or "
+        "always, to read a passing run's logs too",
     )
     group.addoption(
         "--medpubsub-design",
@@ -364,7 +374,8 @@ def _finish(item: pytest.Item, system: MedpubsubSystem, check: bool) -> None:
         item.user_properties.append((name, value))
     item.config.stash[_RESULTS].append((item.nodeid, path, result))
     item.stash[_REPORT_OF_ITEM] = path
-    if not result.passed or not check:
+    always = item.config.getoption("--medpubsub-diagnostics") == "always"
+    if not result.passed or not check or always:
         system.platform.dump_diagnostics(system.report_dir / "diagnostics")
         write_run_page(system.report_dir)  # again, now with links to the diagnostics
     if check and not result.passed:

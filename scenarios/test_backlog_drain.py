@@ -18,6 +18,9 @@ BACKLOG_MAKERS = 3
 def test_a_backlog_is_drained_once_makers_may_run(medpubsub_system: MedpubsubSystem) -> None:
     medpubsub_system.platform.pause_scaling(True)
     try:
+        # The warm makers stay at rest (system/medicine/warm.py): stopped, and not replaced
+        # while scaling is paused.
+        medpubsub_system.platform.stop_makers()
         medpubsub_system.wait_for_jobs(lambda jobs: jobs == 0, 60, "no maker running")
         medpubsub_system.scale_patients(3)
         medpubsub_system.observer.wait_for_orders(

@@ -83,6 +83,11 @@ class MedicineSettings(BaseSettings):
     group_id: Annotated[str, Field(min_length=1)] = "medicine"
     max_orders: Annotated[int, Field(ge=0)] = 1
     idle_timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
+    # The makers the group keeps at rest (the ScaledJob's minReplicaCount): an idle maker among
+    # them stays instead of leaving, for at most `warm_seconds` (medicine/warm.py). 0: every
+    # idle maker leaves.
+    warm_makers: Annotated[int, Field(ge=0)] = 0
+    warm_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 3000.0
     # A tab is physically at least 2 s of work; a faster setting would hide latency problems.
     tab_seconds: Annotated[float, Field(ge=MIN_TAB_SECONDS, allow_inf_nan=False)] = MIN_TAB_SECONDS
     max_workers: Annotated[int, Field(ge=1, le=MAX_MAKER_WORKERS)] = MAX_TABS

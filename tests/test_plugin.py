@@ -129,6 +129,25 @@ def test_a_missed_slo_fails_the_test_with_measured_and_required(
         assert (report.parent / plot).stat().st_size > 0
 
 
+@pytest.mark.parametrize(("when", "dumped"), [("failed", False), ("always", True)])
+def test_a_passing_test_keeps_the_makers_logs_only_when_diagnostics_are_always_written(
+    pytester: pytest.Pytester, private_kafka: str, when: str, dumped: bool
+) -> None:
+    pytester.makepyfile(A_SHORT_RUN.format(slo="p95_s=30, p99_s=30"))
+    report_dir = pytester.path / "reports"
+    result = pytester.runpytest(
+        f"--medpubsub-kafka={private_kafka}",
+        f"--medpubsub-report={report_dir}",
+        f"--medpubsub-diagnostics={when}",
+    )
+    result.assert_outcomes(passed=1)
+    (report,) = report_dir.glob("*/report.json")
+    maker_logs = list((report.parent / "diagnostics").rglob("medicine*.log"))
+    assert bool(maker_logs) is dumped, sorted(p.name for p in report.parent.rglob("*"))
+    if dumped:
+        assert any("assigned" in log.read_text() for log in maker_logs)
+
+
 def test_a_test_for_another_design_is_skipped_before_any_platform_starts(
     pytester: pytest.Pytester,
 ) -> None:

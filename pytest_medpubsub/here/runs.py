@@ -58,6 +58,9 @@ def pytest_run(
         f"--medpubsub-containerd={state.containerd_socket}",
         f"--medpubsub-report={report_dir}",
         f"--medpubsub-design={design}",
+        # Passing scenarios keep their makers' logs too: a stage's figures are explained from
+        # them (when its orders were polled, made and committed), not only a failure's.
+        "--medpubsub-diagnostics=always",
         # The chaos experiment runs against the ScaledJob design's system afterwards.
         *(["--medpubsub-keep"] if keep else []),
         # The dispatcher design adds its allowance to these (designs/dispatcher.py).

@@ -1,7 +1,8 @@
 """The wiring rules of the makers' ScaledJob (see wiring.py for all rules and their identifiers):
 its trigger against the makers ([wiring.trigger], [wiring.group], [wiring.bootstrap]), KEDA's
-thresholds against a maker's capacity ([wiring.capacity]) and its replica counts against the
-orders topic's partitions ([wiring.partitions]).
+thresholds against a maker's capacity ([wiring.capacity]), its floor against the makers that stay
+warm ([wiring.warm]) and its replica counts against the orders topic's partitions
+([wiring.partitions]).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def scaled_job_findings(
     if trigger.allow_idle_consumers:
         broken("wiring.trigger", "allowIdleConsumers would create makers that get no partition")
     findings += _capacity(owner, spec, maker_env)
+    findings += _warm(owner, spec, maker_env)
     scaling = spec.scaling
     max_replicas = scaling.max_replica_count or DEFAULT_MAX_REPLICA_COUNT
     partitions = dig(topics.get(trigger.topic, {}), "spec", "partitions")
@@ -183,6 +185,56 @@ def _capacity(owner: str, spec: ScaledJobSpec, maker_env: Mapping[str, str]) -> 
             )
         )
     findings += _floor_counted_once(owner, spec)
+    return findings
+
+
+def _warm(owner: str, spec: ScaledJobSpec, maker_env: Mapping[str, str]) -> list[Finding]:
+    """[wiring.warm] The makers keep the floor warm at rest: `MEDICINE_WARM_MAKERS` is
+    `minReplicaCount`, and a warm maker leaves (to be replaced) before `activeDeadlineSeconds`.
+
+    KEDA replaces a Job below the floor at its next poll, so a warm maker that leaves at its idle
+    timeout comes back at once, and both moves of its partitions cost registrations for nothing
+    (system/medicine/warm.py). More warm makers than the floor would keep makers KEDA does not
+    count; a warm maker still there at the deadline is killed, its Job failed.
+    """
+    try:
+        settings = MedicineSettings.model_validate(
+            {
+                field: maker_env[variable]
+                for field in ("warm_makers", "warm_seconds", "idle_timeout_seconds")
+                if (variable := f"MEDICINE_{field.upper()}") in maker_env
+            }
+        )
+    except ValidationError:
+        return []  # wiring.settings reports it
+    findings = []
+    floor = spec.scaling.min_replica_count
+    if settings.warm_makers != floor:
+        findings.append(
+            Finding(
+                owner,
+                "wiring.warm",
+                f"MEDICINE_WARM_MAKERS {settings.warm_makers} is not minReplicaCount {floor}: "
+                + (
+                    "the warm makers leave at rest and KEDA starts them again at once, moving "
+                    "their partitions twice every idle timeout"
+                    if settings.warm_makers < floor
+                    else "idle makers above KEDA's floor stay, and KEDA does not count them"
+                ),
+            )
+        )
+    deadline = spec.active_deadline_seconds
+    stays_s = settings.warm_seconds + settings.idle_timeout_seconds
+    if settings.warm_makers and deadline is not None and stays_s >= deadline:
+        findings.append(
+            Finding(
+                owner,
+                "wiring.warm",
+                f"a warm maker stays up to MEDICINE_WARM_SECONDS + MEDICINE_IDLE_TIMEOUT_SECONDS"
+                f" ({stays_s:g} s) at rest, not less than activeDeadlineSeconds {deadline}: the"
+                " deadline kills it and fails its Job instead of a fresh Job taking its place",
+            )
+        )
     return findings
 
 

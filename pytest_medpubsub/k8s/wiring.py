@@ -24,6 +24,9 @@ catch that before a cluster does (the ScaledJob's own rules are in scaledjob_wir
   orders once (`custom`, deducting `minReplicaCount`), so the makers settle at one per
   `lagThreshold` orders, the floor included; and `minReplicaCount` keeps at least one warm
   maker, so no first order waits for a cold start;
+- [wiring.warm] the makers that stay at rest (`MEDICINE_WARM_MAKERS`) are `minReplicaCount`, and
+  one leaves (`MEDICINE_WARM_SECONDS` + the idle timeout) before `activeDeadlineSeconds`, so KEDA
+  neither replaces the floor every idle timeout nor has the deadline kill it;
 - [wiring.group] the trigger's `consumerGroup` is the makers' `MEDICINE_GROUP_ID`;
 - [wiring.partitions] makers never outnumber `maxReplicaCount` or the orders topic's partitions:
   `maxReplicaCount` is above `minReplicaCount` and at most the partitions (a member beyond them

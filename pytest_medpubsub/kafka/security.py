@@ -7,8 +7,9 @@ grants. What each identity needs, and why:
 - patient: Write on the orders topic. An idempotent producer's InitProducerId needs no
   IdempotentWrite on the cluster since Kafka 3.0 (KIP-679): Write on any topic suffices. Describe
   (implied by Write) gives it the topic's metadata.
-- medicine: Read on the orders topic and on its group (KIP-848 heartbeats, offset fetch, and
-  TxnOffsetCommit / AddOffsetsToTxn of `send_offsets_to_transaction`); Write on the deliveries
+- medicine: Read on the orders topic and on its group (KIP-848 heartbeats, offset fetch,
+  TxnOffsetCommit / AddOffsetsToTxn of `send_offsets_to_transaction`, and the Describe it implies
+  for an idle maker's look at the group's members, system/medicine/warm.py); Write on the deliveries
   and dead-letter topics; Write and Describe on its transactional ids, all `medicine-...` (one per
   orders partition, `medicine-<group>-<topic>-<partition>`; the dispatcher's and each dispatched
   order's; system/medicine/producers.py), so by prefix. The dispatcher design runs as this

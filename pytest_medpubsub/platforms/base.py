@@ -79,6 +79,13 @@ class Platform(abc.ABC):
         does; running makers finish their orders. Used to build a backlog on purpose."""
         raise PlatformError(f"the {self.name} platform cannot pause its makers' scaling")
 
+    def stop_makers(self) -> list[str]:
+        """Stop every running maker gracefully (SIGTERM: it leaves the group at once, and orders
+        it had in flight are made again by the next owner); their names. The warm makers stay at
+        rest (system/medicine/warm.py), so a backlog built on purpose pauses scaling and then
+        stops them: nothing replaces them until scaling resumes."""
+        raise PlatformError(f"the {self.name} platform cannot stop its makers")
+
     def dump_diagnostics(self, directory: Path) -> None:  # noqa: B027 - optional for platforms
         """Write what helps explain a failure (logs, events, status) into `directory`."""
 

@@ -70,7 +70,12 @@ from pytest_medpubsub.platforms.manifests import (
     for_cluster,
     rendered_objects,
 )
-from pytest_medpubsub.platforms.status import deployment_state, running_pods, unfinished
+from pytest_medpubsub.platforms.status import (
+    deployment_state,
+    is_finished,
+    running_pods,
+    unfinished,
+)
 from pytest_medpubsub.platforms.waits import wait_step
 
 EXTERNAL_LISTENER_TIMEOUT_S = 180.0
@@ -276,6 +281,14 @@ class ClusterPlatform(Platform):
 
     def medicine_jobs(self) -> int:
         return unfinished(self.kubectl.items("jobs", selector=self.design.job_selector))
+
+    def stop_makers(self) -> list[str]:
+        """Delete the makers' unfinished Jobs: their pods get SIGTERM and their grace period."""
+        jobs = self.kubectl.items("jobs", selector=self.design.job_selector)
+        names = [str(job["metadata"]["name"]) for job in jobs if not is_finished(job)]
+        if names:
+            self.kubectl.run("delete", "job", *names, "--wait=false")
+        return names
 
     def kill_medicine(self, count: int = 1) -> list[str]:
         """Delete up to `count` running maker pods at once, through the API (grace period 0,

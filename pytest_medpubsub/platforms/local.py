@@ -70,6 +70,9 @@ class LocalPlatform(LocalSystem):
     def kill_medicine(self, count: int = 1) -> list[str]:
         return [job.name for job in self._require_scaledjob().kill(count)]
 
+    def stop_makers(self) -> list[str]:
+        return [job.name for job in self._require_scaledjob().stop_all()]
+
     def warm_makers(self) -> int:
         return self.spec.scaling.min_rc
 

@@ -83,6 +83,15 @@ class LocalDispatcherPlatform(LocalSystem):
                 killed.append(str(maker["name"]))
         return killed
 
+    def stop_makers(self) -> list[str]:
+        """SIGTERM every dispatched maker (its order is dispatched again, and made once)."""
+        stopped: list[str] = []
+        for maker in self._live_makers():
+            if _runs_a_maker(maker["pid"]):  # the pid may have ended (and been reused) since
+                os.kill(maker["pid"], signal.SIGTERM)
+                stopped.append(str(maker["name"]))
+        return stopped
+
     def warm_makers(self) -> int:
         return 0
 

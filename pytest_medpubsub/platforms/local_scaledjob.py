@@ -21,6 +21,9 @@ from pytest_medpubsub.keda.scaledjob import ScaledJobSpec
 from pytest_medpubsub.keda.scaler import FinishedJob, PollResult, ScalerState, poll
 
 StartJob = Callable[[str], subprocess.Popen[bytes]]
+# A maker asked to stop settles what it has in flight and leaves the group: seconds at most (a
+# Job's terminationGracePeriodSeconds on a cluster is 5 s).
+STOP_GRACE_S = 10.0
 
 
 @dataclass
@@ -72,6 +75,14 @@ class LocalScaledJob:
     def finished_jobs(self) -> list[FinishedJob]:
         with self._lock:
             return list(self._finished)
+
+    def stop_all(self) -> list[LocalJob]:
+        """SIGTERM every running maker and wait for it to leave: a stop, which ends its Job."""
+        stopped = self.running_jobs()
+        for job in stopped:
+            processes.stop(job.process, grace_s=STOP_GRACE_S)
+        self._reap()
+        return stopped
 
     def kill(self, count: int) -> list[LocalJob]:
         """SIGKILL the `count` oldest running makers: a crash, which fails their Jobs."""

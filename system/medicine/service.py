@@ -4,7 +4,7 @@ A job joins the group (KIP-848, so its arrival does not stop the other makers) a
 pause; every record is made on an order thread in a transaction of its own while the maker has
 free workers (maker.py). It leaves after MEDICINE_MAX_ORDERS orders, or once no order came for
 MEDICINE_IDLE_TIMEOUT_SECONDS since its partitions were registered, so KEDA's Jobs scale in when
-the orders stop.
+the orders stop; one of the MEDICINE_WARM_MAKERS that the group keeps at rest stays (warm.py).
 
 Exit status: 0 when done (MEDICINE_MAX_ORDERS orders made), idle (no record for
 MEDICINE_IDLE_TIMEOUT_SECONDS) or stopped (SIGTERM / SIGINT; orders being made are left
@@ -26,13 +26,15 @@ import time
 from collections.abc import Mapping
 
 from confluent_kafka import Consumer, KafkaError
+from confluent_kafka.admin import AdminClient
 
-from medpubsub.kafka_clients import consumer_config
+from medpubsub.kafka_clients import common_config, consumer_config
 from medpubsub.medicine.idle import IdleClock
 from medpubsub.medicine.maker import Destinations, Maker, MakerFailed
 from medpubsub.medicine.producers import PartitionProducers, transactional_factory
 from medpubsub.medicine.readiness import ReadinessFile
 from medpubsub.medicine.sweep import Sweep
+from medpubsub.medicine.warm import WarmFloor
 from medpubsub.settings import KafkaSettings, MedicineSettings, load
 from medpubsub.shutdown import StopRequest, start_service
 
@@ -95,9 +97,15 @@ def run() -> int:
         flush=True,
     )
     readiness = ReadinessFile(settings.ready_file)
+    warm = WarmFloor(
+        settings.group_id,
+        settings.warm_makers,
+        settings.warm_seconds,
+        lambda: AdminClient(common_config(kafka, f"{name}-group")),
+    )
     try:
         reason, status = _serve(
-            consumer, maker, settings, stop, producers=producers, readiness=readiness
+            consumer, maker, settings, stop, producers=producers, readiness=readiness, warm=warm
         )
     finally:
         readiness.clear()
@@ -119,9 +127,11 @@ def _serve(
     *,
     producers: PartitionProducers,
     readiness: ReadinessFile,
+    warm: WarmFloor,
 ) -> tuple[str, int]:
     """Hand records to the maker until done, idle, stopped or failed: (why, exit status)."""
-    idle = IdleClock(time.monotonic())
+    started = time.monotonic()
+    idle = IdleClock(started)
     readiness.clear()  # a file left by an earlier process in the same place says nothing of us
     while True:
         try:
@@ -140,7 +150,13 @@ def _serve(
         # Registering partitions pauses the idle time without resetting it (idle.py).
         idle_s = idle.tick(time.monotonic(), busy=maker.busy, registering=registering)
         if idle_s >= settings.idle_timeout_seconds:
-            return f"idle for {idle_s:.1f} s", 0
+            now = time.monotonic()
+            if not warm.stays(consumer.memberid() or "", now - started):
+                return f"idle for {idle_s:.1f} s", 0
+            # Said at every idle timeout of a rest: each is a look at the group that kept it.
+            log.info("%s: idle for %.1f s, staying as a warm maker", maker.name, idle_s)
+            idle.reset(now)
+            idle_s = 0.0
         wait_s = BUSY_POLL_INTERVAL_S if maker.busy else POLL_INTERVAL_S
         record = consumer.poll(min(wait_s, settings.idle_timeout_seconds - idle_s))
         if maker.leave_if_asked():

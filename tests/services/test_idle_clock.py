@@ -1,10 +1,14 @@
-"""The maker's idle time, table-driven: reset by work, paused (not reset) while registering."""
+"""The maker's idle time, table-driven: reset by work, paused (not reset) while registering; and
+which idle makers stay warm (warm.py)."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from medpubsub.medicine.idle import IdleClock
+from medpubsub.medicine.warm import among_warm
 
 # (seconds since start, busy, registering) at each tick.
 Tick = tuple[float, bool, bool]
@@ -37,3 +41,37 @@ def test_a_record_starts_the_idle_time_again() -> None:
     clock.tick(8.0, busy=False, registering=False)
     clock.reset(now=9.0)
     assert clock.tick(10.5, busy=False, registering=False) == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(
+    ("own", "members", "warm", "stays"),
+    [
+        ("b", ["a", "b", "c"], 2, True),  # among the first two by id
+        ("c", ["a", "b", "c"], 2, False),  # the surplus leaves
+        ("a", ["a"], 2, True),  # below the floor: stays
+        ("c", ["a", "b"], 2, False),  # missing from the view, still ranked: third
+        ("a", ["b", "c"], 2, True),  # missing from the view, ranked first
+        ("a", ["a", "b"], 0, False),  # no warm makers: every idle maker leaves
+        ("b", ["b", "a"], 1, False),  # the view's order does not matter, only the ids
+    ],
+)
+def test_an_idle_maker_stays_only_among_the_first_warm_members_by_id(
+    own: str, members: list[str], warm: int, stays: bool
+) -> None:
+    assert among_warm(own, members, warm) is stays
+
+
+@given(
+    group=st.sets(st.text(min_size=1, max_size=4), min_size=1, max_size=8),
+    warm=st.integers(min_value=0, max_value=4),
+    data=st.data(),
+)
+def test_a_warm_maker_stays_warm_in_every_smaller_view_of_its_group(
+    group: set[str], warm: int, data: st.DataObject
+) -> None:
+    # Makers leaving one after another never take a warm one along: a maker among the first
+    # `warm` of the whole group is among the first `warm` of whatever part of it a look sees.
+    own = data.draw(st.sampled_from(sorted(group)))
+    view = data.draw(st.sets(st.sampled_from(sorted(group))))
+    if among_warm(own, group, warm):
+        assert among_warm(own, view, warm)
