@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_medpubsub.here import e2e, e2e_strimzi, runs
+from pytest_medpubsub.here import e2e, runs
 
 
 @pytest.mark.parametrize(
@@ -96,12 +96,3 @@ def test_the_evidence_counts_the_jobs_by_owner_and_the_images_their_pods_ran() -
             "image_id": "sha256:1",
         }
     ]
-
-
-def test_the_strimzi_stage_slo_defaults_are_the_plugins_ini_keys_and_looser_than_local() -> None:
-    from pytest_medpubsub import plugin
-
-    local = {name: float(default) for name, _, default in plugin._SLO_INI.values()}
-    for key, value in e2e_strimzi.STRIMZI_SLO_DEFAULTS.items():
-        assert key in local
-        assert float(value) >= local[key]

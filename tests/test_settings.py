@@ -81,6 +81,8 @@ VALID: list[tuple[type[BaseSettings], dict[str, str], dict[str, Any]]] = [
     (MedicineSettings, {"MEDICINE_MAX_WORKERS": "1"}, {"max_workers": 1}),
     (MedicineSettings, {"MEDICINE_MAX_WORKERS": "120"}, {"max_workers": 120}),
     (MedicineSettings, {"MEDICINE_MAX_ORDERS_IN_FLIGHT": "1"}, {"max_orders_in_flight": 1}),
+    (MedicineSettings, {"MEDICINE_WARM_MAKERS": "2"}, {"warm_makers": 2}),
+    (MedicineSettings, {"MEDICINE_WARM_SECONDS": "600"}, {"warm_seconds": 600.0}),
 ]
 
 
@@ -139,6 +141,8 @@ INVALID: list[tuple[type[BaseSettings], dict[str, str], str]] = [
     (MedicineSettings, {"MEDICINE_IDLE_TIMEOUT_SECONDS": "0"}, "MEDICINE_IDLE_TIMEOUT_SECONDS"),
     (MedicineSettings, {"MEDICINE_MAX_WORKERS": "0"}, "MEDICINE_MAX_WORKERS='0'"),
     (MedicineSettings, {"MEDICINE_MAX_WORKERS": "1001"}, "MEDICINE_MAX_WORKERS='1001'"),
+    (MedicineSettings, {"MEDICINE_WARM_MAKERS": "-1"}, "MEDICINE_WARM_MAKERS='-1'"),
+    (MedicineSettings, {"MEDICINE_WARM_SECONDS": "0"}, "MEDICINE_WARM_SECONDS='0'"),
     (
         MedicineSettings,
         {"MEDICINE_MAX_ORDERS_IN_FLIGHT": "-1"},

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from pytest_medpubsub import progress
@@ -40,11 +40,10 @@ def pytest_run(
     scenarios: tuple[str, ...],
     keep: bool = True,
     extra: tuple[str, ...] = (),
-    slo_defaults: Mapping[str, str] | None = None,
 ) -> int:
     """pytest on the existing cluster here: with the embedded broker at `bootstrap`, or (None)
-    with Strimzi, whose manifest `extra` names. The plugin's default SLOs hold unless a stage
-    passes `slo_defaults` (ini key to value); the scenarios' markers override both."""
+    with Strimzi, whose manifest `extra` names. Every stage runs under the plugin's default SLOs,
+    which the scenarios' markers override."""
     args = [
         sys.executable,
         "-m",
@@ -63,8 +62,6 @@ def pytest_run(
         "--medpubsub-diagnostics=always",
         # The chaos experiment runs against the ScaledJob design's system afterwards.
         *(["--medpubsub-keep"] if keep else []),
-        # The dispatcher design adds its allowance to these (designs/dispatcher.py).
-        *(f"--override-ini={key}={value}" for key, value in (slo_defaults or {}).items()),
         *scenarios,
     ]
     progress.say("running: " + " ".join(args[2:]))
