@@ -133,18 +133,28 @@ def orders_per_maker(max_workers: int) -> int:
     return max(1, int(max_workers // (MEAN_TABS * HEADROOM)))
 
 
-def _capacity(owner: str, spec: ScaledJobSpec, maker_env: Mapping[str, str]) -> list[Finding]:
-    """[wiring.capacity] KEDA's thresholds are the makers' capacity, and a warm maker is there."""
-    findings = []
+def _maker_settings(
+    maker_env: Mapping[str, str], fields: tuple[str, ...]
+) -> MedicineSettings | None:
+    """The makers' settings as they read `fields` from their literal environment (the defaults
+    for the others); None when a value is invalid."""
     try:
-        settings = MedicineSettings.model_validate(
+        return MedicineSettings.model_validate(
             {
                 field: maker_env[variable]
-                for field in ("max_workers", "max_orders_in_flight")
+                for field in fields
                 if (variable := f"MEDICINE_{field.upper()}") in maker_env
             }
         )
     except ValidationError:
+        return None
+
+
+def _capacity(owner: str, spec: ScaledJobSpec, maker_env: Mapping[str, str]) -> list[Finding]:
+    """[wiring.capacity] KEDA's thresholds are the makers' capacity, and a warm maker is there."""
+    findings = []
+    settings = _maker_settings(maker_env, ("max_workers", "max_orders_in_flight"))
+    if settings is None:
         return []  # wiring.settings reports it
 
     def capacity(message: str) -> None:
@@ -197,15 +207,8 @@ def _warm(owner: str, spec: ScaledJobSpec, maker_env: Mapping[str, str]) -> list
     (system/medicine/warm.py). More warm makers than the floor would keep makers KEDA does not
     count; a warm maker still there at the deadline is killed, its Job failed.
     """
-    try:
-        settings = MedicineSettings.model_validate(
-            {
-                field: maker_env[variable]
-                for field in ("warm_makers", "warm_seconds", "idle_timeout_seconds")
-                if (variable := f"MEDICINE_{field.upper()}") in maker_env
-            }
-        )
-    except ValidationError:
+    settings = _maker_settings(maker_env, ("warm_makers", "warm_seconds", "idle_timeout_seconds"))
+    if settings is None:
         return []  # wiring.settings reports it
     findings = []
     floor = spec.scaling.min_replica_count

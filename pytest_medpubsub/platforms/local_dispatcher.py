@@ -74,23 +74,23 @@ class LocalDispatcherPlatform(LocalSystem):
     def kill_medicine(self, count: int = 1) -> list[str]:
         """SIGKILL the `count` oldest dispatched makers (each is in the middle of its order); a
         candidate that turns out not to be a maker any more is passed over for the next one."""
-        killed: list[str] = []
-        for maker in sorted(self._live_makers(), key=lambda maker: maker["started_at_ns"]):
-            if len(killed) == count:
-                break
-            if _runs_a_maker(maker["pid"]):  # the pid may have ended (and been reused) since
-                os.kill(maker["pid"], signal.SIGKILL)
-                killed.append(str(maker["name"]))
-        return killed
+        return self._signal_makers(signal.SIGKILL, count)
 
     def stop_makers(self) -> list[str]:
         """SIGTERM every dispatched maker (its order is dispatched again, and made once)."""
-        stopped: list[str] = []
-        for maker in self._live_makers():
+        return self._signal_makers(signal.SIGTERM)
+
+    def _signal_makers(self, signal_number: int, count: int | None = None) -> list[str]:
+        """Send `signal_number` to the `count` oldest dispatched makers (all when None); their
+        names."""
+        signalled: list[str] = []
+        for maker in sorted(self._live_makers(), key=lambda maker: maker["started_at_ns"]):
+            if len(signalled) == count:
+                break
             if _runs_a_maker(maker["pid"]):  # the pid may have ended (and been reused) since
-                os.kill(maker["pid"], signal.SIGTERM)
-                stopped.append(str(maker["name"]))
-        return stopped
+                os.kill(maker["pid"], signal_number)
+                signalled.append(str(maker["name"]))
+        return signalled
 
     def warm_makers(self) -> int:
         return 0
