@@ -403,6 +403,9 @@ class EmbeddedKafka:
         with resources.as_file(resources.files("pytest_medpubsub.kafka") / "log4j2.xml") as log4j:
             return [
                 *_JVM_OPTIONS,
+                # Every collection with its pause, beside the broker's log: a maker's 1 s session
+                # expires in a stall past 1 s, and this says whether the collector was the stall.
+                f"-Xlog:gc:file={logs / 'gc.log'}:time,uptime:filecount=2,filesize=10m",
                 f"-Dkafka.logs.dir={logs}",
                 f"-Dlog4j2.configurationFile={log4j}",
             ]
