@@ -33,6 +33,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from medpubsub.kafka_clients import common_config, reader_config
+from medpubsub.medicine.committed import GroupOffsets
 from medpubsub.medicine.sweep import Sweep
 from medpubsub.messages import Order
 from medpubsub.settings import KafkaSettings
@@ -155,6 +156,13 @@ def committed_offset(topics: TestTopics, partition: int = 0) -> int:
     result = admin.list_consumer_group_offsets([request])[topics.group].result(timeout=15)
     [committed] = result.topic_partitions
     return int(committed.offset)
+
+
+def group_offsets(topics: TestTopics, client_id: str) -> GroupOffsets:
+    """The makers' reader of this test's group's committed offsets (its own admin client)."""
+    return GroupOffsets(
+        topics.group, lambda: AdminClient(common_config(topics.kafka, client_id) | QUIET)
+    )
 
 
 def produce(
