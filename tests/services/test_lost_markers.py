@@ -85,7 +85,7 @@ def test_a_transaction_whose_markers_were_lost_is_aborted_and_its_order_made_onc
         try:
             return committed_starts(offsets, [key]).get(key)
         except KafkaException:
-            return None  # still unstable: the read timed out
+            return None  # the restarted broker's coordinator did not answer yet
 
     start = wait_until(
         stable_start, lambda found: found is not None, 30, f"a stable committed offset of {key}"
