@@ -60,22 +60,20 @@ def start_of(committed: TopicPartition) -> int:
 
 class GroupOffsets:
     """The committed offsets of one consumer group, read stable (`require_stable`) with an admin
-    client of their own (made at the first read, and kept)."""
+    client apart from the consumer. `admin` is asked for it at each read: the caller makes it
+    and keeps it (service.py shares one, made at its first use)."""
 
     def __init__(self, group_id: str, admin: Callable[[], AdminClient]) -> None:
         self._group_id = group_id
-        self._make_admin = admin
-        self._admin: AdminClient | None = None
+        self._admin = admin
 
     def read(self, partitions: Sequence[TopicPartition], timeout_s: float) -> list[TopicPartition]:
         """Each partition's committed offset, or its error (UNSTABLE_OFFSET_COMMIT while a
         transaction commits it). Raises KafkaException when the coordinator does not answer in
         `timeout_s`."""
-        if self._admin is None:
-            self._admin = self._make_admin()
         asked = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
         request = ConsumerGroupTopicPartitions(self._group_id, asked)
-        future = self._admin.list_consumer_group_offsets(
+        future = self._admin().list_consumer_group_offsets(
             [request], require_stable=True, request_timeout=timeout_s
         )[self._group_id]
         try:

@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -159,9 +160,10 @@ def committed_offset(topics: TestTopics, partition: int = 0) -> int:
 
 
 def group_offsets(topics: TestTopics, client_id: str) -> GroupOffsets:
-    """The makers' reader of this test's group's committed offsets (its own admin client)."""
+    """The makers' reader of this test's group's committed offsets (one admin client of its
+    own, made at the first read)."""
     return GroupOffsets(
-        topics.group, lambda: AdminClient(common_config(topics.kafka, client_id) | QUIET)
+        topics.group, cache(lambda: AdminClient(common_config(topics.kafka, client_id) | QUIET))
     )
 
 
