@@ -47,7 +47,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from medpubsub.medicine.committed import GroupOffsets, committed_starts, stable_starts
+from medpubsub.medicine.committed import committed_starts, stable_starts
 from medpubsub.medicine.lines import InFlight, PartitionKey, PartitionLines
 from medpubsub.medicine.producers import PartitionProducers
 from medpubsub.medicine.transaction import (
@@ -122,7 +122,6 @@ class Maker:
         name: str,
         *,
         consumer: Consumer,
-        offsets: GroupOffsets,
         producers: PartitionProducers,
         destinations: Destinations,
         tab_seconds: float,
@@ -134,7 +133,6 @@ class Maker:
     ) -> None:
         self.name = name
         self.consumer = consumer
-        self._offsets = offsets
         self.max_workers = max_workers
         self.max_orders_in_flight = max_orders_in_flight
         self.max_orders = max_orders
@@ -248,7 +246,7 @@ class Maker:
         # (`_check_registrations`).
         self._group_metadata = self.consumer.consumer_group_metadata()
         self._producers.begin(keys, lambda: self._group_metadata)
-        starts, unreadable = stable_starts(self._offsets, partitions)
+        starts, unreadable = stable_starts(self.consumer, partitions)
         # Partitions left out are not read by this maker, which fails so that they move on.
         self.failure = self.failure or unreadable
         started = {(tp.topic, tp.partition): tp.offset for tp in starts}
@@ -360,7 +358,7 @@ class Maker:
         if not unchecked:
             return
         try:
-            now = committed_starts(self._offsets, [each.key for each in unchecked])
+            now = committed_starts(self.consumer, [each.key for each in unchecked])
         except KafkaException as exception:
             log.info("%s: registered partitions not checked yet: %s", self.name, exception)
             return

@@ -24,13 +24,11 @@ import secrets
 import socket
 import time
 from collections.abc import Mapping
-from functools import cache
 
 from confluent_kafka import Consumer, KafkaError
 from confluent_kafka.admin import AdminClient
 
 from medpubsub.kafka_clients import common_config, consumer_config
-from medpubsub.medicine.committed import GroupOffsets
 from medpubsub.medicine.idle import IdleClock
 from medpubsub.medicine.maker import Destinations, Maker, MakerFailed
 from medpubsub.medicine.producers import PartitionProducers, transactional_factory
@@ -79,14 +77,9 @@ def run() -> int:
         # offset out of range) must not be read again from its beginning.
         | {"auto.offset.reset": "error"}
     )
-    # One admin client, made when first needed, for what the maker asks of its group apart from
-    # its consumer: the partitions' committed offsets (committed.py says why not the consumer) and,
-    # at an idle timeout, the group's members (warm.py).
-    group_admin = cache(lambda: AdminClient(common_config(kafka, f"{name}-group")))
     maker = Maker(
         name,
         consumer=consumer,
-        offsets=GroupOffsets(settings.group_id, group_admin),
         producers=producers,
         destinations=Destinations(kafka.deliveries_topic, kafka.dlq_topic),
         tab_seconds=settings.tab_seconds,
@@ -108,7 +101,7 @@ def run() -> int:
         settings.group_id,
         settings.warm_makers,
         settings.warm_seconds,
-        group_admin,
+        lambda: AdminClient(common_config(kafka, f"{name}-group")),
     )
     try:
         reason, status = _serve(

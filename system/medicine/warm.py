@@ -54,8 +54,8 @@ class WarmFloor:
         self._group_id = group_id
         self._warm_makers = warm_makers
         self._warm_seconds = warm_seconds
-        # Asked at each look; the caller makes the client once and keeps it (service.py).
-        self._admin = admin
+        self._make_admin = admin
+        self._admin: AdminClient | None = None
 
     def stays(self, own_id: str, age_s: float) -> bool:
         """Whether a maker idle for its whole timeout stays; False means it leaves.
@@ -65,8 +65,10 @@ class WarmFloor:
         """
         if self._warm_makers <= 0 or age_s >= self._warm_seconds or not own_id:
             return False
+        if self._admin is None:
+            self._admin = self._make_admin()
         try:
-            future = self._admin().describe_consumer_groups(
+            future = self._admin.describe_consumer_groups(
                 [self._group_id], request_timeout=DESCRIBE_TIMEOUT_S
             )[self._group_id]
             description = future.result(timeout=DESCRIBE_TIMEOUT_S)

@@ -18,7 +18,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from medpubsub.kafka_clients import common_config, reader_config
-from medpubsub.medicine.committed import GroupOffsets
 from medpubsub.medicine.sweep import Sweep
 from medpubsub.messages import Order
 from medpubsub.settings import KafkaSettings
@@ -157,14 +155,6 @@ def committed_offset(topics: TestTopics, partition: int = 0) -> int:
     result = admin.list_consumer_group_offsets([request])[topics.group].result(timeout=15)
     [committed] = result.topic_partitions
     return int(committed.offset)
-
-
-def group_offsets(topics: TestTopics, client_id: str) -> GroupOffsets:
-    """The makers' reader of this test's group's committed offsets (one admin client of its
-    own, made at the first read)."""
-    return GroupOffsets(
-        topics.group, cache(lambda: AdminClient(common_config(topics.kafka, client_id) | QUIET))
-    )
 
 
 def produce(

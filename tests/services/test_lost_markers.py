@@ -30,7 +30,7 @@ from medpubsub.medicine.producers import (
 from pytest_medpubsub.kafka.embedded import EmbeddedKafka
 from pytest_medpubsub.waiting import wait_until
 
-from .kafka_io import ReaderFactory, committed_offset, create_topics, group_offsets
+from .kafka_io import ReaderFactory, committed_offset, create_topics
 
 # Short enough that the left transaction times out inside the restarted broker's unregistered
 # window (from its coordinator's load, 2-4 s after the start, to the fencing, 9 s after it).
@@ -79,13 +79,11 @@ def test_a_transaction_whose_markers_were_lost_is_aborted_and_its_order_made_onc
     assert registration.registered.wait(60), "the partition's producer did not register in 60 s"
     assert registration.problem is None, registration.problem
 
-    offsets = group_offsets(topics, name)
-
     def stable_start() -> int | None:
         try:
-            return committed_starts(offsets, [key]).get(key)
+            return committed_starts(group, [key]).get(key)
         except KafkaException:
-            return None  # the restarted broker's coordinator did not answer yet
+            return None  # still unstable: the read timed out
 
     start = wait_until(
         stable_start, lambda found: found is not None, 30, f"a stable committed offset of {key}"

@@ -37,7 +37,6 @@ from .kafka_io import (
     TestTopics,
     an_order,
     committed_offset,
-    group_offsets,
     maker_mid_order,
     makers_of_tabs_made_once,
     produce,
@@ -120,7 +119,6 @@ def _in_process_maker(
     maker = Maker(
         name,
         consumer=consumer,
-        offsets=group_offsets(topics, name),
         producers=PartitionProducers(
             registering, topics.group, stopping=lambda: False, sweep=topics.sweep
         ),

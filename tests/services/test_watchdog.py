@@ -26,7 +26,7 @@ from medpubsub.medicine.producers import PartitionProducers, transactional_facto
 from medpubsub.medicine.watchdog import EXIT_FAILED, Watchdog
 from medpubsub.messages import Order
 
-from .kafka_io import TestTopics, group_offsets, produce
+from .kafka_io import TestTopics, produce
 
 
 class Expiries:
@@ -118,7 +118,6 @@ def test_the_maker_guards_every_commit_and_every_abort(topics: TestTopics) -> No
     maker = Maker(
         name,
         consumer=consumer,
-        offsets=group_offsets(topics, name),
         producers=producers,
         destinations=Destinations(topics.deliveries, topics.dlq),
         tab_seconds=0.1,
