@@ -26,11 +26,16 @@ class InFlight:
     offset: int
     workers: int
     before: InFlight | None  # the previous unsettled order of the same partition
-    # When its making should end (time.monotonic()): a revocation waits only for orders that
-    # are about to end.
-    done_by: float = 0.0
     settled: threading.Event = field(default_factory=threading.Event)
     committed: bool = False
+    # Its partition was revoked while it was being made: it goes on, and commits if this maker
+    # gets there before the next owner's registration fences it; otherwise the next owner makes
+    # it. Either way the partition is not this maker's to read again.
+    departing: bool = False
+    # The partition's previous holder committed it after this maker started it (found by the
+    # registration check): handed over to the past, and as good as committed for the orders
+    # behind it.
+    made_earlier: bool = False
     # What the order comes to, decided once under `_deciding`, by whichever asks first: the
     # order thread beginning its commit, or a revocation handing the order over unmade (its next
     # owner makes it again). Never both.
@@ -65,7 +70,7 @@ class InFlight:
         before = self.before
         if before is None:
             return True
-        return before.settled.wait(timeout_s) and before.committed
+        return before.settled.wait(timeout_s) and (before.committed or before.made_earlier)
 
 
 class PartitionLines:
@@ -80,10 +85,13 @@ class PartitionLines:
         # Partitions sought back to an offset, and the offset: until a record from there is
         # polled, a polled record of the partition was fetched before the seek (`stale`).
         self._rewound: dict[PartitionKey, int] = {}
+        # Partitions whose previous holder committed past where this maker started them: the
+        # offset it committed up to, below which a polled record is already made.
+        self._made_below: dict[PartitionKey, int] = {}
 
-    def enter(self, key: PartitionKey, offset: int, workers: int, done_by: float = 0.0) -> InFlight:
+    def enter(self, key: PartitionKey, offset: int, workers: int) -> InFlight:
         line = self._lines.setdefault(key, [])
-        entry = InFlight(key, offset, workers, before=line[-1] if line else None, done_by=done_by)
+        entry = InFlight(key, offset, workers, before=line[-1] if line else None)
         line.append(entry)
         return entry
 
@@ -94,7 +102,8 @@ class PartitionLines:
             line.remove(entry)
         if not line:
             self._lines.pop(entry.key, None)
-        if not entry.committed and not entry.handed_over:  # a handed-over one is not ours
+        # A handed-over or departing one is not ours to read again.
+        if not entry.committed and not entry.handed_over and not entry.departing:
             known = self._reread_from.get(entry.key)
             self._reread_from[entry.key] = (
                 entry.offset if known is None else min(known, entry.offset)
@@ -136,8 +145,11 @@ class PartitionLines:
         60 patients: the order after a failed one, polled 89 ms after the partition was sought
         back to the failed one, was started, committed, and then made again after the failed
         one: every tab twice). Started, it would commit past the order it skipped. Such records
-        are dropped until the record the partition was sought back to comes.
+        are dropped until the record the partition was sought back to comes. So is a record below
+        where the partition's previous holder committed it (`previous_holder_committed`).
         """
+        if offset < self._made_below.get(key, 0):
+            return True
         expected = self._rewound.get(key)
         if expected is None:
             return False
@@ -145,6 +157,24 @@ class PartitionLines:
             del self._rewound[key]
             return False
         return True
+
+    def previous_holder_committed(self, key: PartitionKey, offset: int) -> list[InFlight]:
+        """The partition's previous holder committed it up to `offset` after this maker started it.
+
+        Its orders in flight below `offset` are given up (their threads stop, and never commit;
+        the orders behind them do not wait for them), and records below it polled from now on are
+        dropped as `stale`. Returns the orders given up.
+        """
+        self._made_below[key] = max(offset, self._made_below.get(key, 0))
+        given_up = []
+        for entry in self._lines.get(key, []):
+            if entry.offset < offset:
+                entry.made_earlier = True  # before its thread can settle, for the one behind it
+                if entry.hand_over():
+                    given_up.append(entry)
+                else:  # its commit began: not possible before the partition is ready
+                    entry.made_earlier = False
+        return given_up
 
     def forget(self, keys: set[PartitionKey]) -> None:
         """The partitions went to another maker: it reads them from their committed offsets.
@@ -156,3 +186,4 @@ class PartitionLines:
             self._lines.pop(key, None)
             self._reread_from.pop(key, None)
             self._rewound.pop(key, None)
+            self._made_below.pop(key, None)

@@ -12,18 +12,21 @@ Exactly once, with several orders in flight:
 - each order's tabs and its offset commit in one transaction; a partition's offsets commit in
   order, never past an order that is not made (lines.py): an order behind a failed one aborts,
   and the partition is read again from the failed one;
-- a revoked partition's orders in flight either commit before `on_revoke` returns (the commit
-  needs the partition to be ours, and it is until then: KIP-848 revokes from poll()), or are
-  handed over unmade: each order's commit and its hand-over exclude each other (lines.py), and a
-  handed-over order stops and never commits; its next owner makes it again;
+- a revoked partition's orders in flight go on (`on_revoke` waits for nothing, so the partitions
+  kept are never held back), and each commits only if it is made before the next owner's
+  registration fences the partition's producer; the next owner reads the offset again after
+  registering and gives up its own copies of what was committed (`_check_registrations`), so
+  either maker makes an order, never both. An order of a partition still registering is handed
+  over unmade: its commit and its hand-over exclude each other (lines.py);
 - a partition taken over is registered under its own transactional id, which fences whoever held
   it before (a crashed maker's open transaction is aborted, a starved one's commits fail from
   then on), and swept (a transaction whose markers Kafka lost is ended as aborted, sweep.py);
   it starts at its committed offset once that offset is stable, and only a partition the group
   never committed starts at its beginning (`on_assign`); its offset is read again after the
   registration, before any of its orders commits (`_check_registrations`).
-  So a commit on a partition is possible only for its latest owner, whatever the makers believe
-  about the group.
+  So once a partition's latest owner has registered, no other maker can commit on it, whatever
+  the makers believe about the group, and what an earlier holder committed before that is not
+  made again.
 
 Why one module of this size (over 450 lines): the poll loop, the rebalance callbacks and the
 order threads' hand-back share one state (the partitions' lines, the records waiting for
@@ -49,7 +52,7 @@ from confluent_kafka import (
 
 from medpubsub.medicine.committed import committed_starts, stable_starts
 from medpubsub.medicine.lines import InFlight, PartitionKey, PartitionLines
-from medpubsub.medicine.producers import PartitionProducers
+from medpubsub.medicine.producers import PartitionProducers, Registration
 from medpubsub.medicine.transaction import (
     Destinations,
     MakerFailed,
@@ -67,27 +70,14 @@ log = logging.getLogger("medpubsub.medicine")
 
 # A record whose transaction fails this often in a row is left to the next job.
 MAX_ATTEMPTS = 3
-# How long a revocation or a stop waits for the orders in flight to settle (an order settles
+# How long a stop waits for the orders in flight to settle (an order settles
 # within its making time plus the commit and abort bounds; the watchdog ends a stuck one).
 SETTLE_TIMEOUT_S = 90.0
-# A revocation commits the orders in flight on the partitions it gives up that end within this,
-# and hands the others over unmade at once. Waiting blocks the orders of every partition the
-# maker keeps, and each join revokes partitions from every maker at once: waiting for every
-# order (up to a making time, 2 s) made the step to 15 patients wait in chains of revocations.
-# An order handed over costs its time in flight again at its next owner. Waiting up to w delays
-# a kept partition's orders by up to w, and hands over only orders at most 2 s - w into their
-# making: 0.8 s keeps both under about 1.2 s of delay.
-REVOKE_WAIT_S = 0.8
-# Beyond that, what an order about to end is given for its commit (milliseconds when the CPU is
-# free) before it is handed over too.
-REVOKE_WAIT_MARGIN_S = 0.3
 # How long the watchdog's last words wait for the main thread to leave the group.
 LEAVE_TIMEOUT_S = 2.5
 # How long an order waits for its partition's producer: registering retries for up to
 # producers.INIT_TIMEOUT_S, and the offset check after it is the main thread's next tick.
 REGISTRATION_TIMEOUT_S = 75.0
-# How often a revocation waiting for orders in flight checks the registrations they wait for.
-REGISTRATION_CHECK_S = 0.05
 
 
 @dataclass
@@ -257,14 +247,19 @@ class Maker:
             self.consumer.incremental_assign(starts)
 
     def on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
-        """Rebalance callback: hand these partitions over, their orders in flight made or not.
+        """Rebalance callback: give these partitions up at once, their orders in flight going on.
 
-        Orders whose making ends within REVOKE_WAIT_S are committed here; the others are handed
-        over unmade at once (their threads stop, and never commit) and the next owner makes them
-        again from the committed offset. Whatever waits, waits here, and blocks poll() for the
-        partitions kept: librdkafka 2.16 acknowledges a KIP-848 revocation as soon as this
-        returns, whatever it did (measured: with `incremental_unassign([])` called to keep them,
-        the next owner had the partitions 150 ms later while this consumer still had them).
+        librdkafka 2.16 acknowledges a KIP-848 revocation as soon as this returns, whatever it
+        did (measured: with `incremental_unassign([])` called to keep them, the next owner had
+        the partitions 150 ms later while this consumer still had them), and whatever waits here
+        blocks poll() for the partitions kept. So nothing waits: the orders in flight on a
+        registered partition depart, and each commits on its partition's producer if it is made
+        before the next owner's registration fences that producer (which the next owner puts off
+        by about half a making time, producers.py); else its commit fails, nothing of it is
+        visible, and the next owner makes it. The next owner reads the partition's offset again
+        after registering, and leaves to this maker what it committed (`_check_registrations`).
+        Orders of a partition still registering here are handed over unmade, and its registration
+        is cancelled so that it can never fence the next owner.
         """
         keys = {(p.topic, p.partition) for p in partitions}
         if partitions:
@@ -279,33 +274,27 @@ class Maker:
             # maker later must not come back paused.
             self.consumer.resume([TopicPartition(topic, partition) for topic, partition in paused])
         in_flight = self._lines.unsettled(keys)
-        ending_by = time.monotonic() + REVOKE_WAIT_S
-        ending = [e for e in in_flight if e.done_by <= ending_by]
-        handed_over = [e for e in in_flight if e.done_by > ending_by and e.hand_over()]
-        self._await(ending, REVOKE_WAIT_S + REVOKE_WAIT_MARGIN_S)
-        handed_over += [e for e in ending if not e.settled.is_set() and e.hand_over()]
-        # What is left began its commit before the hand-over: milliseconds, bounded by the
-        # commit's own bounds. The next owner may read the offsets only once it has settled.
-        self._await([e for e in in_flight if not e.handed_over], SETTLE_TIMEOUT_S)
+        departing_keys = {e.key for e in in_flight if self._producers.is_ready(e.key)}
+        handed_over = 0
+        for entry in in_flight:
+            if entry.key in departing_keys:
+                entry.departing = True
+            elif entry.hand_over():
+                handed_over += 1
+        self._producers.depart(departing_keys)
+        self._producers.drop(keys - departing_keys)
         if in_flight:
             log.info(
-                "%s: %d partition(s) revoked with %d order(s) in flight; %d handed over unmade",
+                "%s: %d partition(s) revoked with %d order(s) in flight; %d depart, %d handed"
+                " over unmade",
                 self.name,
                 len(keys),
                 len(in_flight),
-                len(handed_over),
+                len(in_flight) - handed_over,
+                handed_over,
             )
         self._take_settled()
         self._lines.forget(keys)  # the next owner reads them from their committed offsets
-        self._producers.drop(keys)
-
-    def _await(self, entries: list[InFlight], timeout_s: float) -> None:
-        """Wait until `entries` have settled, or `timeout_s` has passed."""
-        deadline = time.monotonic() + timeout_s
-        for entry in entries:
-            # Its commit may wait for its partition's registration, which this thread checks.
-            while not entry.settled.wait(REGISTRATION_CHECK_S) and time.monotonic() < deadline:
-                self._check_registrations()
 
     def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Rebalance callback: partitions taken without a revocation (session expired, epoch
@@ -346,13 +335,14 @@ class Maker:
     # ------------------------------------------------------------------ internals
 
     def _check_registrations(self) -> None:
-        """Read again the committed offset of partitions just registered: ready, or left.
+        """Read again the committed offset of partitions just registered: then they are ready.
 
         Registering fenced the partition's previous holder; an offset still where this maker
         started it means no earlier holder committed since, and none can now. An offset that
-        moved means one did, on orders this maker is making too: committing them would make them
-        twice, so this maker commits nothing more there and fails, leaving the partition to the
-        next owner (rare: a zombie's commit in the moment between the two reads).
+        moved forward means one did (the previous holder's departing orders, or a zombie's), on
+        orders this maker is making too: committing those would make them twice, so this maker
+        gives its copies up and goes on from there. An offset that went back is left to the
+        next owner.
         """
         unchecked = self._producers.registered_unchecked()
         if not unchecked:
@@ -366,15 +356,34 @@ class Maker:
             offset = now.get(registration.key)
             if offset is None:  # still being committed: next tick
                 continue
-            if offset == registration.start_offset:
+            start = registration.start_offset
+            if offset == start:
                 registration.ready.set()
                 continue
             topic, partition = registration.key
-            registration.fail(
-                f"{topic}[{partition}] was committed up to {offset} by another maker after this"
-                f" one started it at {registration.start_offset}; leaving it to the next owner"
+            if start is None or offset < start:
+                registration.fail(
+                    f"{topic}[{partition}]'s committed offset went back from {start} to {offset};"
+                    " leaving it to the next owner"
+                )
+                self.failure = self.failure or registration.problem
+                continue
+            # The previous holder's departing orders (or a zombie's) committed up to `offset`
+            # before the registration fenced it, and can commit nothing more: those orders are
+            # made, so this maker's copies of them stop, and the partition goes on from there.
+            given_up = self._lines.previous_holder_committed(registration.key, offset)
+            log.info(
+                "%s: %s[%d] was committed from %d up to %d by its previous holder after this maker"
+                " started it; %d order(s) of it given up here, made there",
+                self.name,
+                topic,
+                partition,
+                start,
+                offset,
+                len(given_up),
             )
-            self.failure = self.failure or registration.problem
+            registration.start_offset = offset
+            registration.ready.set()
 
     def _fits(self, record: Message) -> bool:
         if self._in_flight == 0:
@@ -398,26 +407,32 @@ class Maker:
             return  # not committed: the next maker takes it
         topic, partition, offset = coordinates(record)
         workers = min(parsed.tabs_count, self.max_workers) if isinstance(parsed, Order) else 0
-        waves = -(-parsed.tabs_count // workers) if isinstance(parsed, Order) else 0
-        done_by = time.monotonic() + waves * self._workshop.tab_seconds
-        entry = self._lines.enter((topic, partition), offset, workers, done_by)
+        entry = self._lines.enter((topic, partition), offset, workers)
         self._workers_in_use += workers
         self._in_flight += 1
         self._orders_in_flight += int(is_order)
+        # Taken here, on the main thread: a revocation (also on the main thread) may take the
+        # partition's producer out of the maker before the order thread first runs.
+        registration = self._producers.get((topic, partition))
         thread = threading.Thread(
             target=self._make,
-            args=(entry, record, parsed),
+            args=(entry, registration, record, parsed),
             name=f"order-{topic}[{partition}]@{offset}",
             daemon=True,
         )
         thread.start()
 
-    def _make(self, entry: InFlight, record: Message, parsed: Order | Rejection) -> None:
+    def _make(
+        self,
+        entry: InFlight,
+        registration: Registration | None,
+        record: Message,
+        parsed: Order | Rejection,
+    ) -> None:
         """An order thread: one record, made, then committed on its partition's producer."""
         outcome: Outcome | None = None
         failure: MakerFailed | None = None
         try:
-            registration = self._producers.get(entry.key)
             if registration is None:  # only assigned partitions are read, and each has one
                 raise MakerFailed(f"no producer for {entry.key[0]}[{entry.key[1]}]")
             outcome = make_in_transaction(

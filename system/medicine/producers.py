@@ -51,6 +51,8 @@ REGISTRATION_END_TIMEOUT_S = INIT_ATTEMPT_S + 3.0
 # milliseconds, or a few seconds for a starved maker. The broker aborts one left open by a killed
 # maker after this, unless the partition's next owner registered first (which aborts it at once).
 TRANSACTION_TIMEOUT_MS = 10_000
+# The longest a new owner puts off registering a partition (`PartitionProducers._register`).
+FENCE_DELAY_MAX_S = 1.0
 # Every transactional id of the system starts with this (the medicine identity's ACL prefix).
 TRANSACTIONAL_PREFIX = "medicine-"
 
@@ -74,6 +76,15 @@ def transactional_factory(
             transaction_timeout_ms=transaction_timeout_ms,
         )
     )
+
+
+def fence_delay_s(tab_seconds: float) -> float:
+    """How long a new owner puts off registering a partition: half a making time, at most 1 s.
+
+    Its own first orders there are made a making time after it starts them, so a registration
+    done by then (a fraction of a second on a free CPU) costs them nothing.
+    """
+    return min(FENCE_DELAY_MAX_S, tab_seconds / 2)
 
 
 def registered_producer(
@@ -159,11 +170,13 @@ class PartitionProducers:
         stopping: Callable[[], bool],
         *,
         sweep: Sweep,
+        fence_delay_s: float = 0.0,
     ) -> None:
         self._make_producer = make_producer
         self._group_id = group_id
         self._stopping = stopping
         self._sweep = sweep
+        self._fence_delay_s = fence_delay_s
         self._lock = threading.Lock()
         self._owned: dict[PartitionKey, Registration] = {}
 
@@ -194,6 +207,13 @@ class PartitionProducers:
         def stopping() -> bool:
             return self._stopping() or registration.cancelled.is_set()
 
+        # Registering fences the partition's previous holder, whose orders in flight there commit
+        # until then (maker.py, `on_revoke`). This maker's own first orders there are made only a
+        # making time from now, so registering a little later costs them nothing and lets more
+        # of the previous holder's orders end where they began, instead of being made again.
+        deadline = time.monotonic() + self._fence_delay_s
+        while not stopping() and (left := deadline - time.monotonic()) > 0:
+            registration.cancelled.wait(min(left, 0.1))
         try:
             registration.producer = registered_producer(
                 self._make_producer,
@@ -217,6 +237,15 @@ class PartitionProducers:
     def get(self, key: PartitionKey) -> Registration | None:
         with self._lock:
             return self._owned.get(key)
+
+    def is_ready(self, key: PartitionKey) -> bool:
+        """The partition's producer is registered and checked: its orders can commit at once."""
+        registration = self.get(key)
+        return (
+            registration is not None
+            and registration.ready.is_set()
+            and registration.problem is None
+        )
 
     def registering(self) -> bool:
         """Some partition owned cannot commit yet (not registered, or not checked)."""
@@ -250,8 +279,9 @@ class PartitionProducers:
     def drop(self, keys: Iterable[PartitionKey]) -> None:
         """The partitions go to another maker: their producers are not used again.
 
-        Nothing to flush: every transaction of theirs was committed or aborted before the
-        partition was handed over, and a fenced one refuses every call. Dropped, they close.
+        Nothing to flush: a partition with orders in flight on a registered producer departs
+        instead (`depart`), so a dropped one has no transaction open, and a fenced one refuses
+        every call. Dropped, they close.
 
         A registration still under way is cancelled, and waited for: the group gives the
         partition to its next owner once this returns (the revocation is acknowledged), and a
@@ -271,6 +301,19 @@ class PartitionProducers:
                     "%s[%d]: handed over while its registration is still under way",
                     *registration.key,
                 )
+
+    def depart(self, keys: Iterable[PartitionKey]) -> None:
+        """The partitions go to another maker, but their registered producers stay in use.
+
+        Their orders in flight commit on them until the next owner's registration fences them
+        (maker.py, `on_revoke`); each order thread holds its partition's `Registration`, and the
+        producer closes once the last of them lets go. Only registered, checked partitions may
+        depart: one still registering is dropped, so that it can never fence the next owner.
+        """
+        ready = [key for key in keys if self.is_ready(key)]
+        with self._lock:
+            for key in ready:
+                self._owned.pop(key, None)
 
     def drop_all(self) -> None:
         with self._lock:

@@ -31,7 +31,11 @@ from confluent_kafka.admin import AdminClient
 from medpubsub.kafka_clients import common_config, consumer_config
 from medpubsub.medicine.idle import IdleClock
 from medpubsub.medicine.maker import Destinations, Maker, MakerFailed
-from medpubsub.medicine.producers import PartitionProducers, transactional_factory
+from medpubsub.medicine.producers import (
+    PartitionProducers,
+    fence_delay_s,
+    transactional_factory,
+)
 from medpubsub.medicine.readiness import ReadinessFile
 from medpubsub.medicine.sweep import Sweep
 from medpubsub.medicine.warm import WarmFloor
@@ -70,6 +74,7 @@ def run() -> int:
         settings.group_id,
         stop.is_set,
         sweep=Sweep((kafka.deliveries_topic, kafka.dlq_topic)),
+        fence_delay_s=fence_delay_s(settings.tab_seconds),
     )
     consumer = Consumer(
         consumer_config(kafka, client_id=name, group_id=settings.group_id)
@@ -88,8 +93,8 @@ def run() -> int:
         max_orders=settings.max_orders,
         stopping=stop.is_set,
     )
-    # A new partition is registered under its transactional id, then starts at its stable
-    # committed offset; a revoked one is handed over once its orders in flight have settled.
+    # A new partition starts at its stable committed offset and is registered under its
+    # transactional id meanwhile; a revoked one goes at once, its orders in flight going on.
     maker.subscribe(kafka.orders_topic)
     print(
         f"medicine {name}: taking orders from {kafka.orders_topic} as {settings.group_id}"

@@ -55,7 +55,8 @@ class Outcome(enum.Enum):
     RETRY = "retry"  # aborted after a recoverable error; the partition is read again from it
     BEHIND = "behind"  # not committed because an earlier order of its partition was not
     INTERRUPTED = "interrupted"  # a stop request came while the tabs were being made
-    HANDED_OVER = "handed over"  # its partition was revoked before its commit began
+    # its partition was revoked before its commit began, or its next owner fenced the commit
+    HANDED_OVER = "handed over"
 
 
 class MakerFailed(Exception):
@@ -121,7 +122,7 @@ def make_in_transaction(
             log.info("%s: stopping mid-order at %s[%d]@%d", workshop.name, topic, partition, offset)
             return Outcome.INTERRUPTED
     if not line.earlier_committed(EARLIER_ORDER_TIMEOUT_S):
-        if line.handed_over:
+        if line.handed_over or line.departing:
             return Outcome.HANDED_OVER
         log.info(
             "%s: %s[%d]@%d waits behind an order that was not committed; leaving it",
@@ -134,7 +135,8 @@ def make_in_transaction(
     try:
         producer = ready_producer()
     except ProducerUnavailable as unavailable:
-        if line.handed_over:  # the revocation dropped the partition's producer
+        # The revocation dropped the partition's producer before it was ready.
+        if line.handed_over or line.departing:
             return Outcome.HANDED_OVER
         raise MakerFailed(f"cannot commit {topic}[{partition}]@{offset}: {unavailable}") from None
     if not line.claim_commit():
@@ -146,6 +148,8 @@ def make_in_transaction(
         _commit(workshop, producer, next_offset(record))
     except (KafkaException, BufferError) as exception:
         error = kafka_error(exception)
+        if line.departing:
+            return _departed(workshop, producer, line, error or exception)
         if error is not None and error.fatal():
             raise MakerFailed(_fatal(error, topic, partition)) from exception
         log.warning(
@@ -208,6 +212,33 @@ def _made_tabs(workshop: Workshop, order: Order, line: InFlight) -> list[_Outgoi
         _Outgoing(workshop.destinations.deliveries_topic, made[index].to_bytes(), order.order_id)
         for index in range(order.tabs_count)
     ]
+
+
+def _departed(
+    workshop: Workshop, producer: Producer, line: InFlight, error: KafkaError | Exception
+) -> Outcome:
+    """A revoked partition's order whose commit failed: its next owner makes it.
+
+    Expected, not a fault: the next owner's registration fenced this producer (or the group
+    moved this maker to a new member epoch) before the order was made. Nothing of it is
+    visible, and the partition is no longer this maker's to read again.
+    """
+    topic, partition = line.key
+    log.info(
+        "%s: %s[%d]@%d was revoked and its next owner came first (%s); it makes the order",
+        workshop.name,
+        topic,
+        partition,
+        line.offset,
+        error,
+    )
+    fatal = isinstance(error, KafkaError) and error.fatal()
+    if not fatal:  # a fenced producer refuses every call, and its transaction is aborted anyway
+        try:
+            _abort(workshop, producer)
+        except MakerFailed as failed:
+            log.info("%s: %s (the producer is dropped with the partition)", workshop.name, failed)
+    return Outcome.HANDED_OVER
 
 
 def _fatal(error: KafkaError, topic: str, partition: int) -> str:

@@ -374,7 +374,18 @@ def maker_mid_order(
 
 def makers_of_tabs_made_once(reader: ReaderFactory, topics: TestTopics, order: Order) -> set[str]:
     """Who made `order`'s committed tabs, once each of them is found there exactly once."""
+    return makers_of_orders_made_once(reader, topics, order)[order.order_id]
+
+
+def makers_of_orders_made_once(
+    reader: ReaderFactory, topics: TestTopics, *orders: Order
+) -> dict[str, set[str]]:
+    """Who made each order's committed tabs (by order id), once every tab of `orders`, and
+    nothing else, is found there exactly once."""
     committed = [record.json() for record in reader(topics, topics.deliveries).read_to_end(30)]
     counts = tab_counts(committed)
-    assert counts == expected_tabs(order), f"committed tabs of {order.order_id}: {counts}"
-    return {str(record["maker"]) for record in committed}
+    assert counts == expected_tabs(*orders), f"committed tabs: {counts}"
+    makers: dict[str, set[str]] = {order.order_id: set() for order in orders}
+    for record in committed:
+        makers[str(record["order_id"])].add(str(record["maker"]))
+    return makers

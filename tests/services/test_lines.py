@@ -125,3 +125,47 @@ def test_an_order_handed_over_holds_nothing_back_when_its_partition_returns() ->
     assert back.earlier_committed(0.0)  # it does not wait behind the order handed over
     assert not lines.rereading(P0)
     assert lines.unsettled({P0}) == [back]
+
+
+def test_a_departing_order_that_was_not_committed_leaves_its_partition_to_the_next_owner() -> None:
+    lines = PartitionLines()
+    departing = lines.enter(P0, 5, 3)
+    departing.departing = True  # revoked while it was made
+    lines.forget({P0})
+    departing.settle(committed=False)  # the next owner's registration fenced its commit
+    lines.leave(departing)
+
+    assert not lines.rereading(P0)
+    assert lines.ready_to_reread() == []
+
+
+def test_what_the_previous_holder_committed_is_given_up_here_and_the_rest_goes_on() -> None:
+    lines = PartitionLines()
+    made_there, also_there, ours = (
+        lines.enter(P0, 5, 3),
+        lines.enter(P0, 6, 3),
+        lines.enter(P0, 7, 3),
+    )
+
+    given_up = lines.previous_holder_committed(P0, 7)  # it committed 5 and 6, up to 7
+
+    assert given_up == [made_there, also_there]
+    assert [entry.handed_over for entry in (made_there, also_there, ours)] == [True, True, False]
+    assert not made_there.claim_commit()  # never committed here
+    for entry in given_up:
+        entry.settle(committed=False)
+        lines.leave(entry)
+    assert ours.earlier_committed(0.0)  # 6 is made, over there: 7 does not wait behind it
+    assert not lines.rereading(P0)
+    assert lines.stale(P0, 6)  # polled again later: already made
+    assert not lines.stale(P0, 7)
+    assert not lines.stale(P1, 6)  # other partitions are not concerned
+
+
+def test_an_order_behind_one_given_up_for_another_reason_still_waits_for_it() -> None:
+    lines = PartitionLines()
+    handed, behind = lines.enter(P0, 5, 3), lines.enter(P0, 6, 3)
+    assert handed.hand_over()  # handed over unmade, not made elsewhere
+    handed.settle(committed=False)
+
+    assert not behind.earlier_committed(0.0)

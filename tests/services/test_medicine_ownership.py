@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from medpubsub.kafka_clients import consumer_config
@@ -38,6 +39,7 @@ from .kafka_io import (
     an_order,
     committed_offset,
     maker_mid_order,
+    makers_of_orders_made_once,
     makers_of_tabs_made_once,
     produce,
 )
@@ -85,6 +87,7 @@ class _InProcessMaker:
     name: str
     consumer: Consumer
     maker: Maker
+    producers: PartitionProducers
 
     def step(self) -> tuple[int, int, str | None]:
         """One turn of the service's loop: (orders in flight, made, failure) afterwards.
@@ -116,18 +119,19 @@ def _in_process_maker(
         consumer_config(topics.kafka, client_id=name, group_id=topics.group)
         | {"auto.offset.reset": "error"}
     )
+    producers = PartitionProducers(
+        registering, topics.group, stopping=lambda: False, sweep=topics.sweep
+    )
     maker = Maker(
         name,
         consumer=consumer,
-        producers=PartitionProducers(
-            registering, topics.group, stopping=lambda: False, sweep=topics.sweep
-        ),
+        producers=producers,
         destinations=Destinations(topics.deliveries, topics.dlq),
         tab_seconds=tab_seconds,
         max_workers=30,
         stopping=lambda: False,
     )
-    return _InProcessMaker(name, consumer, maker)
+    return _InProcessMaker(name, consumer, maker, producers)
 
 
 def test_two_makers_that_both_believe_they_own_a_partition_make_its_order_once(
@@ -167,16 +171,18 @@ def test_two_makers_that_both_believe_they_own_a_partition_make_its_order_once(
     assert committed_offset(topics) == 1
 
 
-def test_a_maker_whose_partition_was_committed_while_it_registered_leaves_it(
+def test_a_maker_whose_partition_was_committed_while_it_registered_gives_its_copy_up(
     topics: TestTopics, reader: ReaderFactory
 ) -> None:
     """The moment between a new owner's first read of the offset and its registration.
 
-    The owner starts making from where it read the partition, and registers meanwhile; a zombie
-    commits that very order before the registration fences it. The owner must find the offset
-    moved when it reads it again, and commit nothing: the order is made once, by the zombie.
+    A revoked maker's departing orders commit in this moment (maker.py, `on_revoke`), and so
+    would a zombie's. The owner starts making from where it read the partition, and registers
+    meanwhile; the zombie commits that very order before the registration fences it. The owner
+    must find the offset moved when it reads it again, give its copy up, and go on with the
+    partition: the order is made once, by the zombie, and the next one by the owner.
     """
-    order = an_order(tabs_count=3)
+    order, next_order = an_order(tabs_count=3), an_order(tabs_count=2)
     produce(topics.bootstrap, topics.orders, [order.to_bytes()])
     partition = [TopicPartition(topics.orders, 0)]
     zombie_committed = threading.Event()
@@ -199,15 +205,87 @@ def test_a_maker_whose_partition_was_committed_while_it_registered_leaves_it(
             0,
         )
         zombie_committed.set()
-        wait_until(owner.step, lambda seen: seen[2] is not None, 30, "the owner to leave it", 0)
+        wait_until(owner.step, lambda seen: seen[0] == 0, 30, "the owner to give its copy up", 0)
+        produce(topics.bootstrap, topics.orders, [next_order.to_bytes()])
+        wait_until(owner.step, lambda seen: seen[1] == 1, 30, "the owner to make the next one", 0)
     finally:
         zombie_committed.set()
         for each in (zombie, owner):
             each.maker.close()
 
-    assert makers_of_tabs_made_once(reader, topics, order) == {zombie.name}
-    assert owner.maker.tally.made == 0
-    assert "was committed up to 1 by another maker" in str(owner.maker.failure)
+    assert makers_of_orders_made_once(reader, topics, order, next_order) == {
+        order.order_id: {zombie.name},
+        next_order.order_id: {owner.name},
+    }
+    assert owner.maker.failure is None
+    assert owner.maker.tally.made == 1
+    assert committed_offset(topics) == 2
+
+
+@pytest.mark.parametrize(
+    "next_owner_registers",
+    [
+        pytest.param("after the order is made", id="made-where-it-began"),
+        pytest.param("while the order is made", id="fenced-and-made-by-the-next-owner"),
+    ],
+)
+def test_an_order_in_flight_on_a_revoked_partition_is_made_once_by_whoever_comes_first(
+    topics: TestTopics, reader: ReaderFactory, next_owner_registers: str
+) -> None:
+    """A revocation waits for nothing: the order in flight goes on (maker.py, `on_revoke`).
+
+    Made before the next owner registers, it commits where it began, and the next owner gives
+    its own copy up; made after, its commit fails as fenced, which is no fault of its maker,
+    and the next owner makes it. Once, either way.
+    """
+    order = an_order(tabs_count=3)
+    produce(topics.bootstrap, topics.orders, [order.to_bytes()])
+    partition = [TopicPartition(topics.orders, 0)]
+    old_settled = threading.Event()
+    wait_for_old = next_owner_registers == "after the order is made"
+    old = _in_process_maker(topics, f"old-{uuid.uuid4().hex[:6]}", tab_seconds=3.0)
+    new = _in_process_maker(
+        topics,
+        f"new-{uuid.uuid4().hex[:6]}",
+        tab_seconds=3.0,
+        before_registering=lambda: wait_for_old and old_settled.wait(30),
+    )
+    try:
+        old.maker.on_assign(old.consumer, partition)
+        wait_until(
+            lambda: (old.step(), old.producers.ready_keys()),
+            lambda seen: seen[0][0] == 1 and seen[1] == [(topics.orders, 0)],
+            30,
+            "the old owner to start it, its partition registered",
+            0,
+        )
+        old.maker.on_revoke(old.consumer, partition)
+        assert old.maker.in_flight == 1  # the order goes on after the revocation
+        new.maker.on_assign(new.consumer, partition)
+
+        def both() -> tuple[tuple[int, int, str | None], ...]:
+            seen = (old.step(), new.step())
+            if seen[0][0] == 0:
+                old_settled.set()
+            return seen
+
+        wait_until(
+            both,
+            lambda seen: seen[0][0] == seen[1][0] == 0 and seen[0][1] + seen[1][1] == 1,
+            60,
+            "one of them to make it, and both to settle it",
+            0,
+        )
+    finally:
+        old_settled.set()
+        for each in (old, new):
+            each.maker.close()
+
+    made_by = old if wait_for_old else new
+    assert makers_of_tabs_made_once(reader, topics, order) == {made_by.name}
+    assert (old.maker.tally.made, new.maker.tally.made) == ((1, 0) if wait_for_old else (0, 1))
+    assert old.maker.failure is None
+    assert new.maker.failure is None
     assert committed_offset(topics) == 1
 
 
