@@ -148,15 +148,15 @@ class PartitionLines:
         are dropped until the record the partition was sought back to comes. So is a record below
         where the partition's previous holder committed it (`previous_holder_committed`).
         """
-        if offset < self._made_below.get(key, 0):
-            return True
         expected = self._rewound.get(key)
-        if expected is None:
-            return False
-        if offset == expected:
+        if expected is not None:
+            if offset != expected:
+                return True
             del self._rewound[key]
-            return False
-        return True
+        # Checked after the seek's: a partition sought back below where its previous holder
+        # committed must still see the record it was sought back to, or it would wait for it
+        # for good.
+        return offset < self._made_below.get(key, 0)
 
     def previous_holder_committed(self, key: PartitionKey, offset: int) -> list[InFlight]:
         """The partition's previous holder committed it up to `offset` after this maker started it.

@@ -169,3 +169,14 @@ def test_an_order_behind_one_given_up_for_another_reason_still_waits_for_it() ->
     handed.settle(committed=False)
 
     assert not behind.earlier_committed(0.0)
+
+
+def test_a_partition_sought_back_below_what_the_previous_holder_committed_is_read_on() -> None:
+    lines = PartitionLines()
+    lines.rewind(P0, 6)  # a paused partition's records are read again from 6
+    lines.previous_holder_committed(P0, 8)  # then the check finds 6 and 7 made elsewhere
+
+    assert lines.stale(P0, 9)  # fetched before the seek
+    assert lines.stale(P0, 6)  # the record sought back to: made elsewhere, but the seek is done
+    assert lines.stale(P0, 7)
+    assert not lines.stale(P0, 8)
