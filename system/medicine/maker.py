@@ -274,14 +274,13 @@ class Maker:
             # maker later must not come back paused.
             self.consumer.resume([TopicPartition(topic, partition) for topic, partition in paused])
         in_flight = self._lines.unsettled(keys)
-        departing_keys = {e.key for e in in_flight if self._producers.is_ready(e.key)}
+        departing_keys = self._producers.depart({e.key for e in in_flight})
         handed_over = 0
         for entry in in_flight:
             if entry.key in departing_keys:
                 entry.departing = True
             elif entry.hand_over():
                 handed_over += 1
-        self._producers.depart(departing_keys)
         self._producers.drop(keys - departing_keys)
         if in_flight:
             log.info(

@@ -145,6 +145,11 @@ class Registration:
         self.registered.set()
         self.ready.set()
 
+    @property
+    def can_commit(self) -> bool:
+        """Registered and checked, without a problem: its orders commit at once."""
+        return self.ready.is_set() and self.problem is None
+
     def wait_ready(self, timeout_s: float) -> Producer:
         """The registered, checked producer; raises `ProducerUnavailable` otherwise."""
         if not self.ready.wait(timeout_s):
@@ -238,15 +243,6 @@ class PartitionProducers:
         with self._lock:
             return self._owned.get(key)
 
-    def is_ready(self, key: PartitionKey) -> bool:
-        """The partition's producer is registered and checked: its orders can commit at once."""
-        registration = self.get(key)
-        return (
-            registration is not None
-            and registration.ready.is_set()
-            and registration.problem is None
-        )
-
     def registering(self) -> bool:
         """Some partition owned cannot commit yet (not registered, or not checked)."""
         with self._lock:
@@ -272,7 +268,7 @@ class PartitionProducers:
         """
         with self._lock:
             owned = list(self._owned.values())
-        if all(each.ready.is_set() and each.problem is None for each in owned):
+        if all(each.can_commit for each in owned):
             return sorted(each.key for each in owned)
         return []
 
@@ -302,18 +298,20 @@ class PartitionProducers:
                     *registration.key,
                 )
 
-    def depart(self, keys: Iterable[PartitionKey]) -> None:
+    def depart(self, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
         """The partitions go to another maker, but their registered producers stay in use.
 
         Their orders in flight commit on them until the next owner's registration fences them
         (maker.py, `on_revoke`); each order thread holds its partition's `Registration`, and the
         producer closes once the last of them lets go. Only registered, checked partitions may
-        depart: one still registering is dropped, so that it can never fence the next owner.
+        depart: one still registering stays, for `drop` to cancel, so that it can never fence
+        the next owner. Returns the partitions that departed.
         """
-        ready = [key for key in keys if self.is_ready(key)]
         with self._lock:
-            for key in ready:
-                self._owned.pop(key, None)
+            departed = {key for key in keys if key in self._owned and self._owned[key].can_commit}
+            for key in departed:
+                del self._owned[key]
+        return departed
 
     def drop_all(self) -> None:
         with self._lock:
