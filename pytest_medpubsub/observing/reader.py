@@ -118,10 +118,23 @@ class TopicsReader:
     # -- how far ---------------------------------------------------------------------------------
 
     def end_offsets(self) -> dict[Partition, int]:
-        """The last stable offset of every assigned partition, asked of the broker now."""
+        """The last stable offset of every partition of the topics, asked of the broker now.
+
+        The partitions are those the broker knows now, not only those assigned: a topic created
+        just before the question (the reader's refresh has not seen it yet) holds records the
+        reader has not read, and must count as behind until it has.
+        """
+        if self._admin is None:
+            return {}
+        metadata = self._admin.list_topics(timeout=10.0)
         with self._lock:
-            partitions = sorted(self._assigned)
-        if not partitions or self._admin is None:
+            known = set(self._assigned)
+        for name in self.topics:
+            topic = metadata.topics.get(name)
+            if topic is not None and topic.error is None:
+                known.update((name, partition) for partition in topic.partitions)
+        partitions = sorted(known)
+        if not partitions:
             return {}
         latest = OffsetSpec.latest()
         futures = self._admin.list_offsets(
