@@ -227,6 +227,14 @@ class Maker:
         """
         if not partitions:
             return
+        if self._closed:
+            # Given while leaving: `consumer.close()` serves an assignment that came after the
+            # last poll (a maker leaving at scale-in as another leaves too). A closing consumer
+            # fetches no committed offset, so reading them would time out at every try, for
+            # STABLE_OFFSET_TIMEOUT_S (measured: four of five overload demos had a maker stuck
+            # here past the scale-in bound). They go on to the next owner as this maker leaves.
+            log.info("%s: assigned %s while leaving; not started", self.name, _listed(partitions))
+            return
         log.info("%s: assigned %s", self.name, _listed(partitions))
         keys = [(tp.topic, tp.partition) for tp in partitions]
         # Registering fences the partitions' previous holders and then sweeps (sweep.py): an

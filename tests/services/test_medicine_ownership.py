@@ -20,17 +20,15 @@ import signal
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from medpubsub.kafka_clients import consumer_config
-from medpubsub.medicine.maker import Destinations, Maker
 from medpubsub.medicine.producers import PartitionProducers, transactional_factory
 from pytest_medpubsub.waiting import wait_until
 
+from .in_process import in_process_maker
 from .kafka_io import (
     STARTED,
     ReaderFactory,
@@ -80,60 +78,6 @@ def test_an_order_whose_maker_s_session_expires_mid_order_is_made_once(
     assert makers in ({first_name}, {second_name})
 
 
-@dataclass
-class _InProcessMaker:
-    """A maker run by the test's own loop, on a consumer the test assigns partitions to."""
-
-    name: str
-    consumer: Consumer
-    maker: Maker
-    producers: PartitionProducers
-
-    def step(self) -> tuple[int, int, str | None]:
-        """One turn of the service's loop: (orders in flight, made, failure) afterwards.
-
-        A maker that failed does nothing more, as the service exits then.
-        """
-        self.maker.tick()
-        if self.maker.failure is not None:
-            return self.maker.in_flight, self.maker.tally.made, self.maker.failure
-        record = self.consumer.poll(0.05)
-        if record is not None and record.error() is None:
-            self.maker.offer(record)
-        return self.maker.in_flight, self.maker.tally.made, self.maker.failure
-
-
-def _in_process_maker(
-    topics: TestTopics,
-    name: str,
-    tab_seconds: float,
-    before_registering: Callable[[], object] = lambda: None,
-) -> _InProcessMaker:
-    make_producer = transactional_factory(topics.kafka, name)
-
-    def registering(transactional_id: str) -> Producer:
-        before_registering()
-        return make_producer(transactional_id)
-
-    consumer = Consumer(
-        consumer_config(topics.kafka, client_id=name, group_id=topics.group)
-        | {"auto.offset.reset": "error"}
-    )
-    producers = PartitionProducers(
-        registering, topics.group, stopping=lambda: False, sweep=topics.sweep
-    )
-    maker = Maker(
-        name,
-        consumer=consumer,
-        producers=producers,
-        destinations=Destinations(topics.deliveries, topics.dlq),
-        tab_seconds=tab_seconds,
-        max_workers=30,
-        stopping=lambda: False,
-    )
-    return _InProcessMaker(name, consumer, maker, producers)
-
-
 def test_two_makers_that_both_believe_they_own_a_partition_make_its_order_once(
     topics: TestTopics, reader: ReaderFactory
 ) -> None:
@@ -147,8 +91,8 @@ def test_two_makers_that_both_believe_they_own_a_partition_make_its_order_once(
     order = an_order(tabs_count=3)
     produce(topics.bootstrap, topics.orders, [order.to_bytes()])
     partition = [TopicPartition(topics.orders, 0)]
-    zombie = _in_process_maker(topics, f"zombie-{uuid.uuid4().hex[:6]}", tab_seconds=3.0)
-    owner = _in_process_maker(topics, f"owner-{uuid.uuid4().hex[:6]}", tab_seconds=3.0)
+    zombie = in_process_maker(topics, f"zombie-{uuid.uuid4().hex[:6]}", tab_seconds=3.0)
+    owner = in_process_maker(topics, f"owner-{uuid.uuid4().hex[:6]}", tab_seconds=3.0)
     try:
         zombie.maker.on_assign(zombie.consumer, partition)
         wait_until(zombie.step, lambda seen: seen[0] == 1, 30, "the zombie to start it", 0)
@@ -186,8 +130,8 @@ def test_a_maker_whose_partition_was_committed_while_it_registered_gives_its_cop
     produce(topics.bootstrap, topics.orders, [order.to_bytes()])
     partition = [TopicPartition(topics.orders, 0)]
     zombie_committed = threading.Event()
-    zombie = _in_process_maker(topics, f"zombie-{uuid.uuid4().hex[:6]}", tab_seconds=1.0)
-    owner = _in_process_maker(
+    zombie = in_process_maker(topics, f"zombie-{uuid.uuid4().hex[:6]}", tab_seconds=1.0)
+    owner = in_process_maker(
         topics,
         f"owner-{uuid.uuid4().hex[:6]}",
         tab_seconds=1.0,
@@ -243,8 +187,8 @@ def test_an_order_in_flight_on_a_revoked_partition_is_made_once_by_whoever_comes
     partition = [TopicPartition(topics.orders, 0)]
     old_settled = threading.Event()
     wait_for_old = next_owner_registers == "after the order is made"
-    old = _in_process_maker(topics, f"old-{uuid.uuid4().hex[:6]}", tab_seconds=3.0)
-    new = _in_process_maker(
+    old = in_process_maker(topics, f"old-{uuid.uuid4().hex[:6]}", tab_seconds=3.0)
+    new = in_process_maker(
         topics,
         f"new-{uuid.uuid4().hex[:6]}",
         tab_seconds=3.0,

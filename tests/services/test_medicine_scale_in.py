@@ -1,4 +1,5 @@
-"""Makers that go idle together leave together (system/medicine/idle.py), on a real broker.
+"""Makers that go idle together leave together (system/medicine/idle.py), on a real broker, and a
+maker given partitions as it leaves does not stay for them.
 
 When a maker leaves, the makers still there are given its partitions. Registering them must not
 start their idle time again: if it did, every maker that left would keep the others for another
@@ -8,11 +9,21 @@ timeout on the cluster).
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
 
+from medpubsub.kafka_clients import common_config, consumer_config
+from medpubsub.medicine.committed import STABLE_OFFSET_TIMEOUT_S
+from pytest_medpubsub.waiting import wait_until
+
+from .in_process import InProcessMaker, in_process_maker
 from .kafka_io import STARTED, ServiceFactory, TestTopics, create_topics, delete_topics
 
 # The maker that leaves first (started first, so that it holds every partition before handing
@@ -57,3 +68,67 @@ def test_partitions_handed_over_by_a_maker_that_left_do_not_keep_the_other(
         f"the maker stayed {stayed_s:.1f} s after the other left (its idle timeout is "
         f"{STAYS_IDLE_S} s):\n{stays.output()}"
     )
+
+
+@pytest.fixture
+def two_partitions(medpubsub_kafka: str) -> Iterator[TestTopics]:
+    created = create_topics(medpubsub_kafka, partitions=2)
+    yield created
+    delete_topics(created)
+
+
+def _assigned(maker: InProcessMaker) -> int:
+    maker.step()
+    return len(maker.consumer.assignment())
+
+
+def _target_of(topics: TestTopics, member_id: str) -> int:
+    """How many partitions the group coordinator means `member_id` to own now."""
+    admin = AdminClient(common_config(topics.kafka, "scale-in-test-admin"))
+    group = admin.describe_consumer_groups([topics.group], request_timeout=5)[topics.group]
+    for member in group.result(timeout=10).members:
+        if member.member_id == member_id:
+            target = member.target_assignment or member.assignment
+            return len(target.topic_partitions)
+    return 0
+
+
+def test_a_partition_given_to_a_maker_as_it_leaves_does_not_keep_it(
+    two_partitions: TestTopics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Seen in four of five overload demos at scale-in: two makers go idle together; the first
+    to leave hands its partition to the other between that one's last poll and its own close, so
+    `consumer.close()` serves the assignment. Reading the committed offsets of a closing consumer
+    times out at every try, and the maker stayed in `on_assign` for STABLE_OFFSET_TIMEOUT_S."""
+    topics = two_partitions
+    caplog.set_level(logging.INFO, logger="medpubsub.medicine")
+    leaving = in_process_maker(topics, f"leaving-{uuid.uuid4().hex[:6]}", tab_seconds=1.0)
+    leaving.maker.subscribe(topics.orders)
+    wait_until(lambda: _assigned(leaving), lambda n: n == 2, 30, "the first maker's 2 partitions")
+    other = Consumer(consumer_config(topics.kafka, "scale-in-test-other", topics.group))
+    other.subscribe([topics.orders])
+
+    def split() -> tuple[int, int]:
+        other.poll(0.05)
+        return _assigned(leaving), len(other.assignment())
+
+    wait_until(split, lambda seen: seen == (1, 1), 30, "one partition each")
+
+    # `leaving` polls no more, as a maker settling before its close; the other leaves meanwhile.
+    other.close()
+    member_id = leaving.consumer.memberid() or ""
+    wait_until(
+        lambda: _target_of(topics, member_id),
+        lambda n: n == 2,
+        30,
+        "the coordinator to give the leaving maker the other's partition",
+    )
+    closing = threading.Thread(target=leaving.maker.close, name="close", daemon=True)
+    closing.start()
+    closing.join(STABLE_OFFSET_TIMEOUT_S / 2)
+    assert not closing.is_alive(), (
+        f"the maker's close was still running {STABLE_OFFSET_TIMEOUT_S / 2:.0f} s on:"
+        f"\n{caplog.text}"
+    )
+    # The assignment did reach the maker inside its close (else the test proved nothing).
+    assert "while leaving; not started" in caplog.text, caplog.text
