@@ -30,7 +30,9 @@ from pytest_medpubsub.system import MedpubsubSystem
 # 4.49-5.45 s, the target met in one. Two more after a revocation stopped handing orders over
 # (the orders restarted at the survivor commit there unless the replacement's registration,
 # half a making time after it joins, comes first): p95 2.71 and 2.56 s, p99 4.69 and 4.56 s,
-# the target met in both. With the 6 s session
+# the target met in both; and on 2026-12-08, from the code in which a maker leaving starts no
+# partition given to it meanwhile, p95 2.52, 3.31 and 2.55 s, p99 4.64, 5.27 and 5.03 s (the
+# target met in one; 3 of 7 runs of this code missed it, by 0.05-0.31 s). With the 6 s session
 # before: p95 7.79-7.93 s, p99 9.44-9.79 s (kafka/embedded.py says what a session this short
 # risks).
 @pytest.mark.medpubsub_slo(p95_s=5.0, p99_s=6.5, min_jobs=2)
