@@ -17,10 +17,10 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient
 
-from medpubsub.kafka_clients import common_config, consumer_config
+from medpubsub.kafka_clients import consumer_config
 from medpubsub.medicine.committed import STABLE_OFFSET_TIMEOUT_S
+from pytest_medpubsub.kafka.group import group_assignment
 from pytest_medpubsub.waiting import wait_until
 
 from .in_process import InProcessMaker, in_process_maker
@@ -82,17 +82,6 @@ def _assigned(maker: InProcessMaker) -> int:
     return len(maker.consumer.assignment())
 
 
-def _target_of(topics: TestTopics, member_id: str) -> int:
-    """How many partitions the group coordinator means `member_id` to own now."""
-    admin = AdminClient(common_config(topics.kafka, "scale-in-test-admin"))
-    group = admin.describe_consumer_groups([topics.group], request_timeout=5)[topics.group]
-    for member in group.result(timeout=10).members:
-        if member.member_id == member_id:
-            target = member.target_assignment or member.assignment
-            return len(target.topic_partitions)
-    return 0
-
-
 def test_a_partition_given_to_a_maker_as_it_leaves_does_not_keep_it(
     two_partitions: TestTopics, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -103,32 +92,40 @@ def test_a_partition_given_to_a_maker_as_it_leaves_does_not_keep_it(
     topics = two_partitions
     caplog.set_level(logging.INFO, logger="medpubsub.medicine")
     leaving = in_process_maker(topics, f"leaving-{uuid.uuid4().hex[:6]}", tab_seconds=1.0)
-    leaving.maker.subscribe(topics.orders)
-    wait_until(lambda: _assigned(leaving), lambda n: n == 2, 30, "the first maker's 2 partitions")
     other = Consumer(consumer_config(topics.kafka, "scale-in-test-other", topics.group))
-    other.subscribe([topics.orders])
+    other_left = False
+    try:
+        leaving.maker.subscribe(topics.orders)
+        wait_until(
+            lambda: _assigned(leaving), lambda n: n == 2, 30, "the first maker's 2 partitions"
+        )
+        other.subscribe([topics.orders])
 
-    def split() -> tuple[int, int]:
-        other.poll(0.05)
-        return _assigned(leaving), len(other.assignment())
+        def split() -> tuple[int, int]:
+            other.poll(0.05)
+            return _assigned(leaving), len(other.assignment())
 
-    wait_until(split, lambda seen: seen == (1, 1), 30, "one partition each")
+        wait_until(split, lambda seen: seen == (1, 1), 30, "one partition each")
 
-    # `leaving` polls no more, as a maker settling before its close; the other leaves meanwhile.
-    other.close()
-    member_id = leaving.consumer.memberid() or ""
-    wait_until(
-        lambda: _target_of(topics, member_id),
-        lambda n: n == 2,
-        30,
-        "the coordinator to give the leaving maker the other's partition",
-    )
-    closing = threading.Thread(target=leaving.maker.close, name="close", daemon=True)
-    closing.start()
-    closing.join(STABLE_OFFSET_TIMEOUT_S / 2)
-    assert not closing.is_alive(), (
-        f"the maker's close was still running {STABLE_OFFSET_TIMEOUT_S / 2:.0f} s on:"
-        f"\n{caplog.text}"
-    )
+        # `leaving` polls no more, as a maker settling before its close; the other leaves.
+        other.close()
+        other_left = True
+        wait_until(
+            lambda: group_assignment(topics.kafka, topics.group, topics.orders),
+            lambda group: group.members_with_partitions == 1 and group.fully_assigned,
+            30,
+            "the coordinator to give the leaving maker the other's partition",
+        )
+        closing = threading.Thread(target=leaving.maker.close, name="close", daemon=True)
+        closing.start()
+        closing.join(STABLE_OFFSET_TIMEOUT_S / 2)
+        assert not closing.is_alive(), (
+            f"the maker's close was still running {STABLE_OFFSET_TIMEOUT_S / 2:.0f} s on:"
+            f"\n{caplog.text}"
+        )
+    finally:
+        if not other_left:
+            other.close()
+        leaving.maker.close()  # once only: a close already under way makes this return
     # The assignment did reach the maker inside its close (else the test proved nothing).
     assert "while leaving; not started" in caplog.text, caplog.text
